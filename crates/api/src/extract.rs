@@ -1,0 +1,74 @@
+//! Request extractors: the authenticated principal and optimistic-concurrency headers.
+
+use crate::error::ApiError;
+use actix_web::dev::Payload;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, FromRequest, HttpRequest};
+use caseflow_app::{App, AppError, Principal};
+use std::future::Future;
+use std::pin::Pin;
+
+/// The caller, authenticated from `Authorization: Bearer <token>` (agent JWT or API token).
+#[derive(Debug, Clone)]
+pub struct Auth(pub Principal);
+
+impl FromRequest for Auth {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let app = req.app_data::<web::Data<App>>().cloned();
+        let header = req.headers().get(header::AUTHORIZATION).map(|h| h.to_str().map(str::to_owned));
+        Box::pin(async move {
+            let app = app.ok_or_else(|| ApiError::from(AppError::Internal("application state missing".into())))?;
+            let value = match header {
+                None => return Err(AppError::Unauthenticated("missing Authorization: Bearer token").into()),
+                Some(Err(_)) => {
+                    return Err(AppError::Unauthenticated("the Authorization header is not readable").into())
+                }
+                Some(Ok(v)) => v,
+            };
+            let token = value
+                .split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim())
+                .filter(|t| !t.is_empty())
+                .ok_or(AppError::Unauthenticated("the Authorization header must be `Bearer <token>`"))?;
+            Ok(Auth(app.authenticate(token).await?))
+        })
+    }
+}
+
+/// The `If-Match` header as a version number (`"3"`, `W/"3"` or `3`).
+#[derive(Debug, Clone, Copy)]
+pub struct IfMatch(pub Option<i64>);
+
+impl FromRequest for IfMatch {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let parsed = match req.headers().get(header::IF_MATCH) {
+            None => Ok(IfMatch(None)),
+            Some(v) => v
+                .to_str()
+                .ok()
+                .map(|s| s.trim().trim_start_matches("W/").trim_matches('"'))
+                .and_then(|s| s.parse::<i64>().ok())
+                .map(|n| IfMatch(Some(n)))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_parameter",
+                        "If-Match must be a version, e.g. \"3\"",
+                    )
+                }),
+        };
+        std::future::ready(parsed)
+    }
+}
+
+/// An `ETag` header value for a version.
+pub fn etag(version: i64) -> (header::HeaderName, String) {
+    (header::ETAG, format!("\"{version}\""))
+}

@@ -1,0 +1,613 @@
+//! Case use cases: create, read, list, update, messages and the audit log.
+
+use crate::auth::Principal;
+use crate::customers::{resolve_customer, CustomerRef};
+use crate::error::{AppError, AppResult};
+use crate::views::*;
+use crate::{check_len, new_id, required, App, Page};
+use caseflow_core::*;
+use caseflow_store::models::*;
+use caseflow_store::queries::{self, cases::CaseFilter};
+use caseflow_store::DbConn;
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Deserializer};
+
+/// Deserializes a field that distinguishes "absent" (`None`) from "null" (`Some(None)`).
+pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Input for creating a case (an integrator, or an agent logging a contact).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCase {
+    pub subject: String,
+    /// The customer's first message.
+    pub body: String,
+    pub customer: CustomerRef,
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    /// Channel of origin; `api` when not given.
+    #[serde(default)]
+    pub channel: Option<Channel>,
+    #[serde(default)]
+    pub team_id: Option<String>,
+    #[serde(default)]
+    pub assignee_id: Option<String>,
+    /// The caller's id for this message; a second create with the same id and channel returns
+    /// the existing case instead of a duplicate.
+    #[serde(default)]
+    pub external_id: Option<String>,
+}
+
+/// Changes to a case; absent fields are left alone, `null` clears team or assignee.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CasePatch {
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub status: Option<CaseStatus>,
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub team_id: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub assignee_id: Option<Option<String>>,
+    /// The version the client last read; the update fails with `version_conflict` if the case
+    /// changed since. `If-Match` does the same.
+    #[serde(default)]
+    pub version: Option<i64>,
+}
+
+/// What kind of message to add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// A public reply to the customer, sent on the case's channel.
+    Reply,
+    /// An internal note, visible to staff only.
+    Note,
+    /// A message from the customer relayed by an integrator.
+    Inbound,
+}
+
+/// Input for adding a message to a case.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessage {
+    pub kind: MessageKind,
+    pub body: String,
+    /// Status to set together with a reply or note (e.g. `pending` or `solved`).
+    #[serde(default)]
+    pub status: Option<CaseStatus>,
+    #[serde(default)]
+    pub external_id: Option<String>,
+}
+
+/// Query for the case list.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseQuery {
+    /// Comma-separated statuses.
+    pub status: Option<String>,
+    /// An agent id, `me`, or `none` for unassigned.
+    pub assignee: Option<String>,
+    /// A team id or `none`.
+    pub team: Option<String>,
+    pub priority: Option<String>,
+    pub customer: Option<String>,
+    pub channel: Option<String>,
+    /// Text matched against subjects (case-insensitive) and case numbers.
+    pub q: Option<String>,
+    /// `-created_at` (default, newest first) or `created_at`.
+    pub sort: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// Result of creating a case.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub case: CaseDetail,
+    /// False when `external_id` matched an earlier submission and nothing new was created.
+    pub created: bool,
+}
+
+pub(crate) fn event(
+    conn: &mut DbConn,
+    case_id: &str,
+    kind: &str,
+    actor: &(ActorKind, Option<String>),
+    data: serde_json::Value,
+    now: NaiveDateTime,
+) -> AppResult<()> {
+    queries::events::insert_case_event(
+        conn,
+        &CaseEventRow {
+            id: new_id(),
+            case_id: case_id.to_owned(),
+            kind: kind.to_owned(),
+            actor_kind: actor.0.as_str().to_owned(),
+            actor_id: actor.1.clone(),
+            data: data.to_string(),
+            created_at: now,
+        },
+    )?;
+    Ok(())
+}
+
+fn load_case(conn: &mut DbConn, id: &str) -> AppResult<CaseRow> {
+    queries::cases::get(conn, id)?.ok_or(AppError::NotFound("case"))
+}
+
+fn detail(conn: &mut DbConn, row: CaseRow) -> AppResult<CaseDetail> {
+    let customer = queries::customers::get(conn, &row.customer_id)?.ok_or(AppError::NotFound("customer"))?;
+    Ok(CaseDetail {
+        case: row.try_into()?,
+        customer: CustomerSummary {
+            id: CustomerId::new(customer.id),
+            name: customer.name,
+            tier: stored("customers.tier", &customer.tier)?,
+        },
+    })
+}
+
+fn check_team(conn: &mut DbConn, team: Option<&str>) -> AppResult<()> {
+    if let Some(t) = team {
+        if queries::teams::get(conn, t)?.is_none() {
+            return Err(AppError::invalid("team_id: no such team"));
+        }
+    }
+    Ok(())
+}
+
+fn check_assignee(conn: &mut DbConn, agent: Option<&str>) -> AppResult<()> {
+    if let Some(a) = agent {
+        match queries::agents::get(conn, a)? {
+            Some(row) if row.active => {}
+            Some(_) => return Err(AppError::invalid("assignee_id: the agent is deactivated")),
+            None => return Err(AppError::invalid("assignee_id: no such agent")),
+        }
+    }
+    Ok(())
+}
+
+fn external_id(v: Option<&str>) -> AppResult<Option<String>> {
+    match v.map(str::trim) {
+        None => Ok(None),
+        Some("") => Err(AppError::invalid("external_id must not be empty when given")),
+        Some(s) if s.len() > 255 => Err(AppError::invalid("external_id is longer than 255 bytes")),
+        Some(s) => Ok(Some(s.to_owned())),
+    }
+}
+
+/// Retries a write once more when it lost a race on a unique key (two requests creating the
+/// same new customer identity at once): the second attempt finds the winner's row.
+async fn with_retry<T, F>(app: &App, f: F) -> AppResult<T>
+where
+    T: Send + 'static,
+    F: Fn(&mut DbConn) -> AppResult<T> + Send + Sync + Clone + 'static,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let g = f.clone();
+        match app.write(move |c| g(c)).await {
+            Err(AppError::AlreadyExists(_)) if attempt < 3 => continue,
+            other => return other,
+        }
+    }
+}
+
+impl App {
+    /// Creates a case with the customer's first message, resolving (or creating) the
+    /// customer from the given identity.
+    pub async fn create_case(&self, who: &Principal, input: NewCase) -> AppResult<Created> {
+        who.require_write()?;
+        let limits = &self.settings().limits;
+        let subject = required("subject", &input.subject)?;
+        check_len("subject", &subject, 998)?;
+        let body = required("body", &input.body)?;
+        check_len("body", &body, limits.max_message_bytes)?;
+        let ext = external_id(input.external_id.as_deref())?;
+        let channel = input.channel.unwrap_or(Channel::Api);
+        let priority = input.priority.unwrap_or(Priority::Normal);
+        let actor = who.actor();
+        let now = self.now_naive();
+        let customer_ref = input.customer.clone();
+        let (team_id, assignee_id) = (input.team_id.clone(), input.assignee_id.clone());
+        with_retry(self, move |conn| {
+            if let Some(e) = &ext {
+                if let Some(m) = queries::messages::find_by_external_id(conn, channel.as_str(), e)? {
+                    let case = load_case(conn, &m.case_id)?;
+                    return Ok(Created { case: detail(conn, case)?, created: false });
+                }
+            }
+            let (customer, _) = resolve_customer(conn, &customer_ref, &actor, now)?;
+            check_team(conn, team_id.as_deref())?;
+            check_assignee(conn, assignee_id.as_deref())?;
+            let number = queries::next_case_number(conn)?;
+            let row = CaseRow {
+                id: new_id(),
+                number,
+                subject: subject.clone(),
+                status: CaseStatus::New.as_str().into(),
+                priority: priority.as_str().into(),
+                channel: channel.as_str().into(),
+                customer_id: customer.id.clone(),
+                team_id: team_id.clone(),
+                assignee_id: assignee_id.clone(),
+                linked_case_id: None,
+                created_at: now,
+                updated_at: now,
+                last_message_at: now,
+                first_response_at: None,
+                solved_at: None,
+                closed_at: None,
+                version: 1,
+            };
+            queries::cases::insert(conn, &row)?;
+            let msg = MessageRow {
+                id: new_id(),
+                case_id: row.id.clone(),
+                direction: MessageDirection::Inbound.as_str().into(),
+                channel: channel.as_str().into(),
+                author_kind: ActorKind::Customer.as_str().into(),
+                author_id: Some(customer.id.clone()),
+                body_text: body.clone(),
+                body_html: None,
+                external_id: ext.clone(),
+                message_id_header: None,
+                in_reply_to: None,
+                references_header: None,
+                thread_rule: None,
+                delivery_status: None,
+                created_at: now,
+            };
+            queries::messages::insert(conn, &msg)?;
+            event(
+                conn,
+                &row.id,
+                "case_created",
+                &actor,
+                serde_json::json!({
+                    "number": number, "channel": channel, "priority": priority,
+                    "customer_id": customer.id, "message_id": msg.id,
+                    "team_id": row.team_id, "assignee_id": row.assignee_id,
+                }),
+                now,
+            )?;
+            tracing::info!(case.id = %row.id, case.number = number, channel = %channel, "case created");
+            Ok(Created { case: detail(conn, row)?, created: true })
+        })
+        .await
+    }
+
+    /// One case with its customer summary.
+    pub async fn get_case(&self, who: &Principal, id: String) -> AppResult<CaseDetail> {
+        who.require_read()?;
+        self.read(move |conn| {
+            let row = load_case(conn, &id)?;
+            detail(conn, row)
+        })
+        .await
+    }
+
+    /// A page of cases matching `query`.
+    pub async fn list_cases(&self, who: &Principal, query: CaseQuery) -> AppResult<Page<CaseView>> {
+        who.require_read()?;
+        let limit = self.page_limit(query.limit)?;
+        let mut f = CaseFilter { limit: limit + 1, ..CaseFilter::default() };
+        if let Some(s) = query.status.as_deref().filter(|s| !s.is_empty()) {
+            for part in s.split(',') {
+                let st: CaseStatus = crate::parse_enum("status", part.trim())?;
+                f.statuses.push(st.as_str().to_owned());
+            }
+        }
+        f.assignee_id = match query.assignee.as_deref() {
+            None | Some("") => None,
+            Some("none") => Some(None),
+            Some("me") => match who.agent_id() {
+                Some(id) => Some(Some(id.to_string())),
+                None => return Err(AppError::invalid("assignee=me needs an agent session, not an API token")),
+            },
+            Some(id) => Some(Some(id.to_owned())),
+        };
+        f.team_id = match query.team.as_deref() {
+            None | Some("") => None,
+            Some("none") => Some(None),
+            Some(id) => Some(Some(id.to_owned())),
+        };
+        if let Some(p) = query.priority.as_deref().filter(|s| !s.is_empty()) {
+            f.priority = Some(crate::parse_enum::<Priority>("priority", p)?.as_str().to_owned());
+        }
+        if let Some(c) = query.channel.as_deref().filter(|s| !s.is_empty()) {
+            f.channel = Some(crate::parse_enum::<Channel>("channel", c)?.as_str().to_owned());
+        }
+        f.customer_id = query.customer.filter(|s| !s.is_empty());
+        if let Some(q) = query.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            check_len("q", q, 200)?;
+            f.text = Some(q.to_owned());
+        }
+        f.ascending = match query.sort.as_deref() {
+            None | Some("") | Some("-created_at") => false,
+            Some("created_at") => true,
+            Some(_) => return Err(AppError::invalid("sort must be created_at or -created_at")),
+        };
+        f.after = query.cursor.filter(|s| !s.is_empty());
+        self.read(move |conn| {
+            let rows = queries::cases::list(conn, &f)?;
+            let page = Page::from_rows(rows, limit, |r| r.id.clone(), CaseView::try_from);
+            Ok(Page { items: page.items.into_iter().collect::<AppResult<Vec<_>>>()?, next_cursor: page.next_cursor })
+        })
+        .await
+    }
+
+    /// Applies `patch`, recording one audit event per changed field.
+    pub async fn update_case(
+        &self,
+        who: &Principal,
+        id: String,
+        patch: CasePatch,
+        if_match: Option<i64>,
+    ) -> AppResult<CaseDetail> {
+        who.require_write()?;
+        if let Some(s) = &patch.subject {
+            check_len("subject", required("subject", s)?.as_str(), 998)?;
+        }
+        if let Some(Some(a)) = &patch.assignee_id {
+            // Agents may take a case themselves; assigning to others is supervision.
+            if who.agent_id().map(|me| me.as_str()) != Some(a.as_str()) {
+                who.require_supervisor()?;
+            }
+        }
+        let expected = match (patch.version, if_match) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(AppError::invalid("version and If-Match disagree"));
+            }
+            (a, b) => a.or(b),
+        };
+        let actor = who.actor();
+        let now = self.now_naive();
+        self.write(move |conn| {
+            let old = load_case(conn, &id)?;
+            if expected.is_some_and(|v| v != old.version) {
+                return Err(AppError::VersionConflict("case"));
+            }
+            let mut new = old.clone();
+            let mut events: Vec<(&str, serde_json::Value)> = Vec::new();
+            if let Some(s) = &patch.subject {
+                let s = s.trim().to_owned();
+                if s != old.subject {
+                    events.push(("subject_changed", serde_json::json!({})));
+                    new.subject = s;
+                }
+            }
+            if let Some(to) = patch.status {
+                let from: CaseStatus = stored("cases.status", &old.status)?;
+                let to = from.transition_to(to)?;
+                if to != from {
+                    apply_status(&mut new, to, now);
+                    events.push(("status_changed", serde_json::json!({"from": from, "to": to})));
+                }
+            } else if old.status == CaseStatus::Closed.as_str() {
+                return Err(AppError::InvalidTransition("a closed case cannot be changed".into()));
+            }
+            if let Some(p) = patch.priority {
+                if p.as_str() != old.priority {
+                    events.push(("priority_changed", serde_json::json!({"from": old.priority, "to": p})));
+                    new.priority = p.as_str().into();
+                }
+            }
+            if let Some(t) = &patch.team_id {
+                if *t != old.team_id {
+                    check_team(conn, t.as_deref())?;
+                    events.push(("team_changed", serde_json::json!({"from": old.team_id, "to": t})));
+                    new.team_id = t.clone();
+                }
+            }
+            if let Some(a) = &patch.assignee_id {
+                if *a != old.assignee_id {
+                    check_assignee(conn, a.as_deref())?;
+                    events.push(("assignee_changed", serde_json::json!({"from": old.assignee_id, "to": a})));
+                    new.assignee_id = a.clone();
+                }
+            }
+            if events.is_empty() {
+                return detail(conn, old);
+            }
+            new.version = old.version + 1;
+            new.updated_at = now;
+            if !queries::cases::update_if_version(conn, &new, old.version)? {
+                return Err(AppError::VersionConflict("case"));
+            }
+            for (kind, data) in events {
+                event(conn, &new.id, kind, &actor, data, now)?;
+            }
+            tracing::info!(case.id = %new.id, case.version = new.version, "case updated");
+            detail(conn, new)
+        })
+        .await
+    }
+
+    /// Adds a reply, note or relayed customer message. A reply is written together with an
+    /// outbox row that the dispatcher delivers on the case's channel.
+    pub async fn add_message(&self, who: &Principal, case_id: String, input: NewMessage) -> AppResult<MessageView> {
+        who.require_write()?;
+        let body = required("body", &input.body)?;
+        check_len("body", &body, self.settings().limits.max_message_bytes)?;
+        let ext = external_id(input.external_id.as_deref())?;
+        if input.kind == MessageKind::Inbound && input.status.is_some() {
+            return Err(AppError::invalid("status cannot be set with an inbound message"));
+        }
+        let actor = who.actor();
+        let now = self.now_naive();
+        self.write(move |conn| {
+            let old = load_case(conn, &case_id)?;
+            let channel: Channel = stored("cases.channel", &old.channel)?;
+            if let Some(e) = &ext {
+                if let Some(m) = queries::messages::find_by_external_id(conn, channel.as_str(), e)? {
+                    if m.case_id != old.id {
+                        return Err(AppError::AlreadyExists("external_id is already used on another case".into()));
+                    }
+                    return MessageView::from_row(m, Vec::new());
+                }
+            }
+            let from: CaseStatus = stored("cases.status", &old.status)?;
+            if from == CaseStatus::Closed {
+                return Err(AppError::InvalidTransition(
+                    "the case is closed; create a new case linked to it instead".into(),
+                ));
+            }
+            let mut new = old.clone();
+            let (direction, author_kind, author_id, delivery) = match input.kind {
+                MessageKind::Reply => (MessageDirection::Outbound, actor.0, actor.1.clone(), Some("queued")),
+                MessageKind::Note => (MessageDirection::Note, actor.0, actor.1.clone(), None),
+                MessageKind::Inbound => {
+                    (MessageDirection::Inbound, ActorKind::Customer, Some(old.customer_id.clone()), None)
+                }
+            };
+            let mut to = match input.kind {
+                MessageKind::Reply => from.on_agent_reply(),
+                MessageKind::Note => from,
+                MessageKind::Inbound => from.on_customer_reply()?,
+            };
+            if let Some(explicit) = input.status {
+                to = to.transition_to(explicit).or_else(|_| from.transition_to(explicit))?;
+            }
+            let msg = MessageRow {
+                id: new_id(),
+                case_id: old.id.clone(),
+                direction: direction.as_str().into(),
+                channel: channel.as_str().into(),
+                author_kind: author_kind.as_str().into(),
+                author_id,
+                body_text: body.clone(),
+                body_html: None,
+                external_id: ext.clone(),
+                message_id_header: None,
+                in_reply_to: None,
+                references_header: None,
+                thread_rule: None,
+                delivery_status: delivery.map(str::to_owned),
+                created_at: now,
+            };
+            queries::messages::insert(conn, &msg)?;
+            if input.kind == MessageKind::Reply {
+                if new.first_response_at.is_none() {
+                    new.first_response_at = Some(now);
+                }
+                queries::events::insert_outbox(
+                    conn,
+                    &OutboxRow {
+                        id: new_id(),
+                        kind: format!("reply.{}", delivery_channel(channel)),
+                        case_id: Some(old.id.clone()),
+                        payload: serde_json::json!({"message_id": msg.id, "case_id": old.id}).to_string(),
+                        status: "pending".into(),
+                        attempts: 0,
+                        next_attempt_at: now,
+                        last_error: None,
+                        created_at: now,
+                        delivered_at: None,
+                    },
+                )?;
+            }
+            if input.kind != MessageKind::Note {
+                new.last_message_at = now;
+            }
+            if to != from {
+                apply_status(&mut new, to, now);
+            }
+            new.version = old.version + 1;
+            new.updated_at = now;
+            if !queries::cases::update_if_version(conn, &new, old.version)? {
+                return Err(AppError::VersionConflict("case"));
+            }
+            event(
+                conn,
+                &old.id,
+                "message_added",
+                &actor,
+                serde_json::json!({"message_id": msg.id, "direction": direction}),
+                now,
+            )?;
+            if to != from {
+                event(conn, &old.id, "status_changed", &actor, serde_json::json!({"from": from, "to": to}), now)?;
+            }
+            tracing::info!(case.id = %old.id, message.id = %msg.id, direction = %direction, "message added");
+            MessageView::from_row(msg, Vec::new())
+        })
+        .await
+    }
+
+    /// The case's messages in order, with attachment metadata.
+    pub async fn list_messages(
+        &self,
+        who: &Principal,
+        case_id: String,
+        cursor: Option<String>,
+        limit: Option<i64>,
+    ) -> AppResult<Page<MessageView>> {
+        who.require_read()?;
+        let limit = self.page_limit(limit)?;
+        self.read(move |conn| {
+            load_case(conn, &case_id)?;
+            let rows = queries::messages::list_for_case(conn, &case_id, cursor.as_deref(), limit + 1)?;
+            let page = Page::from_rows(rows, limit, |r| r.id.clone(), |r| r);
+            let ids: Vec<String> = page.items.iter().map(|m| m.id.clone()).collect();
+            let mut atts = queries::messages::attachments_for(conn, &ids)?;
+            let mut items = Vec::with_capacity(page.items.len());
+            for m in page.items {
+                let mine: Vec<AttachmentView> =
+                    atts.iter().filter(|a| a.message_id == m.id).cloned().map(AttachmentView::from).collect();
+                atts.retain(|a| a.message_id != m.id);
+                items.push(MessageView::from_row(m, mine)?);
+            }
+            Ok(Page { items, next_cursor: page.next_cursor })
+        })
+        .await
+    }
+
+    /// The case's audit log, oldest first.
+    pub async fn list_case_events(
+        &self,
+        who: &Principal,
+        case_id: String,
+        cursor: Option<String>,
+        limit: Option<i64>,
+    ) -> AppResult<Page<EventView>> {
+        who.require_read()?;
+        let limit = self.page_limit(limit)?;
+        self.read(move |conn| {
+            load_case(conn, &case_id)?;
+            let rows = queries::events::list_case_events(conn, &case_id, cursor.as_deref(), limit + 1)?;
+            let page = Page::from_rows(rows, limit, |r| r.id.clone(), EventView::try_from);
+            Ok(Page { items: page.items.into_iter().collect::<AppResult<Vec<_>>>()?, next_cursor: page.next_cursor })
+        })
+        .await
+    }
+}
+
+/// Replies to web-form cases go out by email; every other channel answers on itself.
+fn delivery_channel(c: Channel) -> Channel {
+    match c {
+        Channel::Web => Channel::Email,
+        other => other,
+    }
+}
+
+fn apply_status(row: &mut CaseRow, to: CaseStatus, now: NaiveDateTime) {
+    row.status = to.as_str().into();
+    match to {
+        CaseStatus::Solved => row.solved_at = Some(now),
+        CaseStatus::Closed => row.closed_at = Some(now),
+        _ if to.is_active() => row.solved_at = None,
+        _ => {}
+    }
+}

@@ -1,0 +1,192 @@
+//! Caseflow's use cases: everything the product does, independent of how it is asked.
+//! The REST API, the browser UI, the CLI and the background workers all call these.
+//!
+//! Each use case checks the caller's permission, validates input, and performs its database
+//! work in one transaction on a blocking thread. This crate must not depend on actix or any
+//! HTTP type.
+
+pub mod auth;
+pub mod cases;
+pub mod customers;
+pub mod demo;
+pub mod directory;
+pub mod error;
+pub mod settings;
+pub mod views;
+
+use caseflow_core::Clock;
+use caseflow_store::{DbConn, DbUrl, Store};
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use auth::Principal;
+pub use error::{AppError, AppResult};
+pub use settings::Settings;
+
+/// The real clock, truncated to microseconds so values read back from either database
+/// equal the values written.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now().trunc_subsecs(6)
+    }
+}
+
+/// Shared application state: cheap to clone, passed to every handler and worker.
+#[derive(Clone, Debug)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    jwt: auth::JwtKeys,
+}
+
+impl App {
+    /// Opens the database named in `settings` (applying migrations) and builds the state.
+    pub fn open(settings: Settings, clock: Arc<dyn Clock>) -> AppResult<Self> {
+        let url = DbUrl::parse(settings.database.url.expose()).map_err(|e| AppError::Internal(e.to_string()))?;
+        let opts = caseflow_store::db::PoolOptions {
+            max_connections: settings.database.max_connections,
+            connect_timeout: Duration::from_secs(settings.database.connect_timeout_secs),
+            sqlite_busy_timeout: Duration::from_millis(settings.database.sqlite_busy_timeout_ms),
+        };
+        let store = Store::open(&url, &opts)?;
+        let jwt =
+            auth::JwtKeys::new(settings.auth.jwt_secret.expose(), &settings.auth.issuer, settings.auth.jwt_ttl_secs);
+        Ok(Self { inner: Arc::new(Inner { store, settings, clock, jwt }) })
+    }
+
+    /// The settings the app was started with.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The store, for health checks and metrics.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The current time from the injected clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    pub(crate) fn now_naive(&self) -> NaiveDateTime {
+        self.now().naive_utc()
+    }
+
+    pub(crate) fn jwt(&self) -> &auth::JwtKeys {
+        &self.inner.jwt
+    }
+
+    /// Runs read-only database work on a blocking thread.
+    pub(crate) async fn read<T, F>(&self, f: F) -> AppResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
+    {
+        let store = self.inner.store.clone();
+        blocking(move || store.read(f)).await
+    }
+
+    /// Runs database work in one transaction on a blocking thread.
+    pub(crate) async fn write<T, F>(&self, f: F) -> AppResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
+    {
+        let store = self.inner.store.clone();
+        blocking(move || store.write(f)).await
+    }
+
+    /// Checks that the database answers.
+    pub async fn ready(&self) -> AppResult<()> {
+        let store = self.inner.store.clone();
+        blocking(move || store.ping().map_err(AppError::from)).await
+    }
+
+    /// Clamps a requested page size to the configured bounds.
+    pub(crate) fn page_limit(&self, requested: Option<i64>) -> AppResult<i64> {
+        let l = &self.inner.settings.limits;
+        match requested {
+            None => Ok(l.default_page_size),
+            Some(n) if n >= 1 && n <= l.max_page_size => Ok(n),
+            Some(_) => Err(AppError::invalid(format!("limit must be between 1 and {}", l.max_page_size))),
+        }
+    }
+}
+
+/// Runs `f` on tokio's blocking pool, carrying the caller's tracing span along.
+pub(crate) async fn blocking<T, F>(f: F) -> AppResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> AppResult<T> + Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+        .await
+        .map_err(|e| AppError::Internal(format!("blocking task failed: {e}")))?
+}
+
+/// A new time-ordered unique id.
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Converts a stored UTC timestamp to an aware one.
+pub(crate) fn utc(t: NaiveDateTime) -> DateTime<Utc> {
+    DateTime::from_naive_utc_and_offset(t, Utc)
+}
+
+/// A page of results with an opaque cursor for the next page.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from `limit + 1` fetched rows: the extra row only says there is more.
+    pub(crate) fn from_rows<R>(mut rows: Vec<R>, limit: i64, key: impl Fn(&R) -> String, map: impl Fn(R) -> T) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(0);
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next_cursor = if more { rows.last().map(&key) } else { None };
+        Self { items: rows.into_iter().map(map).collect(), next_cursor }
+    }
+}
+
+/// Reads a text field's length limit and refuses oversize input with a clear message.
+pub(crate) fn check_len(field: &str, value: &str, max_bytes: usize) -> AppResult<()> {
+    if value.len() > max_bytes {
+        return Err(AppError::invalid(format!("{field} is longer than {max_bytes} bytes")));
+    }
+    Ok(())
+}
+
+/// Refuses blank required text.
+pub(crate) fn required(field: &str, value: &str) -> AppResult<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(AppError::invalid(format!("{field} must not be empty")));
+    }
+    Ok(v.to_owned())
+}
+
+/// Parses a closed-vocabulary value from API input.
+pub(crate) fn parse_enum<T: std::str::FromStr<Err = caseflow_core::ParseEnumError>>(
+    field: &str,
+    value: &str,
+) -> AppResult<T> {
+    value.parse::<T>().map_err(|e| AppError::invalid(format!("{field}: {e}")))
+}

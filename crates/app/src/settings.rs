@@ -1,0 +1,307 @@
+//! Typed, validated configuration: `config/default.toml`, then an optional file, then
+//! `CASEFLOW__SECTION__KEY` environment variables.
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// The documented defaults, compiled in so that every key always has a value.
+pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+
+/// A configuration value that must never be printed.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The secret itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// All settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub logging: LoggingSettings,
+    pub limits: LimitSettings,
+    pub demo: DemoSettings,
+}
+
+/// Development or production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunMode {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub bind: String,
+    pub environment: RunMode,
+    pub public_url: String,
+    pub workers: usize,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: Secret,
+    pub max_connections: u32,
+    pub connect_timeout_secs: u64,
+    pub sqlite_busy_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub jwt_secret: Secret,
+    pub jwt_ttl_secs: u64,
+    pub issuer: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingSettings {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    pub max_body_bytes: usize,
+    pub max_message_bytes: usize,
+    pub max_attachment_bytes: usize,
+    pub default_page_size: i64,
+    pub max_page_size: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoSettings {
+    pub seed_when_empty: bool,
+    pub password: Secret,
+}
+
+/// Why configuration was refused. The message always names the offending key.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration: {0}")]
+    Load(String),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid { key, message: message.into() }
+}
+
+impl Settings {
+    /// Loads settings from the defaults, `file` if given, and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_with_env(file, None)
+    }
+
+    /// Like [`Settings::load`] but reading `CASEFLOW__*` variables from `env` instead of the
+    /// process environment when given (for tests).
+    pub fn load_with_env(file: Option<&Path>, env: Option<HashMap<String, String>>) -> Result<Self, SettingsError> {
+        let mut b = Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(SettingsError::Load(format!("config file {} does not exist", path.display())));
+            }
+            b = b.add_source(File::from(path).required(true));
+        }
+        b = b.add_source(Environment::with_prefix("CASEFLOW").prefix_separator("__").separator("__").source(env));
+        let cfg = b.build().map_err(|e| SettingsError::Load(e.to_string()))?;
+        let s: Settings = cfg.try_deserialize().map_err(|e| SettingsError::Load(e.to_string()))?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Checks values the types alone cannot.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        self.server
+            .bind
+            .parse::<SocketAddr>()
+            .map_err(|e| invalid("server.bind", format!("{:?} is not HOST:PORT ({e})", self.server.bind)))?;
+        if !(self.server.public_url.starts_with("http://") || self.server.public_url.starts_with("https://")) {
+            return Err(invalid("server.public_url", "must start with http:// or https://"));
+        }
+        caseflow_store::DbUrl::parse(self.database.url.expose()).map_err(|e| invalid("database.url", e.to_string()))?;
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        if self.auth.jwt_secret.expose().len() < 32 {
+            return Err(invalid("auth.jwt_secret", "must be at least 32 characters"));
+        }
+        if self.server.environment == RunMode::Production && self.auth.jwt_secret == default_settings_secret() {
+            return Err(invalid(
+                "auth.jwt_secret",
+                "production mode refuses the default development secret; set CASEFLOW__AUTH__JWT_SECRET",
+            ));
+        }
+        if !(60..=86_400).contains(&self.auth.jwt_ttl_secs) {
+            return Err(invalid("auth.jwt_ttl_secs", "must be between 60 and 86400"));
+        }
+        if self.limits.max_body_bytes < 1024 {
+            return Err(invalid("limits.max_body_bytes", "must be at least 1024"));
+        }
+        if self.limits.max_message_bytes == 0 || self.limits.max_message_bytes > self.limits.max_body_bytes {
+            return Err(invalid("limits.max_message_bytes", "must be between 1 and limits.max_body_bytes"));
+        }
+        if self.limits.max_page_size < 1 || self.limits.max_page_size > 1000 {
+            return Err(invalid("limits.max_page_size", "must be between 1 and 1000"));
+        }
+        if self.limits.default_page_size < 1 || self.limits.default_page_size > self.limits.max_page_size {
+            return Err(invalid("limits.default_page_size", "must be between 1 and limits.max_page_size"));
+        }
+        if tracing_filter_is_empty(&self.logging.filter) {
+            return Err(invalid("logging.filter", "must not be empty"));
+        }
+        Ok(())
+    }
+
+    /// The parsed bind address (validated at load).
+    pub fn bind_addr(&self) -> Result<SocketAddr, SettingsError> {
+        self.server.bind.parse().map_err(|_| invalid("server.bind", "not HOST:PORT"))
+    }
+}
+
+fn tracing_filter_is_empty(f: &str) -> bool {
+    f.trim().is_empty()
+}
+
+fn default_settings_secret() -> Secret {
+    // Parse the compiled-in defaults to learn the development secret without repeating it.
+    #[derive(Deserialize)]
+    struct Auth {
+        jwt_secret: Secret,
+    }
+    #[derive(Deserialize)]
+    struct Partial {
+        auth: Auth,
+    }
+    Config::builder()
+        .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
+        .build()
+        .ok()
+        .and_then(|c| c.try_deserialize::<Partial>().ok())
+        .map(|p| p.auth.jwt_secret)
+        .unwrap_or_else(|| Secret::new(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+        Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn defaults_load_and_validate() {
+        let s = Settings::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(s.server.bind, "127.0.0.1:8080");
+        assert_eq!(s.server.environment, RunMode::Development);
+        assert_eq!(s.limits.default_page_size, 25);
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[("CASEFLOW__SERVER__BIND", "0.0.0.0:9999"), ("CASEFLOW__LIMITS__MAX_PAGE_SIZE", "50")]),
+        )
+        .unwrap();
+        assert_eq!(s.server.bind, "0.0.0.0:9999");
+        assert_eq!(s.limits.max_page_size, 50);
+    }
+
+    #[test]
+    fn unknown_key_fails_naming_it() {
+        let err = Settings::load_with_env(None, env(&[("CASEFLOW__SERVER__BINDD", "x")])).unwrap_err();
+        assert!(err.to_string().contains("bindd"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_fails_naming_the_key() {
+        let err = Settings::load_with_env(None, env(&[("CASEFLOW__DATABASE__MAX_CONNECTIONS", "lots")])).unwrap_err();
+        assert!(err.to_string().contains("max_connections"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let cases = [
+            ("CASEFLOW__SERVER__BIND", "nonsense", "server.bind"),
+            ("CASEFLOW__DATABASE__URL", "mysql://x/y", "database.url"),
+            ("CASEFLOW__AUTH__JWT_SECRET", "short", "auth.jwt_secret"),
+            ("CASEFLOW__LIMITS__DEFAULT_PAGE_SIZE", "500", "limits.default_page_size"),
+        ];
+        for (k, v, key) in cases {
+            let err = Settings::load_with_env(None, env(&[(k, v)])).unwrap_err();
+            assert!(err.to_string().contains(key), "{k}={v}: {err}");
+        }
+    }
+
+    #[test]
+    fn production_refuses_the_default_secret() {
+        let err = Settings::load_with_env(None, env(&[("CASEFLOW__SERVER__ENVIRONMENT", "production")])).unwrap_err();
+        assert!(err.to_string().contains("auth.jwt_secret"), "{err}");
+        let ok = Settings::load_with_env(
+            None,
+            env(&[
+                ("CASEFLOW__SERVER__ENVIRONMENT", "production"),
+                ("CASEFLOW__AUTH__JWT_SECRET", "a-real-production-secret-of-enough-length"),
+            ]),
+        );
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let s = Settings::load_with_env(None, env(&[])).unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("development-only-secret"), "{printed}");
+        assert!(!printed.contains("caseflow-demo"), "{printed}");
+    }
+
+    #[test]
+    fn a_config_file_overrides_defaults_and_a_missing_one_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("caseflow-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "[server]\nbind = \"127.0.0.1:7000\"\n").unwrap();
+        let s = Settings::load_with_env(Some(&path), env(&[])).unwrap();
+        assert_eq!(s.server.bind, "127.0.0.1:7000");
+        assert!(Settings::load_with_env(Some(&dir.join("missing.toml")), env(&[])).is_err());
+    }
+}

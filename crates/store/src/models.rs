@@ -1,0 +1,210 @@
+//! Row types, one per table. Enums are stored as their snake_case text; conversion to domain
+//! types happens in `caseflow-app`.
+
+use crate::schema::*;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+/// A team of agents.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = teams, treat_none_as_null = true)]
+pub struct TeamRow {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A skill agents can have and cases can require.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = skills, treat_none_as_null = true)]
+pub struct SkillRow {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub created_at: NaiveDateTime,
+}
+
+/// A staff user.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = agents, treat_none_as_null = true)]
+pub struct AgentRow {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub password_hash: Option<String>,
+    pub team_id: Option<String>,
+    pub presence: String,
+    pub presence_changed_at: NaiveDateTime,
+    pub max_load: i32,
+    pub active: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// An agent's level in a skill.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = agent_skills)]
+pub struct AgentSkillRow {
+    pub agent_id: String,
+    pub skill_id: String,
+    pub level: i32,
+}
+
+/// An integrator API token; only its hash is stored.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_tokens)]
+pub struct ApiTokenRow {
+    pub id: String,
+    pub name: String,
+    pub token_prefix: String,
+    pub token_hash: String,
+    pub scopes: String,
+    pub created_by: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+/// A customer.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = customers, treat_none_as_null = true)]
+pub struct CustomerRow {
+    pub id: String,
+    pub name: String,
+    pub tier: String,
+    pub value: i64,
+    pub notes: String,
+    pub merged_into: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub version: i64,
+}
+
+/// One way of recognising a customer.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = customer_identities)]
+pub struct IdentityRow {
+    pub id: String,
+    pub customer_id: String,
+    pub kind: String,
+    pub value: String,
+    pub created_at: NaiveDateTime,
+}
+
+/// An audit event on a customer (merge, identity changes).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = customer_events)]
+pub struct CustomerEventRow {
+    pub id: String,
+    pub customer_id: String,
+    pub kind: String,
+    pub actor_kind: String,
+    pub actor_id: Option<String>,
+    pub data: String,
+    pub created_at: NaiveDateTime,
+}
+
+/// A case.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = cases, treat_none_as_null = true)]
+pub struct CaseRow {
+    pub id: String,
+    pub number: i64,
+    pub subject: String,
+    pub status: String,
+    pub priority: String,
+    pub channel: String,
+    pub customer_id: String,
+    pub team_id: Option<String>,
+    pub assignee_id: Option<String>,
+    pub linked_case_id: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub last_message_at: NaiveDateTime,
+    pub first_response_at: Option<NaiveDateTime>,
+    pub solved_at: Option<NaiveDateTime>,
+    pub closed_at: Option<NaiveDateTime>,
+    pub version: i64,
+}
+
+/// A message on a case: inbound, outbound or internal note.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = messages)]
+pub struct MessageRow {
+    pub id: String,
+    pub case_id: String,
+    pub direction: String,
+    pub channel: String,
+    pub author_kind: String,
+    pub author_id: Option<String>,
+    pub body_text: String,
+    pub body_html: Option<String>,
+    pub external_id: Option<String>,
+    pub message_id_header: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub references_header: Option<String>,
+    pub thread_rule: Option<String>,
+    pub delivery_status: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// Attachment metadata (content is loaded separately).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = attachments)]
+pub struct AttachmentMeta {
+    pub id: String,
+    pub message_id: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub inline_cid: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// An attachment with its content, for inserts.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = attachments)]
+pub struct NewAttachment {
+    pub id: String,
+    pub message_id: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub inline_cid: Option<String>,
+    pub content: Vec<u8>,
+    pub created_at: NaiveDateTime,
+}
+
+/// An entry in a case's audit log.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = case_events)]
+pub struct CaseEventRow {
+    pub id: String,
+    pub case_id: String,
+    pub kind: String,
+    pub actor_kind: String,
+    pub actor_id: Option<String>,
+    pub data: String,
+    pub created_at: NaiveDateTime,
+}
+
+/// A side effect to perform after commit (send a reply, call a webhook).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = outbox)]
+pub struct OutboxRow {
+    pub id: String,
+    pub kind: String,
+    pub case_id: Option<String>,
+    pub payload: String,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub delivered_at: Option<NaiveDateTime>,
+}

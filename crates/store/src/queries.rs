@@ -1,0 +1,448 @@
+//! Queries, grouped by aggregate. Each function takes a connection so callers decide the
+//! transaction boundary; per-dialect SQL is confined to the few places that need it.
+
+use crate::db::DbConn;
+use crate::models::*;
+use crate::schema;
+use crate::QueryResult;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+diesel::define_sql_function! {
+    /// SQL `lower(text)`, the same on both backends.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// Escapes `%`, `_` and `\` so user text matches literally inside a LIKE pattern, and wraps it
+/// for a case-insensitive substring match against `lower(column)`.
+pub fn like_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// Hands out the next human-readable case number. PostgreSQL uses a sequence (no row lock
+/// held across the creating transaction); SQLite, single-writer anyway, a counter row.
+pub fn next_case_number(conn: &mut DbConn) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    match conn {
+        DbConn::Pg(c) => diesel::sql_query("SELECT nextval('case_number_seq') AS n").get_result::<N>(c).map(|r| r.n),
+        DbConn::Sqlite(c) => {
+            use schema::counters::dsl::*;
+            diesel::update(counters.find("case_number")).set(value.eq(value + 1)).execute(c)?;
+            counters.find("case_number").select(value).first::<i64>(c)
+        }
+    }
+}
+
+pub mod cases {
+    use super::*;
+    use schema::cases::dsl as c;
+
+    /// Filters for the case list; `None` means "any".
+    #[derive(Debug, Clone, Default)]
+    pub struct CaseFilter {
+        pub statuses: Vec<String>,
+        /// `Some(None)` selects unassigned cases.
+        pub assignee_id: Option<Option<String>>,
+        pub team_id: Option<Option<String>>,
+        pub priority: Option<String>,
+        pub customer_id: Option<String>,
+        pub channel: Option<String>,
+        /// Matched case-insensitively against the subject, or exactly against the number.
+        pub text: Option<String>,
+        /// Keyset cursor: the id of the last case of the previous page.
+        pub after: Option<String>,
+        /// Oldest first instead of newest first.
+        pub ascending: bool,
+        pub limit: i64,
+    }
+
+    pub fn insert(conn: &mut DbConn, row: &CaseRow) -> QueryResult<()> {
+        diesel::insert_into(c::cases).values(row).execute(conn).map(drop)
+    }
+
+    pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<CaseRow>> {
+        c::cases.find(id).select(CaseRow::as_select()).first(conn).optional()
+    }
+
+    pub fn get_by_number(conn: &mut DbConn, number: i64) -> QueryResult<Option<CaseRow>> {
+        c::cases.filter(c::number.eq(number)).select(CaseRow::as_select()).first(conn).optional()
+    }
+
+    /// One page of cases, ordered by id (ids are time-ordered UUIDv7).
+    pub fn list(conn: &mut DbConn, f: &CaseFilter) -> QueryResult<Vec<CaseRow>> {
+        let mut q = c::cases.select(CaseRow::as_select()).into_boxed();
+        if !f.statuses.is_empty() {
+            q = q.filter(c::status.eq_any(f.statuses.clone()));
+        }
+        match &f.assignee_id {
+            Some(Some(a)) => q = q.filter(c::assignee_id.eq(a.clone())),
+            Some(None) => q = q.filter(c::assignee_id.is_null()),
+            None => {}
+        }
+        match &f.team_id {
+            Some(Some(t)) => q = q.filter(c::team_id.eq(t.clone())),
+            Some(None) => q = q.filter(c::team_id.is_null()),
+            None => {}
+        }
+        if let Some(p) = &f.priority {
+            q = q.filter(c::priority.eq(p.clone()));
+        }
+        if let Some(cu) = &f.customer_id {
+            q = q.filter(c::customer_id.eq(cu.clone()));
+        }
+        if let Some(ch) = &f.channel {
+            q = q.filter(c::channel.eq(ch.clone()));
+        }
+        if let Some(text) = &f.text {
+            let digits = text.trim().trim_start_matches('#');
+            let pattern = like_pattern(text.trim());
+            if let Ok(n) = digits.parse::<i64>() {
+                q = q.filter(lower(c::subject).like(pattern).escape('\\').or(c::number.eq(n)));
+            } else {
+                q = q.filter(lower(c::subject).like(pattern).escape('\\'));
+            }
+        }
+        if f.ascending {
+            if let Some(a) = &f.after {
+                q = q.filter(c::id.gt(a.clone()));
+            }
+            q = q.order(c::id.asc());
+        } else {
+            if let Some(a) = &f.after {
+                q = q.filter(c::id.lt(a.clone()));
+            }
+            q = q.order(c::id.desc());
+        }
+        q.limit(f.limit).load(conn)
+    }
+
+    /// Writes `row` if the stored version is still `expected_version`; returns whether it did.
+    /// `row.version` must already be the new version.
+    pub fn update_if_version(conn: &mut DbConn, row: &CaseRow, expected_version: i64) -> QueryResult<bool> {
+        let n = diesel::update(c::cases.filter(c::id.eq(&row.id)).filter(c::version.eq(expected_version)))
+            .set(row)
+            .execute(conn)?;
+        Ok(n == 1)
+    }
+
+    pub fn for_customer(conn: &mut DbConn, customer_id: &str, limit: i64) -> QueryResult<Vec<CaseRow>> {
+        c::cases
+            .filter(c::customer_id.eq(customer_id))
+            .order(c::id.desc())
+            .limit(limit)
+            .select(CaseRow::as_select())
+            .load(conn)
+    }
+
+    /// Moves every case of `from` to customer `to`; returns the moved case ids.
+    pub fn move_to_customer(conn: &mut DbConn, from: &str, to: &str, now: NaiveDateTime) -> QueryResult<Vec<String>> {
+        let ids: Vec<String> = c::cases.filter(c::customer_id.eq(from)).select(c::id).load(conn)?;
+        diesel::update(c::cases.filter(c::customer_id.eq(from)))
+            .set((c::customer_id.eq(to), c::updated_at.eq(now), c::version.eq(c::version + 1)))
+            .execute(conn)?;
+        Ok(ids)
+    }
+
+    pub fn count_for_assignee(conn: &mut DbConn, agent_id: &str) -> QueryResult<i64> {
+        c::cases.filter(c::assignee_id.eq(agent_id)).count().get_result(conn)
+    }
+}
+
+pub mod messages {
+    use super::*;
+    use schema::messages::dsl as m;
+
+    pub fn insert(conn: &mut DbConn, row: &MessageRow) -> QueryResult<()> {
+        diesel::insert_into(m::messages).values(row).execute(conn).map(drop)
+    }
+
+    pub fn list_for_case(
+        conn: &mut DbConn,
+        case_id: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> QueryResult<Vec<MessageRow>> {
+        let mut q = m::messages.filter(m::case_id.eq(case_id)).select(MessageRow::as_select()).into_boxed();
+        if let Some(a) = after {
+            q = q.filter(m::id.gt(a.to_owned()));
+        }
+        q.order(m::id.asc()).limit(limit).load(conn)
+    }
+
+    pub fn find_by_external_id(conn: &mut DbConn, channel: &str, external_id: &str) -> QueryResult<Option<MessageRow>> {
+        m::messages
+            .filter(m::channel.eq(channel))
+            .filter(m::external_id.eq(external_id))
+            .select(MessageRow::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn insert_attachment(conn: &mut DbConn, row: &NewAttachment) -> QueryResult<()> {
+        diesel::insert_into(schema::attachments::table).values(row).execute(conn).map(drop)
+    }
+
+    pub fn attachments_for(conn: &mut DbConn, message_ids: &[String]) -> QueryResult<Vec<AttachmentMeta>> {
+        use schema::attachments::dsl as a;
+        a::attachments
+            .filter(a::message_id.eq_any(message_ids))
+            .order(a::id.asc())
+            .select(AttachmentMeta::as_select())
+            .load(conn)
+    }
+}
+
+pub mod events {
+    use super::*;
+
+    pub fn insert_case_event(conn: &mut DbConn, row: &CaseEventRow) -> QueryResult<()> {
+        diesel::insert_into(schema::case_events::table).values(row).execute(conn).map(drop)
+    }
+
+    pub fn list_case_events(
+        conn: &mut DbConn,
+        case_id: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> QueryResult<Vec<CaseEventRow>> {
+        use schema::case_events::dsl as e;
+        let mut q = e::case_events.filter(e::case_id.eq(case_id)).select(CaseEventRow::as_select()).into_boxed();
+        if let Some(a) = after {
+            q = q.filter(e::id.gt(a.to_owned()));
+        }
+        q.order(e::id.asc()).limit(limit).load(conn)
+    }
+
+    pub fn insert_customer_event(conn: &mut DbConn, row: &CustomerEventRow) -> QueryResult<()> {
+        diesel::insert_into(schema::customer_events::table).values(row).execute(conn).map(drop)
+    }
+
+    pub fn list_customer_events(conn: &mut DbConn, customer_id: &str) -> QueryResult<Vec<CustomerEventRow>> {
+        use schema::customer_events::dsl as e;
+        e::customer_events
+            .filter(e::customer_id.eq(customer_id))
+            .order(e::id.asc())
+            .select(CustomerEventRow::as_select())
+            .load(conn)
+    }
+
+    pub fn insert_outbox(conn: &mut DbConn, row: &OutboxRow) -> QueryResult<()> {
+        diesel::insert_into(schema::outbox::table).values(row).execute(conn).map(drop)
+    }
+
+    pub fn outbox_for_case(conn: &mut DbConn, case_id: &str) -> QueryResult<Vec<OutboxRow>> {
+        use schema::outbox::dsl as o;
+        o::outbox.filter(o::case_id.eq(case_id)).order(o::id.asc()).select(OutboxRow::as_select()).load(conn)
+    }
+
+    /// Number of undelivered outbox rows and the creation time of the oldest.
+    pub fn outbox_backlog(conn: &mut DbConn) -> QueryResult<(i64, Option<NaiveDateTime>)> {
+        use schema::outbox::dsl as o;
+        let pending = o::outbox.filter(o::status.eq("pending"));
+        let n = pending.count().get_result(conn)?;
+        let oldest = o::outbox.filter(o::status.eq("pending")).select(diesel::dsl::min(o::created_at)).first::<Option<
+            NaiveDateTime,
+        >>(
+            conn
+        )?;
+        Ok((n, oldest))
+    }
+}
+
+pub mod customers {
+    use super::*;
+    use schema::customer_identities::dsl as i;
+    use schema::customers::dsl as cu;
+
+    pub fn insert(conn: &mut DbConn, row: &CustomerRow) -> QueryResult<()> {
+        diesel::insert_into(cu::customers).values(row).execute(conn).map(drop)
+    }
+
+    pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<CustomerRow>> {
+        cu::customers.find(id).select(CustomerRow::as_select()).first(conn).optional()
+    }
+
+    /// Customers that have not been merged away, newest first, optionally matching `text`
+    /// against the name or any identity value.
+    pub fn list(
+        conn: &mut DbConn,
+        text: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> QueryResult<Vec<CustomerRow>> {
+        let mut q = cu::customers.filter(cu::merged_into.is_null()).select(CustomerRow::as_select()).into_boxed();
+        if let Some(t) = text {
+            let p = like_pattern(t.trim());
+            let by_identity =
+                i::customer_identities.filter(lower(i::value).like(p.clone()).escape('\\')).select(i::customer_id);
+            q = q.filter(lower(cu::name).like(p).escape('\\').or(cu::id.eq_any(by_identity)));
+        }
+        if let Some(a) = after {
+            q = q.filter(cu::id.lt(a.to_owned()));
+        }
+        q.order(cu::id.desc()).limit(limit).load(conn)
+    }
+
+    pub fn update_if_version(conn: &mut DbConn, row: &CustomerRow, expected_version: i64) -> QueryResult<bool> {
+        let n = diesel::update(cu::customers.filter(cu::id.eq(&row.id)).filter(cu::version.eq(expected_version)))
+            .set(row)
+            .execute(conn)?;
+        Ok(n == 1)
+    }
+
+    pub fn identities(conn: &mut DbConn, customer_id: &str) -> QueryResult<Vec<IdentityRow>> {
+        i::customer_identities
+            .filter(i::customer_id.eq(customer_id))
+            .order(i::id.asc())
+            .select(IdentityRow::as_select())
+            .load(conn)
+    }
+
+    pub fn find_identity(conn: &mut DbConn, kind: &str, value: &str) -> QueryResult<Option<IdentityRow>> {
+        i::customer_identities
+            .filter(i::kind.eq(kind))
+            .filter(i::value.eq(value))
+            .select(IdentityRow::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn insert_identity(conn: &mut DbConn, row: &IdentityRow) -> QueryResult<()> {
+        diesel::insert_into(i::customer_identities).values(row).execute(conn).map(drop)
+    }
+
+    /// Moves every identity of `from` to `to`; returns the moved identity ids.
+    pub fn move_identities(conn: &mut DbConn, from: &str, to: &str) -> QueryResult<Vec<String>> {
+        let ids: Vec<String> = i::customer_identities.filter(i::customer_id.eq(from)).select(i::id).load(conn)?;
+        diesel::update(i::customer_identities.filter(i::customer_id.eq(from)))
+            .set(i::customer_id.eq(to))
+            .execute(conn)?;
+        Ok(ids)
+    }
+}
+
+pub mod agents {
+    use super::*;
+    use schema::agent_skills::dsl as s;
+    use schema::agents::dsl as a;
+
+    pub fn insert(conn: &mut DbConn, row: &AgentRow) -> QueryResult<()> {
+        diesel::insert_into(a::agents).values(row).execute(conn).map(drop)
+    }
+
+    pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<AgentRow>> {
+        a::agents.find(id).select(AgentRow::as_select()).first(conn).optional()
+    }
+
+    pub fn get_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<AgentRow>> {
+        a::agents.filter(a::email.eq(email)).select(AgentRow::as_select()).first(conn).optional()
+    }
+
+    pub fn list(conn: &mut DbConn) -> QueryResult<Vec<AgentRow>> {
+        a::agents.order(a::name.asc()).select(AgentRow::as_select()).load(conn)
+    }
+
+    pub fn count(conn: &mut DbConn) -> QueryResult<i64> {
+        a::agents.count().get_result(conn)
+    }
+
+    pub fn update(conn: &mut DbConn, row: &AgentRow) -> QueryResult<bool> {
+        Ok(diesel::update(a::agents.find(&row.id)).set(row).execute(conn)? == 1)
+    }
+
+    pub fn skills(conn: &mut DbConn, agent_ids: &[String]) -> QueryResult<Vec<AgentSkillRow>> {
+        s::agent_skills
+            .filter(s::agent_id.eq_any(agent_ids))
+            .order((s::agent_id.asc(), s::skill_id.asc()))
+            .select(AgentSkillRow::as_select())
+            .load(conn)
+    }
+
+    /// Replaces the agent's whole skill set.
+    pub fn set_skills(conn: &mut DbConn, agent_id: &str, rows: &[AgentSkillRow]) -> QueryResult<()> {
+        diesel::delete(s::agent_skills.filter(s::agent_id.eq(agent_id))).execute(conn)?;
+        for r in rows {
+            diesel::insert_into(s::agent_skills).values(r).execute(conn)?;
+        }
+        Ok(())
+    }
+}
+
+pub mod teams {
+    use super::*;
+    use schema::teams::dsl as t;
+
+    pub fn insert(conn: &mut DbConn, row: &TeamRow) -> QueryResult<()> {
+        diesel::insert_into(t::teams).values(row).execute(conn).map(drop)
+    }
+    pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<TeamRow>> {
+        t::teams.find(id).select(TeamRow::as_select()).first(conn).optional()
+    }
+    pub fn list(conn: &mut DbConn) -> QueryResult<Vec<TeamRow>> {
+        t::teams.order(t::name.asc()).select(TeamRow::as_select()).load(conn)
+    }
+    pub fn update(conn: &mut DbConn, row: &TeamRow) -> QueryResult<bool> {
+        Ok(diesel::update(t::teams.find(&row.id)).set(row).execute(conn)? == 1)
+    }
+    pub fn delete(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
+        Ok(diesel::delete(t::teams.find(id)).execute(conn)? == 1)
+    }
+}
+
+pub mod skills {
+    use super::*;
+    use schema::skills::dsl as s;
+
+    pub fn insert(conn: &mut DbConn, row: &SkillRow) -> QueryResult<()> {
+        diesel::insert_into(s::skills).values(row).execute(conn).map(drop)
+    }
+    pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<SkillRow>> {
+        s::skills.find(id).select(SkillRow::as_select()).first(conn).optional()
+    }
+    pub fn list(conn: &mut DbConn) -> QueryResult<Vec<SkillRow>> {
+        s::skills.order(s::name.asc()).select(SkillRow::as_select()).load(conn)
+    }
+    pub fn update(conn: &mut DbConn, row: &SkillRow) -> QueryResult<bool> {
+        Ok(diesel::update(s::skills.find(&row.id)).set(row).execute(conn)? == 1)
+    }
+    pub fn delete(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
+        Ok(diesel::delete(s::skills.find(id)).execute(conn)? == 1)
+    }
+}
+
+pub mod tokens {
+    use super::*;
+    use schema::api_tokens::dsl as t;
+
+    pub fn insert(conn: &mut DbConn, row: &ApiTokenRow) -> QueryResult<()> {
+        diesel::insert_into(t::api_tokens).values(row).execute(conn).map(drop)
+    }
+    pub fn find_by_hash(conn: &mut DbConn, hash: &str) -> QueryResult<Option<ApiTokenRow>> {
+        t::api_tokens.filter(t::token_hash.eq(hash)).select(ApiTokenRow::as_select()).first(conn).optional()
+    }
+    pub fn list(conn: &mut DbConn) -> QueryResult<Vec<ApiTokenRow>> {
+        t::api_tokens.order(t::id.asc()).select(ApiTokenRow::as_select()).load(conn)
+    }
+    pub fn revoke(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<bool> {
+        Ok(diesel::update(t::api_tokens.find(id).filter(t::revoked_at.is_null()))
+            .set(t::revoked_at.eq(now))
+            .execute(conn)?
+            == 1)
+    }
+    pub fn touch(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<()> {
+        diesel::update(t::api_tokens.find(id)).set(t::last_used_at.eq(now)).execute(conn).map(drop)
+    }
+}

@@ -1,0 +1,212 @@
+//! Diesel table definitions. Written by hand to match both migration trees; the
+//! `migration_trees_match` test proves the trees agree with each other.
+
+diesel::table! {
+    counters (name) {
+        name -> Text,
+        value -> BigInt,
+    }
+}
+
+diesel::table! {
+    teams (id) {
+        id -> Text,
+        name -> Text,
+        description -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    skills (id) {
+        id -> Text,
+        name -> Text,
+        description -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    agents (id) {
+        id -> Text,
+        email -> Text,
+        name -> Text,
+        role -> Text,
+        password_hash -> Nullable<Text>,
+        team_id -> Nullable<Text>,
+        presence -> Text,
+        presence_changed_at -> Timestamp,
+        max_load -> Integer,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    agent_skills (agent_id, skill_id) {
+        agent_id -> Text,
+        skill_id -> Text,
+        level -> Integer,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Text,
+        name -> Text,
+        token_prefix -> Text,
+        token_hash -> Text,
+        scopes -> Text,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    customers (id) {
+        id -> Text,
+        name -> Text,
+        tier -> Text,
+        value -> BigInt,
+        notes -> Text,
+        merged_into -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    customer_identities (id) {
+        id -> Text,
+        customer_id -> Text,
+        kind -> Text,
+        value -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    customer_events (id) {
+        id -> Text,
+        customer_id -> Text,
+        kind -> Text,
+        actor_kind -> Text,
+        actor_id -> Nullable<Text>,
+        data -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    cases (id) {
+        id -> Text,
+        number -> BigInt,
+        subject -> Text,
+        status -> Text,
+        priority -> Text,
+        channel -> Text,
+        customer_id -> Text,
+        team_id -> Nullable<Text>,
+        assignee_id -> Nullable<Text>,
+        linked_case_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        last_message_at -> Timestamp,
+        first_response_at -> Nullable<Timestamp>,
+        solved_at -> Nullable<Timestamp>,
+        closed_at -> Nullable<Timestamp>,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> Text,
+        case_id -> Text,
+        direction -> Text,
+        channel -> Text,
+        author_kind -> Text,
+        author_id -> Nullable<Text>,
+        body_text -> Text,
+        body_html -> Nullable<Text>,
+        external_id -> Nullable<Text>,
+        message_id_header -> Nullable<Text>,
+        in_reply_to -> Nullable<Text>,
+        references_header -> Nullable<Text>,
+        thread_rule -> Nullable<Text>,
+        delivery_status -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    attachments (id) {
+        id -> Text,
+        message_id -> Text,
+        filename -> Text,
+        content_type -> Text,
+        size_bytes -> BigInt,
+        sha256 -> Text,
+        inline_cid -> Nullable<Text>,
+        content -> Binary,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    case_events (id) {
+        id -> Text,
+        case_id -> Text,
+        kind -> Text,
+        actor_kind -> Text,
+        actor_id -> Nullable<Text>,
+        data -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Text,
+        kind -> Text,
+        case_id -> Nullable<Text>,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(agents -> teams (team_id));
+diesel::joinable!(agent_skills -> agents (agent_id));
+diesel::joinable!(agent_skills -> skills (skill_id));
+diesel::joinable!(customer_identities -> customers (customer_id));
+diesel::joinable!(cases -> customers (customer_id));
+diesel::joinable!(messages -> cases (case_id));
+diesel::joinable!(attachments -> messages (message_id));
+diesel::joinable!(case_events -> cases (case_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    counters,
+    teams,
+    skills,
+    agents,
+    agent_skills,
+    api_tokens,
+    customers,
+    customer_identities,
+    customer_events,
+    cases,
+    messages,
+    attachments,
+    case_events,
+    outbox,
+);

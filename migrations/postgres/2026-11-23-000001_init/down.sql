@@ -1,0 +1,15 @@
+DROP TABLE outbox;
+DROP TABLE case_events;
+DROP TABLE attachments;
+DROP TABLE messages;
+DROP TABLE cases;
+DROP TABLE customer_events;
+DROP TABLE customer_identities;
+DROP TABLE customers;
+DROP TABLE api_tokens;
+DROP TABLE agent_skills;
+DROP TABLE agents;
+DROP TABLE skills;
+DROP TABLE teams;
+DROP SEQUENCE case_number_seq;
+DROP TABLE counters;
