@@ -1,1 +1,10 @@
+//! End-to-end tests: the real server on a random loopback port, driven over HTTP, once on
+//! SQLite and once on PostgreSQL (`CASEFLOW_TEST_POSTGRES_URL`, started by `make test`).
 
+mod helpers;
+
+mod auth;
+mod cases;
+mod customers;
+mod directory;
+mod errors;

@@ -382,7 +382,7 @@ impl App {
             let mut new = old.clone();
             let mut events: Vec<(&str, serde_json::Value)> = Vec::new();
             if let Some(s) = &patch.subject {
-                let s = s.trim().to_owned();
+                let s = crate::clean(s);
                 if s != old.subject {
                     events.push(("subject_changed", serde_json::json!({})));
                     new.subject = s;

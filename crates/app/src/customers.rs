@@ -112,7 +112,7 @@ fn customer_event(
 }
 
 fn clean_name(name: Option<&str>) -> AppResult<String> {
-    let n = name.map(str::trim).unwrap_or_default().to_owned();
+    let n = crate::clean(name.unwrap_or_default());
     check_len("name", &n, 200)?;
     Ok(n)
 }
@@ -251,7 +251,7 @@ impl App {
     pub async fn create_customer(&self, who: &Principal, input: NewCustomer) -> AppResult<CustomerDetail> {
         who.require_write()?;
         let name = clean_name(input.name.as_deref())?;
-        let notes = input.notes.unwrap_or_default();
+        let notes = crate::clean(&input.notes.unwrap_or_default());
         check_len("notes", &notes, 10_000)?;
         let mut idents = Vec::new();
         for i in &input.identities {
@@ -359,7 +359,7 @@ impl App {
                 new.value = v;
             }
             if let Some(n) = patch.notes {
-                new.notes = n;
+                new.notes = crate::clean(&n);
             }
             new.version = old.version + 1;
             new.updated_at = now;

@@ -391,7 +391,7 @@ impl App {
         who.require_admin()?;
         let name = required("name", input.name.as_deref().unwrap_or_default())?;
         check_len("name", &name, 100)?;
-        let description = input.description.unwrap_or_default();
+        let description = crate::clean(&input.description.unwrap_or_default());
         check_len("description", &description, 2000)?;
         let now = self.now_naive();
         self.write(move |conn| {
@@ -426,7 +426,7 @@ impl App {
             }
             if let Some(d) = input.description {
                 check_len("description", &d, 2000)?;
-                row.description = d;
+                row.description = crate::clean(&d);
             }
             row.updated_at = now;
             queries::teams::update(conn, &row)?;
@@ -451,7 +451,7 @@ impl App {
         who.require_admin()?;
         let name = required("name", input.name.as_deref().unwrap_or_default())?;
         check_len("name", &name, 100)?;
-        let description = input.description.unwrap_or_default();
+        let description = crate::clean(&input.description.unwrap_or_default());
         check_len("description", &description, 2000)?;
         let now = self.now_naive();
         self.write(move |conn| {
@@ -485,7 +485,7 @@ impl App {
             }
             if let Some(d) = input.description {
                 check_len("description", &d, 2000)?;
-                row.description = d;
+                row.description = crate::clean(&d);
             }
             queries::skills::update(conn, &row)?;
             Ok(row.into())

@@ -174,13 +174,19 @@ pub(crate) fn check_len(field: &str, value: &str, max_bytes: usize) -> AppResult
     Ok(())
 }
 
-/// Refuses blank required text.
+/// Removes control characters other than tab and line breaks (NUL in particular, which
+/// PostgreSQL refuses in text) and trims surrounding whitespace.
+pub(crate) fn clean(value: &str) -> String {
+    value.chars().filter(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t')).collect::<String>().trim().to_owned()
+}
+
+/// Refuses blank required text; returns it cleaned.
 pub(crate) fn required(field: &str, value: &str) -> AppResult<String> {
-    let v = value.trim();
+    let v = clean(value);
     if v.is_empty() {
         return Err(AppError::invalid(format!("{field} must not be empty")));
     }
-    Ok(v.to_owned())
+    Ok(v)
 }
 
 /// Parses a closed-vocabulary value from API input.

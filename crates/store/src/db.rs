@@ -275,3 +275,29 @@ mod tests {
         assert!(!format!("{u:?}").contains("hunter2"));
     }
 }
+
+/// Creates a fresh, empty PostgreSQL database `name` through `admin_url` and returns the URL
+/// of the new database. For test harnesses and first-time set-up scripts.
+pub fn create_postgres_database(admin_url: &str, name: &str) -> Result<String, StoreError> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+        return Err(StoreError::Config("database names may only use a-z, 0-9 and _".into()));
+    }
+    let DbUrl::Postgres(url) = DbUrl::parse(admin_url)? else {
+        return Err(StoreError::Config("an admin URL must be a postgres:// URL".into()));
+    };
+    let mut conn = PgConnection::establish(&url).map_err(|e| StoreError::Connect(e.to_string()))?;
+    conn.batch_execute(&format!("CREATE DATABASE {name}"))?;
+    // Replace the database path (after the authority) keeping any query string.
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url.as_str(), None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let authority_end = base[scheme_end..].find('/').map(|i| i + scheme_end).unwrap_or(base.len());
+    let mut new_url = format!("{}/{name}", &base[..authority_end]);
+    if let Some(q) = query {
+        new_url.push('?');
+        new_url.push_str(q);
+    }
+    Ok(new_url)
+}

@@ -10,7 +10,10 @@ pub mod models;
 pub mod queries;
 pub mod schema;
 
-pub use db::{Backend, DbConn, DbUrl, Store, StoreError};
+#[cfg(test)]
+mod backend_tests;
+
+pub use db::{create_postgres_database, Backend, DbConn, DbUrl, Store, StoreError};
 /// Diesel's error details, re-exported so callers need not depend on diesel.
 pub use diesel::result as diesel_result;
 pub use diesel::result::Error as QueryError;
