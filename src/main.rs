@@ -126,10 +126,8 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let demo_password = settings.demo.password.expose().to_owned();
     let listener = std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let running = caseflow::start(settings, listener).await?;
-    if demo && running.app.settings().demo.seed_when_empty {
-        if caseflow::seed_demo_if_empty(&running.app).await? {
-            tracing::info!("demo data seeded into the empty database");
-        }
+    if demo && running.app.settings().demo.seed_when_empty && caseflow::seed_demo_if_empty(&running.app).await? {
+        tracing::info!("demo data seeded into the empty database");
     }
     tracing::info!(addr = %running.addr, "caseflow is serving");
     println!("\nCaseflow is running at {public_url}  (API: {public_url}/api/v1, health: {public_url}/healthz)");

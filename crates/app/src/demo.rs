@@ -40,7 +40,8 @@ pub async fn seed(app: &App, password: &str) -> AppResult<()> {
         skill_ids.insert(name, s.id.into_inner());
     }
 
-    let people: [(&str, &str, Role, Option<&str>, &[(&str, i32)], Presence); 6] = [
+    type Person<'a> = (&'a str, &'a str, Role, Option<&'a str>, &'a [(&'a str, i32)], Presence);
+    let people: [Person; 6] = [
         (DEMO_ADMIN_EMAIL, "Ada Admin", Role::Admin, None, &[("english", 5)], Presence::Online),
         (
             "sam.supervisor@caseflow.test",

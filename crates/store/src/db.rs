@@ -254,28 +254,6 @@ pub fn connect_once(url: &DbUrl) -> Result<DbConn, StoreError> {
     establish(url, 5000).map_err(|e| StoreError::Connect(e.to_string()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_are_classified_by_scheme() {
-        assert_eq!(DbUrl::parse("sqlite://data/x.db").unwrap(), DbUrl::Sqlite("data/x.db".into()));
-        assert_eq!(DbUrl::parse("sqlite:///tmp/x.db").unwrap(), DbUrl::Sqlite("/tmp/x.db".into()));
-        assert_eq!(DbUrl::parse("postgres://u@h/db").unwrap().backend(), Backend::Postgres);
-        assert_eq!(DbUrl::parse("postgresql://u@h/db").unwrap().backend(), Backend::Postgres);
-        for bad in ["mysql://u@h/db", "postgress://u@h/db", "data/x.db", "", "sqlite://", "sqlite://:memory:"] {
-            assert!(matches!(DbUrl::parse(bad), Err(StoreError::Config(_))), "{bad}");
-        }
-    }
-
-    #[test]
-    fn postgres_urls_are_not_printed() {
-        let u = DbUrl::parse("postgres://u:hunter2@h/db").unwrap();
-        assert!(!format!("{u:?}").contains("hunter2"));
-    }
-}
-
 /// Creates a fresh, empty PostgreSQL database `name` through `admin_url` and returns the URL
 /// of the new database. For test harnesses and first-time set-up scripts.
 pub fn create_postgres_database(admin_url: &str, name: &str) -> Result<String, StoreError> {
@@ -300,4 +278,26 @@ pub fn create_postgres_database(admin_url: &str, name: &str) -> Result<String, S
         new_url.push_str(q);
     }
     Ok(new_url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_classified_by_scheme() {
+        assert_eq!(DbUrl::parse("sqlite://data/x.db").unwrap(), DbUrl::Sqlite("data/x.db".into()));
+        assert_eq!(DbUrl::parse("sqlite:///tmp/x.db").unwrap(), DbUrl::Sqlite("/tmp/x.db".into()));
+        assert_eq!(DbUrl::parse("postgres://u@h/db").unwrap().backend(), Backend::Postgres);
+        assert_eq!(DbUrl::parse("postgresql://u@h/db").unwrap().backend(), Backend::Postgres);
+        for bad in ["mysql://u@h/db", "postgress://u@h/db", "data/x.db", "", "sqlite://", "sqlite://:memory:"] {
+            assert!(matches!(DbUrl::parse(bad), Err(StoreError::Config(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn postgres_urls_are_not_printed() {
+        let u = DbUrl::parse("postgres://u:hunter2@h/db").unwrap();
+        assert!(!format!("{u:?}").contains("hunter2"));
+    }
 }
