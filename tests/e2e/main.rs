@@ -8,6 +8,7 @@ mod helpers;
 
 mod auth;
 mod cases;
+mod cli;
 mod customers;
 mod directory;
 mod errors;
