@@ -26,7 +26,10 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The shared application state (for tests that need to look behind the API).
     pub app: App,
+    /// Where the separate metrics listener is, when `metrics.bind` is set.
+    pub metrics_addr: Option<SocketAddr>,
     handle: actix_web::dev::ServerHandle,
+    metrics_handle: Option<actix_web::dev::ServerHandle>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -38,6 +41,9 @@ impl Running {
 
     /// Stops the server gracefully.
     pub async fn stop(self) {
+        if let Some(m) = &self.metrics_handle {
+            m.stop(true).await;
+        }
         self.handle.stop(true).await;
     }
 }
@@ -45,11 +51,40 @@ impl Running {
 /// Opens the database (migrating it) and starts serving on `listener`.
 pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
+    let metrics_bind =
+        (settings.metrics.enabled && !settings.metrics.bind.is_empty()).then(|| settings.metrics.bind.clone());
     let app = open_app(settings).await?;
+    let (metrics_addr, metrics_handle) = match metrics_bind {
+        Some(bind) => {
+            let l = TcpListener::bind(&bind).with_context(|| format!("cannot listen for metrics on {bind}"))?;
+            let a = l.local_addr()?;
+            let server = caseflow_api::build_metrics_server(app.clone(), l)?;
+            let h = server.handle();
+            tokio::spawn(server);
+            (Some(a), Some(h))
+        }
+        None => (None, None),
+    };
     let server = caseflow_api::build_server(app.clone(), listener)?;
     let handle = server.handle();
     let task = tokio::spawn(server);
-    Ok(Running { addr, app, handle, task })
+    spawn_housekeeping(app.clone());
+    Ok(Running { addr, app, metrics_addr, handle, metrics_handle, task })
+}
+
+/// Periodic clean-up that keeps tables from growing without bound.
+fn spawn_housekeeping(app: App) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
+        loop {
+            tick.tick().await;
+            match app.purge_expired_idempotency_keys().await {
+                Ok(n) if n > 0 => tracing::info!(purged = n, "expired idempotency keys deleted"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "idempotency key clean-up failed"),
+            }
+        }
+    });
 }
 
 /// Builds the application state on a blocking thread (migrations may take a moment).

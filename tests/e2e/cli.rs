@@ -138,6 +138,7 @@ async fn serve_demo_seeds_an_empty_database_and_prints_a_working_login() {
         .env("CASEFLOW__DATABASE__URL", &url)
         .env("CASEFLOW__SERVER__BIND", format!("127.0.0.1:{port}"))
         .env("CASEFLOW__SERVER__PUBLIC_URL", &base)
+        .env("CASEFLOW__METRICS__BIND", "127.0.0.1:0")
         .args(["serve", "--demo"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -78,6 +78,7 @@ pub fn settings(db: Db, extra: &[(&str, &str)]) -> Settings {
     env.insert("CASEFLOW__SERVER__BIND".into(), "127.0.0.1:0".into());
     env.insert("CASEFLOW__SERVER__WORKERS".into(), "2".into());
     env.insert("CASEFLOW__SERVER__SHUTDOWN_TIMEOUT_SECS".into(), "1".into());
+    env.insert("CASEFLOW__METRICS__BIND".into(), "127.0.0.1:0".into());
     for (k, v) in extra {
         env.insert((*k).into(), (*v).into());
     }

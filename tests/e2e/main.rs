@@ -12,3 +12,4 @@ mod cli;
 mod customers;
 mod directory;
 mod errors;
+mod integrator;

@@ -3,7 +3,7 @@
 use crate::error::ApiError;
 use actix_web::dev::Payload;
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use caseflow_app::{App, AppError, Principal};
 use std::future::Future;
 use std::pin::Pin;
@@ -17,6 +17,10 @@ impl FromRequest for Auth {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Already authenticated by the idempotency middleware.
+        if let Some(p) = req.extensions().get::<Principal>().cloned() {
+            return Box::pin(async move { Ok(Auth(p)) });
+        }
         let app = req.app_data::<web::Data<App>>().cloned();
         let header = req.headers().get(header::AUTHORIZATION).map(|h| h.to_str().map(str::to_owned));
         Box::pin(async move {

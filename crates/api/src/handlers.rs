@@ -44,6 +44,30 @@ pub async fn readyz(app: web::Data<App>) -> Res {
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
 }
 
+pub async fn metrics_open(app: web::Data<App>) -> Res {
+    let body = app.render_metrics().await?;
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body))
+}
+
+/// `/metrics` on the main port: requires `Authorization: Bearer <metrics.token>`.
+pub async fn metrics_protected(app: web::Data<App>, req: actix_web::HttpRequest) -> Res {
+    use sha2::{Digest, Sha256};
+    let expected = app.settings().metrics.token.expose().to_owned();
+    let given = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    // Compare digests so the comparison time does not depend on where the strings differ.
+    if expected.is_empty() || Sha256::digest(given.as_bytes()) != Sha256::digest(expected.as_bytes()) {
+        return Err(
+            caseflow_app::AppError::Unauthenticated("metrics need `Authorization: Bearer <metrics.token>`").into()
+        );
+    }
+    metrics_open(app).await
+}
+
 pub async fn login(app: web::Data<App>, body: web::Json<LoginRequest>) -> Res {
     Ok(HttpResponse::Ok().json(app.login(body.into_inner()).await?))
 }

@@ -4,7 +4,9 @@
 
 pub mod error;
 pub mod extract;
+pub mod guard;
 pub mod handlers;
+pub mod idempotency;
 mod telemetry;
 
 use actix_web::dev::Server;
@@ -25,6 +27,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(res("/readyz").route(web::get().to(h::readyz)))
         .service(
             web::scope("/api/v1")
+                .wrap(actix_web::middleware::from_fn(idempotency::idempotency))
                 .service(res("/auth/login").route(web::post().to(h::login)))
                 .service(res("/me").route(web::get().to(h::me)))
                 .service(res("/cases").route(web::get().to(h::list_cases)).route(web::post().to(h::create_case)))
@@ -76,18 +79,34 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 pub fn build_server(app: App, listener: TcpListener) -> std::io::Result<Server> {
     let settings = app.settings().clone();
     let max_body = settings.limits.max_body_bytes;
+    let metrics_on_main = settings.metrics.enabled && settings.metrics.bind.is_empty();
     let data = web::Data::new(app);
+    let limits = web::Data::new(guard::Limits::new(&settings.rate_limit));
+    let janitor = limits.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            janitor.housekeeping();
+        }
+    });
     let mut server = HttpServer::new(move || {
-        actix_web::App::new()
+        let mut app = actix_web::App::new()
             .app_data(data.clone())
+            .app_data(limits.clone())
             .app_data(web::JsonConfig::default().limit(max_body).error_handler(error::json_error))
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .app_data(web::PathConfig::default().error_handler(error::path_error))
+            .wrap(actix_web::middleware::from_fn(guard::rate_limit))
+            .wrap(actix_web::middleware::from_fn(guard::http_metrics))
             .wrap(actix_web::middleware::from_fn(request_id_header))
             .wrap(tracing_actix_web::TracingLogger::<telemetry::RootSpan>::new())
-            .configure(routes)
-            .default_service(web::to(error::not_found))
+            .configure(routes);
+        if metrics_on_main {
+            app = app.service(res("/metrics").route(web::get().to(h::metrics_protected)));
+        }
+        app.default_service(web::to(error::not_found))
     })
     .shutdown_timeout(settings.server.shutdown_timeout_secs)
     .client_request_timeout(Duration::from_secs(30));
@@ -95,6 +114,22 @@ pub fn build_server(app: App, listener: TcpListener) -> std::io::Result<Server> 
         server = server.workers(settings.server.workers);
     }
     Ok(server.listen(listener)?.run())
+}
+
+/// Builds the separate, unauthenticated metrics server (`metrics.bind`), meant for a
+/// loopback or internal address only.
+pub fn build_metrics_server(app: App, listener: TcpListener) -> std::io::Result<Server> {
+    let data = web::Data::new(app);
+    Ok(HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(data.clone())
+            .service(res("/metrics").route(web::get().to(h::metrics_open)))
+            .default_service(web::to(error::not_found))
+    })
+    .workers(1)
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run())
 }
 
 /// Echoes the request id into an `X-Request-Id` response header so a client can quote it.

@@ -221,7 +221,7 @@ impl App {
         let now = self.now_naive();
         let customer_ref = input.customer.clone();
         let (team_id, assignee_id) = (input.team_id.clone(), input.assignee_id.clone());
-        with_retry(self, move |conn| {
+        let created = with_retry(self, move |conn| {
             if let Some(e) = &ext {
                 if let Some(m) = queries::messages::find_by_external_id(conn, channel.as_str(), e)? {
                     let case = load_case(conn, &m.case_id)?;
@@ -285,7 +285,12 @@ impl App {
             tracing::info!(case.id = %row.id, case.number = number, channel = %channel, "case created");
             Ok(Created { case: detail(conn, row)?, created: true })
         })
-        .await
+        .await?;
+        if created.created {
+            self.metrics().cases_created.with_label_values(&[channel.as_str()]).inc();
+            self.metrics().messages_ingested.with_label_values(&[channel.as_str()]).inc();
+        }
+        Ok(created)
     }
 
     /// One case with its customer summary.
@@ -447,103 +452,109 @@ impl App {
         }
         let actor = who.actor();
         let now = self.now_naive();
-        self.write(move |conn| {
-            let old = load_case(conn, &case_id)?;
-            let channel: Channel = stored("cases.channel", &old.channel)?;
-            if let Some(e) = &ext {
-                if let Some(m) = queries::messages::find_by_external_id(conn, channel.as_str(), e)? {
-                    if m.case_id != old.id {
-                        return Err(AppError::AlreadyExists("external_id is already used on another case".into()));
+        let kind = input.kind;
+        let view = self
+            .write(move |conn| {
+                let old = load_case(conn, &case_id)?;
+                let channel: Channel = stored("cases.channel", &old.channel)?;
+                if let Some(e) = &ext {
+                    if let Some(m) = queries::messages::find_by_external_id(conn, channel.as_str(), e)? {
+                        if m.case_id != old.id {
+                            return Err(AppError::AlreadyExists("external_id is already used on another case".into()));
+                        }
+                        return MessageView::from_row(m, Vec::new());
                     }
-                    return MessageView::from_row(m, Vec::new());
                 }
-            }
-            let from: CaseStatus = stored("cases.status", &old.status)?;
-            if from == CaseStatus::Closed {
-                return Err(AppError::InvalidTransition(
-                    "the case is closed; create a new case linked to it instead".into(),
-                ));
-            }
-            let mut new = old.clone();
-            let (direction, author_kind, author_id, delivery) = match input.kind {
-                MessageKind::Reply => (MessageDirection::Outbound, actor.0, actor.1.clone(), Some("queued")),
-                MessageKind::Note => (MessageDirection::Note, actor.0, actor.1.clone(), None),
-                MessageKind::Inbound => {
-                    (MessageDirection::Inbound, ActorKind::Customer, Some(old.customer_id.clone()), None)
+                let from: CaseStatus = stored("cases.status", &old.status)?;
+                if from == CaseStatus::Closed {
+                    return Err(AppError::InvalidTransition(
+                        "the case is closed; create a new case linked to it instead".into(),
+                    ));
                 }
-            };
-            let mut to = match input.kind {
-                MessageKind::Reply => from.on_agent_reply(),
-                MessageKind::Note => from,
-                MessageKind::Inbound => from.on_customer_reply()?,
-            };
-            if let Some(explicit) = input.status {
-                to = to.transition_to(explicit).or_else(|_| from.transition_to(explicit))?;
-            }
-            let msg = MessageRow {
-                id: new_id(),
-                case_id: old.id.clone(),
-                direction: direction.as_str().into(),
-                channel: channel.as_str().into(),
-                author_kind: author_kind.as_str().into(),
-                author_id,
-                body_text: body.clone(),
-                body_html: None,
-                external_id: ext.clone(),
-                message_id_header: None,
-                in_reply_to: None,
-                references_header: None,
-                thread_rule: None,
-                delivery_status: delivery.map(str::to_owned),
-                created_at: now,
-            };
-            queries::messages::insert(conn, &msg)?;
-            if input.kind == MessageKind::Reply {
-                if new.first_response_at.is_none() {
-                    new.first_response_at = Some(now);
+                let mut new = old.clone();
+                let (direction, author_kind, author_id, delivery) = match input.kind {
+                    MessageKind::Reply => (MessageDirection::Outbound, actor.0, actor.1.clone(), Some("queued")),
+                    MessageKind::Note => (MessageDirection::Note, actor.0, actor.1.clone(), None),
+                    MessageKind::Inbound => {
+                        (MessageDirection::Inbound, ActorKind::Customer, Some(old.customer_id.clone()), None)
+                    }
+                };
+                let mut to = match input.kind {
+                    MessageKind::Reply => from.on_agent_reply(),
+                    MessageKind::Note => from,
+                    MessageKind::Inbound => from.on_customer_reply()?,
+                };
+                if let Some(explicit) = input.status {
+                    to = to.transition_to(explicit).or_else(|_| from.transition_to(explicit))?;
                 }
-                queries::events::insert_outbox(
+                let msg = MessageRow {
+                    id: new_id(),
+                    case_id: old.id.clone(),
+                    direction: direction.as_str().into(),
+                    channel: channel.as_str().into(),
+                    author_kind: author_kind.as_str().into(),
+                    author_id,
+                    body_text: body.clone(),
+                    body_html: None,
+                    external_id: ext.clone(),
+                    message_id_header: None,
+                    in_reply_to: None,
+                    references_header: None,
+                    thread_rule: None,
+                    delivery_status: delivery.map(str::to_owned),
+                    created_at: now,
+                };
+                queries::messages::insert(conn, &msg)?;
+                if input.kind == MessageKind::Reply {
+                    if new.first_response_at.is_none() {
+                        new.first_response_at = Some(now);
+                    }
+                    queries::events::insert_outbox(
+                        conn,
+                        &OutboxRow {
+                            id: new_id(),
+                            kind: format!("reply.{}", delivery_channel(channel)),
+                            case_id: Some(old.id.clone()),
+                            payload: serde_json::json!({"message_id": msg.id, "case_id": old.id}).to_string(),
+                            status: "pending".into(),
+                            attempts: 0,
+                            next_attempt_at: now,
+                            last_error: None,
+                            created_at: now,
+                            delivered_at: None,
+                        },
+                    )?;
+                }
+                if input.kind != MessageKind::Note {
+                    new.last_message_at = now;
+                }
+                if to != from {
+                    apply_status(&mut new, to, now);
+                }
+                new.version = old.version + 1;
+                new.updated_at = now;
+                if !queries::cases::update_if_version(conn, &new, old.version)? {
+                    return Err(AppError::VersionConflict("case"));
+                }
+                event(
                     conn,
-                    &OutboxRow {
-                        id: new_id(),
-                        kind: format!("reply.{}", delivery_channel(channel)),
-                        case_id: Some(old.id.clone()),
-                        payload: serde_json::json!({"message_id": msg.id, "case_id": old.id}).to_string(),
-                        status: "pending".into(),
-                        attempts: 0,
-                        next_attempt_at: now,
-                        last_error: None,
-                        created_at: now,
-                        delivered_at: None,
-                    },
+                    &old.id,
+                    "message_added",
+                    &actor,
+                    serde_json::json!({"message_id": msg.id, "direction": direction}),
+                    now,
                 )?;
-            }
-            if input.kind != MessageKind::Note {
-                new.last_message_at = now;
-            }
-            if to != from {
-                apply_status(&mut new, to, now);
-            }
-            new.version = old.version + 1;
-            new.updated_at = now;
-            if !queries::cases::update_if_version(conn, &new, old.version)? {
-                return Err(AppError::VersionConflict("case"));
-            }
-            event(
-                conn,
-                &old.id,
-                "message_added",
-                &actor,
-                serde_json::json!({"message_id": msg.id, "direction": direction}),
-                now,
-            )?;
-            if to != from {
-                event(conn, &old.id, "status_changed", &actor, serde_json::json!({"from": from, "to": to}), now)?;
-            }
-            tracing::info!(case.id = %old.id, message.id = %msg.id, direction = %direction, "message added");
-            MessageView::from_row(msg, Vec::new())
-        })
-        .await
+                if to != from {
+                    event(conn, &old.id, "status_changed", &actor, serde_json::json!({"from": from, "to": to}), now)?;
+                }
+                tracing::info!(case.id = %old.id, message.id = %msg.id, direction = %direction, "message added");
+                MessageView::from_row(msg, Vec::new())
+            })
+            .await?;
+        if kind == MessageKind::Inbound {
+            self.metrics().messages_ingested.with_label_values(&[view.channel.as_str()]).inc();
+        }
+        Ok(view)
     }
 
     /// The case's messages in order, with attachment metadata.

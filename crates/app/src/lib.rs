@@ -11,6 +11,8 @@ pub mod customers;
 pub mod demo;
 pub mod directory;
 pub mod error;
+pub mod idempotency;
+pub mod metrics;
 pub mod settings;
 pub mod views;
 
@@ -47,6 +49,7 @@ struct Inner {
     settings: Settings,
     clock: Arc<dyn Clock>,
     jwt: auth::JwtKeys,
+    metrics: metrics::Metrics,
 }
 
 impl App {
@@ -61,7 +64,8 @@ impl App {
         let store = Store::open(&url, &opts)?;
         let jwt =
             auth::JwtKeys::new(settings.auth.jwt_secret.expose(), &settings.auth.issuer, settings.auth.jwt_ttl_secs);
-        Ok(Self { inner: Arc::new(Inner { store, settings, clock, jwt }) })
+        let metrics = metrics::Metrics::new().map_err(|e| AppError::Internal(format!("metrics: {e}")))?;
+        Ok(Self { inner: Arc::new(Inner { store, settings, clock, jwt, metrics }) })
     }
 
     /// The settings the app was started with.
@@ -72,6 +76,11 @@ impl App {
     /// The store, for health checks and metrics.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
     }
 
     /// The current time from the injected clock.

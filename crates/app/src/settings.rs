@@ -41,7 +41,36 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub logging: LoggingSettings,
     pub limits: LimitSettings,
+    pub api: ApiSettings,
+    pub rate_limit: RateLimitSettings,
+    pub metrics: MetricsSettings,
     pub demo: DemoSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    pub idempotency_ttl_secs: u64,
+    pub idempotency_lock_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    pub per_token_per_minute: u32,
+    pub per_token_burst: u32,
+    pub per_ip_per_minute: u32,
+    pub per_ip_burst: u32,
+    pub trust_forwarded_for: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    pub enabled: bool,
+    pub bind: String,
+    pub token: Secret,
 }
 
 /// Development or production.
@@ -183,6 +212,35 @@ impl Settings {
         }
         if self.limits.default_page_size < 1 || self.limits.default_page_size > self.limits.max_page_size {
             return Err(invalid("limits.default_page_size", "must be between 1 and limits.max_page_size"));
+        }
+        if !(60..=7 * 86_400).contains(&self.api.idempotency_ttl_secs) {
+            return Err(invalid("api.idempotency_ttl_secs", "must be between 60 and 604800"));
+        }
+        if !(1..=3600).contains(&self.api.idempotency_lock_secs) {
+            return Err(invalid("api.idempotency_lock_secs", "must be between 1 and 3600"));
+        }
+        let r = &self.rate_limit;
+        for (key, v) in [
+            ("rate_limit.per_token_per_minute", r.per_token_per_minute),
+            ("rate_limit.per_token_burst", r.per_token_burst),
+            ("rate_limit.per_ip_per_minute", r.per_ip_per_minute),
+            ("rate_limit.per_ip_burst", r.per_ip_burst),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if self.metrics.enabled {
+            if self.metrics.bind.is_empty() {
+                if self.metrics.token.expose().len() < 16 {
+                    return Err(invalid(
+                        "metrics.token",
+                        "must be at least 16 characters when metrics are served on the main port (metrics.bind = \"\")",
+                    ));
+                }
+            } else if self.metrics.bind.parse::<SocketAddr>().is_err() {
+                return Err(invalid("metrics.bind", format!("{:?} is not HOST:PORT", self.metrics.bind)));
+            }
         }
         if tracing_filter_is_empty(&self.logging.filter) {
             return Err(invalid("logging.filter", "must not be empty"));

@@ -208,3 +208,19 @@ pub struct OutboxRow {
     pub created_at: NaiveDateTime,
     pub delivered_at: Option<NaiveDateTime>,
 }
+
+/// A stored idempotency key and, once the request finished, its response.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = idempotency_keys, treat_none_as_null = true)]
+pub struct IdempotencyRow {
+    pub scope: String,
+    pub key: String,
+    pub request_hash: String,
+    pub state: String,
+    pub locked_until: NaiveDateTime,
+    pub response_status: Option<i32>,
+    pub response_headers: Option<String>,
+    pub response_body: Option<Vec<u8>>,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}

@@ -156,6 +156,11 @@ pub mod cases {
         Ok(ids)
     }
 
+    /// Active cases (new or open) nobody is assigned to: the routing queue.
+    pub fn count_unassigned_active(conn: &mut DbConn) -> QueryResult<i64> {
+        c::cases.filter(c::assignee_id.is_null()).filter(c::status.eq_any(["new", "open"])).count().get_result(conn)
+    }
+
     pub fn count_for_assignee(conn: &mut DbConn, agent_id: &str) -> QueryResult<i64> {
         c::cases.filter(c::assignee_id.eq(agent_id)).count().get_result(conn)
     }
@@ -444,5 +449,31 @@ pub mod tokens {
     }
     pub fn touch(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<()> {
         diesel::update(t::api_tokens.find(id)).set(t::last_used_at.eq(now)).execute(conn).map(drop)
+    }
+}
+
+pub mod idempotency {
+    use super::*;
+    use schema::idempotency_keys::dsl as k;
+
+    pub fn get(conn: &mut DbConn, scope: &str, key: &str) -> QueryResult<Option<IdempotencyRow>> {
+        k::idempotency_keys.find((scope, key)).select(IdempotencyRow::as_select()).first(conn).optional()
+    }
+
+    pub fn insert(conn: &mut DbConn, row: &IdempotencyRow) -> QueryResult<()> {
+        diesel::insert_into(k::idempotency_keys).values(row).execute(conn).map(drop)
+    }
+
+    pub fn update(conn: &mut DbConn, row: &IdempotencyRow) -> QueryResult<bool> {
+        Ok(diesel::update(k::idempotency_keys.find((&row.scope, &row.key))).set(row).execute(conn)? == 1)
+    }
+
+    pub fn delete(conn: &mut DbConn, scope: &str, key: &str) -> QueryResult<()> {
+        diesel::delete(k::idempotency_keys.find((scope, key))).execute(conn).map(drop)
+    }
+
+    /// Deletes keys that expired before `now`; returns how many.
+    pub fn purge_expired(conn: &mut DbConn, now: NaiveDateTime) -> QueryResult<usize> {
+        diesel::delete(k::idempotency_keys.filter(k::expires_at.lt(now))).execute(conn)
     }
 }

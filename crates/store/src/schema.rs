@@ -194,6 +194,21 @@ diesel::joinable!(messages -> cases (case_id));
 diesel::joinable!(attachments -> messages (message_id));
 diesel::joinable!(case_events -> cases (case_id));
 
+diesel::table! {
+    idempotency_keys (scope, key) {
+        scope -> Text,
+        key -> Text,
+        request_hash -> Text,
+        state -> Text,
+        locked_until -> Timestamp,
+        response_status -> Nullable<Integer>,
+        response_headers -> Nullable<Text>,
+        response_body -> Nullable<Binary>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     counters,
     teams,
@@ -209,4 +224,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     attachments,
     case_events,
     outbox,
+    idempotency_keys,
 );

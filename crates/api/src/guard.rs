@@ -1,0 +1,147 @@
+//! Request guards that wrap every route: per-credential and per-IP rate limits (429 with
+//! `Retry-After` and `RateLimit-*` headers) and HTTP metrics by route pattern.
+
+use crate::error::ApiError;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{header, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{web, ResponseError};
+use caseflow_app::settings::RateLimitSettings;
+use caseflow_app::App;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use sha2::{Digest, Sha256};
+use std::num::NonZeroU32;
+use std::time::Instant;
+
+/// The rate limiters of one server node.
+pub struct Limits {
+    enabled: bool,
+    trust_forwarded_for: bool,
+    per_token: DefaultKeyedRateLimiter<String>,
+    per_ip: DefaultKeyedRateLimiter<String>,
+    token_limit: u32,
+    ip_limit: u32,
+}
+
+fn quota(per_minute: u32, burst: u32) -> Quota {
+    let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+    Quota::per_minute(per_minute).allow_burst(burst)
+}
+
+impl Limits {
+    /// Limiters configured from `rate_limit.*`.
+    pub fn new(s: &RateLimitSettings) -> Self {
+        Self {
+            enabled: s.enabled,
+            trust_forwarded_for: s.trust_forwarded_for,
+            per_token: RateLimiter::keyed(quota(s.per_token_per_minute, s.per_token_burst)),
+            per_ip: RateLimiter::keyed(quota(s.per_ip_per_minute, s.per_ip_burst)),
+            token_limit: s.per_token_burst,
+            ip_limit: s.per_ip_burst,
+        }
+    }
+
+    /// Forgets buckets that are full again, bounding memory.
+    pub fn housekeeping(&self) {
+        self.per_token.retain_recent();
+        self.per_ip.retain_recent();
+        self.per_token.shrink_to_fit();
+        self.per_ip.shrink_to_fit();
+    }
+}
+
+fn exempt(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
+}
+
+fn client_ip(req: &ServiceRequest, trust_forwarded_for: bool) -> String {
+    if trust_forwarded_for {
+        if let Some(first) = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        {
+            return first.to_owned();
+        }
+    }
+    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
+}
+
+/// Applies the per-credential limit to requests that carry `Authorization`, and the per-IP
+/// limit to those that do not (login, public endpoints).
+pub async fn rate_limit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let limits = req.app_data::<web::Data<Limits>>().cloned();
+    let Some(limits) = limits.filter(|l| l.enabled && !exempt(req.path())) else {
+        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
+    };
+    let credential = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (kind, outcome, limit) = match credential {
+        Some(c) => {
+            let key: String = Sha256::digest(c.as_bytes()).iter().take(12).map(|b| format!("{b:02x}")).collect();
+            ("token", limits.per_token.check_key(&key), limits.token_limit)
+        }
+        None => {
+            let key = client_ip(&req, limits.trust_forwarded_for);
+            ("ip", limits.per_ip.check_key(&key), limits.ip_limit)
+        }
+    };
+    match outcome {
+        Ok(()) => next.call(req).await.map(ServiceResponse::map_into_boxed_body),
+        Err(not_until) => {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let secs = secs.max(1);
+            if let Some(app) = req.app_data::<web::Data<App>>() {
+                app.metrics().rate_limited.with_label_values(&[kind]).inc();
+            }
+            let mut res = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many requests; retry in {secs} s"),
+            )
+            .error_response();
+            let h = res.headers_mut();
+            for (name, value) in [
+                ("retry-after", secs.to_string()),
+                ("ratelimit-limit", limit.to_string()),
+                ("ratelimit-remaining", "0".to_owned()),
+                ("ratelimit-reset", secs.to_string()),
+            ] {
+                if let Ok(v) = header::HeaderValue::from_str(&value) {
+                    h.insert(header::HeaderName::from_static(name), v);
+                }
+            }
+            Ok(req.into_response(res))
+        }
+    }
+}
+
+/// Counts requests and records latency by method, route pattern and status. The route
+/// pattern (`/api/v1/cases/{id}`), never the path, keeps label cardinality bounded and ids out
+/// of the metrics.
+pub async fn http_metrics(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let start = Instant::now();
+    let app = req.app_data::<web::Data<App>>().cloned();
+    let method = req.method().as_str().to_owned();
+    let res = next.call(req).await?;
+    if let Some(app) = app {
+        let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+        let status = res.status().as_u16().to_string();
+        let m = app.metrics();
+        m.http_requests.with_label_values(&[method.as_str(), route.as_str(), status.as_str()]).inc();
+        m.http_duration.with_label_values(&[method.as_str(), route.as_str()]).observe(start.elapsed().as_secs_f64());
+    }
+    Ok(res)
+}
