@@ -13,3 +13,4 @@ mod customers;
 mod directory;
 mod errors;
 mod integrator;
+mod openapi;

@@ -7,6 +7,7 @@ pub mod extract;
 pub mod guard;
 pub mod handlers;
 pub mod idempotency;
+pub mod openapi;
 mod telemetry;
 
 use actix_web::dev::Server;
@@ -21,58 +22,55 @@ fn res(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(error::method_not_allowed))
 }
 
-/// Registers every route of the API.
+/// Declares the API's routes once: the registration and the `API_ROUTES` table the OpenAPI
+/// test compares with the spec come from the same list, so they cannot drift apart.
+macro_rules! api_routes {
+    ($($path:literal { $($method:ident => $handler:path),+ $(,)? })+) => {
+        /// Every `(method, path)` served under `/api/v1`.
+        pub const API_ROUTES: &[(&str, &str)] = &[$($((stringify!($method), $path)),+),+];
+
+        fn api_scope() -> actix_web::Scope {
+            web::scope("/api/v1")$(.service(res($path)$(.route(web::$method().to($handler)))+))+
+        }
+    };
+}
+
+api_routes! {
+    "/auth/login" { post => h::login }
+    "/me" { get => h::me }
+    "/cases" { get => h::list_cases, post => h::create_case }
+    "/cases/{id}" { get => h::get_case, patch => h::update_case }
+    "/cases/{id}/messages" { get => h::list_messages, post => h::add_message }
+    "/cases/{id}/events" { get => h::list_case_events }
+    "/customers" { get => h::list_customers, post => h::create_customer }
+    "/customers/{id}" { get => h::get_customer, patch => h::update_customer }
+    "/customers/{id}/identities" { post => h::add_identity }
+    "/customers/{id}/merge" { post => h::merge_customers }
+    "/agents" { get => h::list_agents, post => h::create_agent }
+    "/agents/{id}" { get => h::get_agent, patch => h::update_agent }
+    "/agents/{id}/presence" { put => h::set_presence }
+    "/agents/{id}/skills" { put => h::set_skills }
+    "/teams" { get => h::list_teams, post => h::create_team }
+    "/teams/{id}" { get => h::get_team, patch => h::update_team, delete => h::delete_team }
+    "/skills" { get => h::list_skills, post => h::create_skill }
+    "/skills/{id}" { get => h::get_skill, patch => h::update_skill, delete => h::delete_skill }
+    "/api-tokens" { get => h::list_api_tokens, post => h::create_api_token }
+    "/api-tokens/{id}" { delete => h::revoke_api_token }
+}
+
+/// Routes outside `/api/v1` that belong in the spec.
+pub const ROOT_ROUTES: &[(&str, &str)] = &[("get", "/healthz"), ("get", "/readyz")];
+
+/// Registers every route: health, the OpenAPI document and its reference page, and the API.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(res("/healthz").route(web::get().to(h::healthz)))
-        .service(res("/readyz").route(web::get().to(h::readyz)))
-        .service(
-            web::scope("/api/v1")
-                .wrap(actix_web::middleware::from_fn(idempotency::idempotency))
-                .service(res("/auth/login").route(web::post().to(h::login)))
-                .service(res("/me").route(web::get().to(h::me)))
-                .service(res("/cases").route(web::get().to(h::list_cases)).route(web::post().to(h::create_case)))
-                .service(res("/cases/{id}").route(web::get().to(h::get_case)).route(web::patch().to(h::update_case)))
-                .service(
-                    res("/cases/{id}/messages")
-                        .route(web::get().to(h::list_messages))
-                        .route(web::post().to(h::add_message)),
-                )
-                .service(res("/cases/{id}/events").route(web::get().to(h::list_case_events)))
-                .service(
-                    res("/customers").route(web::get().to(h::list_customers)).route(web::post().to(h::create_customer)),
-                )
-                .service(
-                    res("/customers/{id}")
-                        .route(web::get().to(h::get_customer))
-                        .route(web::patch().to(h::update_customer)),
-                )
-                .service(res("/customers/{id}/identities").route(web::post().to(h::add_identity)))
-                .service(res("/customers/{id}/merge").route(web::post().to(h::merge_customers)))
-                .service(res("/agents").route(web::get().to(h::list_agents)).route(web::post().to(h::create_agent)))
-                .service(res("/agents/{id}").route(web::get().to(h::get_agent)).route(web::patch().to(h::update_agent)))
-                .service(res("/agents/{id}/presence").route(web::put().to(h::set_presence)))
-                .service(res("/agents/{id}/skills").route(web::put().to(h::set_skills)))
-                .service(res("/teams").route(web::get().to(h::list_teams)).route(web::post().to(h::create_team)))
-                .service(
-                    res("/teams/{id}")
-                        .route(web::get().to(h::get_team))
-                        .route(web::patch().to(h::update_team))
-                        .route(web::delete().to(h::delete_team)),
-                )
-                .service(res("/skills").route(web::get().to(h::list_skills)).route(web::post().to(h::create_skill)))
-                .service(
-                    res("/skills/{id}")
-                        .route(web::get().to(h::get_skill))
-                        .route(web::patch().to(h::update_skill))
-                        .route(web::delete().to(h::delete_skill)),
-                )
-                .service(
-                    res("/api-tokens")
-                        .route(web::get().to(h::list_api_tokens))
-                        .route(web::post().to(h::create_api_token)),
-                )
-                .service(res("/api-tokens/{id}").route(web::delete().to(h::revoke_api_token))),
-        );
+    use utoipa::OpenApi;
+    // Registered before the /api/v1 scope so that /api/v1/openapi.json is matched first.
+    cfg.service(
+        utoipa_swagger_ui::SwaggerUi::new("/api/docs/{_:.*}").url("/api/v1/openapi.json", openapi::ApiDoc::openapi()),
+    )
+    .service(res("/healthz").route(web::get().to(h::healthz)))
+    .service(res("/readyz").route(web::get().to(h::readyz)))
+    .service(api_scope().wrap(actix_web::middleware::from_fn(idempotency::idempotency)));
 }
 
 /// Builds the HTTP server on an already-bound listener (port 0 in tests).

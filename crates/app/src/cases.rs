@@ -22,7 +22,7 @@ where
 }
 
 /// Input for creating a case (an integrator, or an agent logging a contact).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCase {
     pub subject: String,
@@ -45,7 +45,7 @@ pub struct NewCase {
 }
 
 /// Changes to a case; absent fields are left alone, `null` clears team or assignee.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CasePatch {
     #[serde(default)]
@@ -55,8 +55,10 @@ pub struct CasePatch {
     #[serde(default)]
     pub priority: Option<Priority>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, nullable)]
     pub team_id: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, nullable)]
     pub assignee_id: Option<Option<String>>,
     /// The version the client last read; the update fails with `version_conflict` if the case
     /// changed since. `If-Match` does the same.
@@ -65,7 +67,7 @@ pub struct CasePatch {
 }
 
 /// What kind of message to add.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageKind {
     /// A public reply to the customer, sent on the case's channel.
@@ -77,7 +79,7 @@ pub enum MessageKind {
 }
 
 /// Input for adding a message to a case.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMessage {
     pub kind: MessageKind,
@@ -90,7 +92,8 @@ pub struct NewMessage {
 }
 
 /// Query for the case list.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CaseQuery {
     /// Comma-separated statuses.

@@ -13,7 +13,7 @@ use chrono::NaiveDateTime;
 use serde::Deserialize;
 
 /// How a request names a customer: by id, or by identities to resolve.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerRef {
     #[serde(default)]
@@ -28,7 +28,7 @@ pub struct CustomerRef {
 }
 
 /// An identity to add.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewIdentity {
     pub kind: IdentityKind,
@@ -36,7 +36,7 @@ pub struct NewIdentity {
 }
 
 /// Input for creating a customer.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCustomer {
     #[serde(default)]
@@ -52,7 +52,7 @@ pub struct NewCustomer {
 }
 
 /// Changes to a customer.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerPatch {
     #[serde(default)]
@@ -68,7 +68,7 @@ pub struct CustomerPatch {
 }
 
 /// Input for a merge: `source` is folded into the customer named in the path.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MergeRequest {
     pub source_id: String,

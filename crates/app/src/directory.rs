@@ -13,7 +13,7 @@ use caseflow_store::DbConn;
 use serde::Deserialize;
 
 /// Login input.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub email: String,
@@ -21,7 +21,7 @@ pub struct LoginRequest {
 }
 
 /// Input for creating an agent.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAgent {
     pub email: String,
@@ -37,7 +37,7 @@ pub struct NewAgent {
 }
 
 /// Changes to an agent.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentPatch {
     #[serde(default)]
@@ -45,6 +45,7 @@ pub struct AgentPatch {
     #[serde(default)]
     pub role: Option<Role>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, nullable)]
     pub team_id: Option<Option<String>>,
     #[serde(default)]
     pub max_load: Option<i32>,
@@ -55,14 +56,14 @@ pub struct AgentPatch {
 }
 
 /// Presence change.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PresenceRequest {
     pub presence: Presence,
 }
 
 /// One skill level to set.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SkillLevel {
     pub skill_id: String,
@@ -71,14 +72,14 @@ pub struct SkillLevel {
 }
 
 /// Replaces an agent's skills.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetSkills {
     pub skills: Vec<SkillLevel>,
 }
 
 /// Input for creating or changing a team or a skill.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NamedInput {
     #[serde(default)]
@@ -88,7 +89,7 @@ pub struct NamedInput {
 }
 
 /// Input for creating an API token.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiToken {
     pub name: String,
@@ -165,7 +166,7 @@ impl App {
         let token = app.jwt().issue(&agent_id, role, now.timestamp())?;
         let agent = self.read(move |conn| agent_view(conn, row)).await?;
         tracing::info!(agent.id = %agent_id, "login");
-        Ok(LoginView { access_token: token, token_type: "Bearer", expires_in: self.jwt().ttl_secs, agent })
+        Ok(LoginView { access_token: token, token_type: "Bearer".into(), expires_in: self.jwt().ttl_secs, agent })
     }
 
     /// Turns a bearer token (agent JWT or integrator API token) into a principal.

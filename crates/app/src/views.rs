@@ -15,7 +15,7 @@ pub(crate) fn stored<T: std::str::FromStr>(column: &str, v: &str) -> AppResult<T
 }
 
 /// A case.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CaseView {
     pub id: CaseId,
     pub number: i64,
@@ -63,7 +63,7 @@ impl TryFrom<CaseRow> for CaseView {
 }
 
 /// A case with its customer's summary.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CaseDetail {
     #[serde(flatten)]
     pub case: CaseView,
@@ -71,7 +71,7 @@ pub struct CaseDetail {
 }
 
 /// The customer fields shown next to a case.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CustomerSummary {
     pub id: CustomerId,
     pub name: String,
@@ -79,7 +79,7 @@ pub struct CustomerSummary {
 }
 
 /// An attachment's metadata.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AttachmentView {
     pub id: AttachmentId,
     pub filename: String,
@@ -103,7 +103,7 @@ impl From<AttachmentMeta> for AttachmentView {
 }
 
 /// A message on a case.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessageView {
     pub id: MessageId,
     pub case_id: CaseId,
@@ -144,12 +144,13 @@ impl MessageView {
 }
 
 /// An audit-log entry.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventView {
     pub id: EventId,
     pub kind: String,
     pub actor_kind: ActorKind,
     pub actor_id: Option<String>,
+    #[schema(value_type = Object)]
     pub data: serde_json::Value,
     pub created_at: DateTime<Utc>,
 }
@@ -183,7 +184,7 @@ impl TryFrom<CustomerEventRow> for EventView {
 }
 
 /// A customer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CustomerView {
     pub id: CustomerId,
     pub name: String,
@@ -216,7 +217,7 @@ impl TryFrom<CustomerRow> for CustomerView {
 }
 
 /// One of a customer's identities.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IdentityView {
     pub id: IdentityId,
     pub kind: IdentityKind,
@@ -237,7 +238,7 @@ impl TryFrom<IdentityRow> for IdentityView {
 }
 
 /// A customer with every identity, their cases across channels and their audit log.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CustomerDetail {
     #[serde(flatten)]
     pub customer: CustomerView,
@@ -248,14 +249,14 @@ pub struct CustomerDetail {
 }
 
 /// An agent's level in a skill.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AgentSkillView {
     pub skill_id: SkillId,
     pub level: i32,
 }
 
 /// A staff user.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AgentView {
     pub id: AgentId,
     pub email: String,
@@ -292,7 +293,7 @@ impl AgentView {
 }
 
 /// A team.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TeamView {
     pub id: TeamId,
     pub name: String,
@@ -314,7 +315,7 @@ impl From<TeamRow> for TeamView {
 }
 
 /// A skill.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SkillView {
     pub id: SkillId,
     pub name: String,
@@ -329,7 +330,7 @@ impl From<SkillRow> for SkillView {
 }
 
 /// An integrator API token (never its secret).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApiTokenView {
     pub id: ApiTokenId,
     pub name: String,
@@ -363,7 +364,7 @@ pub(crate) fn parse_scopes(s: &str) -> AppResult<Vec<Scope>> {
 }
 
 /// A token just created: the only time its plaintext is shown.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CreatedApiToken {
     /// The bearer token. Store it now; it cannot be shown again.
     pub token: String,
@@ -372,10 +373,10 @@ pub struct CreatedApiToken {
 }
 
 /// A successful login.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LoginView {
     pub access_token: String,
-    pub token_type: &'static str,
+    pub token_type: String,
     pub expires_in: i64,
     pub agent: AgentView,
 }

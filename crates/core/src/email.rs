@@ -23,8 +23,9 @@ pub enum EmailError {
 /// Normalization trims whitespace and lower-cases the whole address. RFC 5321 lets the local
 /// part be case-sensitive, but no mainstream provider treats it so, and a helpdesk that splits
 /// `Jane@x.org` from `jane@x.org` into two customers is worse than one that does not.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, format = "email")]
 pub struct EmailAddress(String);
 
 impl EmailAddress {
