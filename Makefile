@@ -1,8 +1,7 @@
 # Caseflow: thin wrappers around cargo and the project's scripts. `make help` lists targets.
 CARGO ?= cargo
-NEXTEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo yes)
 
-.PHONY: help run test test-unit lint fmt layers build pg-start pg-stop ci clean-data
+.PHONY: help run test contract-test lint fmt layers build pg-start pg-stop ci clean-data
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -10,15 +9,11 @@ help: ## list targets
 run: ## build, migrate data/caseflow.db, seed demo data when empty, serve on 127.0.0.1:8080
 	$(CARGO) run --locked --bin caseflow -- serve --demo
 
-test: ## every test: unit, storage and end-to-end, on SQLite and a throw-away PostgreSQL
-	@url=$$(scripts/pg.sh start) || { echo "make test: PostgreSQL could not be started" >&2; exit 1; }; \
-	echo "PostgreSQL for tests: $$url"; \
-	if [ -n "$(NEXTEST)" ]; then \
-		CASEFLOW_TEST_POSTGRES_URL=$$url $(CARGO) nextest run --workspace --locked --no-fail-fast; \
-	else \
-		CASEFLOW_TEST_POSTGRES_URL=$$url $(CARGO) test --workspace --locked --no-fail-fast; \
-	fi; \
-	status=$$?; scripts/pg.sh stop; exit $$status
+test: ## every test: unit, storage and end-to-end on SQLite and a throw-away PostgreSQL, then the contract test
+	@scripts/test.sh
+
+contract-test: ## schemathesis against the running server's OpenAPI document
+	@scripts/contract-test.sh
 
 lint: fmt layers ## formatting, clippy with warnings as errors, crate layering
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings

@@ -25,8 +25,10 @@ where
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCase {
+    #[schema(min_length = 1, max_length = 998)]
     pub subject: String,
     /// The customer's first message.
+    #[schema(min_length = 1)]
     pub body: String,
     pub customer: CustomerRef,
     #[serde(default)]
@@ -83,6 +85,7 @@ pub enum MessageKind {
 #[serde(deny_unknown_fields)]
 pub struct NewMessage {
     pub kind: MessageKind,
+    #[schema(min_length = 1)]
     pub body: String,
     /// Status to set together with a reply or note (e.g. `pending` or `solved`).
     #[serde(default)]
@@ -110,6 +113,7 @@ pub struct CaseQuery {
     /// `-created_at` (default, newest first) or `created_at`.
     pub sort: Option<String>,
     pub cursor: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 

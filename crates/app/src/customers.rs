@@ -32,6 +32,7 @@ pub struct CustomerRef {
 #[serde(deny_unknown_fields)]
 pub struct NewIdentity {
     pub kind: IdentityKind,
+    #[schema(min_length = 1, max_length = 255)]
     pub value: String,
 }
 
@@ -44,6 +45,7 @@ pub struct NewCustomer {
     #[serde(default)]
     pub tier: Option<Tier>,
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub value: Option<i64>,
     #[serde(default)]
     pub notes: Option<String>,
@@ -60,6 +62,7 @@ pub struct CustomerPatch {
     #[serde(default)]
     pub tier: Option<Tier>,
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub value: Option<i64>,
     #[serde(default)]
     pub notes: Option<String>,
@@ -71,6 +74,7 @@ pub struct CustomerPatch {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MergeRequest {
+    #[schema(min_length = 1)]
     pub source_id: String,
 }
 

@@ -24,15 +24,19 @@ pub struct LoginRequest {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAgent {
+    #[schema(min_length = 3, max_length = 254)]
     pub email: String,
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     pub role: Role,
     /// At least 10 characters. Without one the agent cannot log in (yet).
     #[serde(default)]
+    #[schema(min_length = 10, max_length = 1024)]
     pub password: Option<String>,
     #[serde(default)]
     pub team_id: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1000)]
     pub max_load: Option<i32>,
 }
 
@@ -41,6 +45,7 @@ pub struct NewAgent {
 #[serde(deny_unknown_fields)]
 pub struct AgentPatch {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     #[serde(default)]
     pub role: Option<Role>,
@@ -48,10 +53,12 @@ pub struct AgentPatch {
     #[schema(value_type = Option<String>, nullable)]
     pub team_id: Option<Option<String>>,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1000)]
     pub max_load: Option<i32>,
     #[serde(default)]
     pub active: Option<bool>,
     #[serde(default)]
+    #[schema(min_length = 10, max_length = 1024)]
     pub password: Option<String>,
 }
 
@@ -68,6 +75,7 @@ pub struct PresenceRequest {
 pub struct SkillLevel {
     pub skill_id: String,
     /// 1 (basic) to 5 (expert).
+    #[schema(minimum = 1, maximum = 5)]
     pub level: i32,
 }
 
@@ -83,8 +91,10 @@ pub struct SetSkills {
 #[serde(deny_unknown_fields)]
 pub struct NamedInput {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
 }
 
@@ -92,7 +102,9 @@ pub struct NamedInput {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiToken {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
+    #[schema(min_items = 1)]
     pub scopes: Vec<Scope>,
 }
 
