@@ -1,7 +1,7 @@
 # Caseflow: thin wrappers around cargo and the project's scripts. `make help` lists targets.
 CARGO ?= cargo
 
-.PHONY: help run test contract-test lint fmt layers build pg-start pg-stop ci clean-data
+.PHONY: help run test contract-test bench lint fmt layers build pg-start pg-stop ci clean-data
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -23,6 +23,9 @@ fmt: ## check formatting
 
 layers: ## prove the dependency direction of ARCHITECTURE.md with cargo tree
 	@scripts/check-layers.sh
+
+bench: ## criterion benchmarks of pure crates, then HTTP load figures (release build, wrk)
+	@scripts/bench-http.sh all
 
 build: ## debug build of everything
 	$(CARGO) build --workspace --locked

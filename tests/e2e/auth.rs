@@ -179,3 +179,24 @@ both_backends!(
     api_tokens_authenticate_respect_scopes_and_can_be_revoked,
     deactivated_agents_cannot_log_in,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verified_api_tokens_are_cached_and_revocation_clears_the_cache() {
+    let app = spawn(Db::Sqlite).await;
+    let created = app.post("/api/v1/api-tokens", json!({"name": "cache", "scopes": ["read"]})).await.expect(201);
+    let token = created["token"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let first = app.app().authenticate(&token).await.unwrap();
+    // Revoke behind the app's back (as another node would): the cached verification still holds…
+    let now = chrono::Utc::now().naive_utc();
+    let id2 = id.clone();
+    app.app()
+        .store()
+        .write(move |c| caseflow_store::queries::tokens::revoke(c, &id2, now).map_err(caseflow_store::StoreError::from))
+        .unwrap();
+    assert_eq!(app.app().authenticate(&token).await.unwrap(), first, "served from the cache");
+    // …while a revocation through this node takes effect at once.
+    app.delete(&format!("/api/v1/api-tokens/{id}")).await;
+    assert!(app.app().authenticate(&token).await.is_err());
+    app.stop().await;
+}

@@ -5,10 +5,6 @@ use crate::helpers::*;
 use caseflow_store::queries;
 use serde_json::{json, Value};
 
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_owned()
-}
-
 async fn creating_a_case_records_customer_message_and_audit_event(app: &TestApp) {
     let r = app
         .post(

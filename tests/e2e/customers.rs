@@ -2,11 +2,7 @@
 
 use crate::both_backends;
 use crate::helpers::*;
-use serde_json::{json, Value};
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_owned()
-}
+use serde_json::json;
 
 async fn a_customer_resolves_across_identities_and_channels(app: &TestApp) {
     let c = app

@@ -50,6 +50,11 @@ impl Resp {
     }
 }
 
+/// The `id` field of a JSON object.
+pub fn id(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_owned()
+}
+
 fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }

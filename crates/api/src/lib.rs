@@ -64,13 +64,19 @@ pub const ROOT_ROUTES: &[(&str, &str)] = &[("get", "/healthz"), ("get", "/readyz
 /// Registers every route: health, the OpenAPI document and its reference page, and the API.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use utoipa::OpenApi;
-    // Registered before the /api/v1 scope so that /api/v1/openapi.json is matched first.
-    cfg.service(
-        utoipa_swagger_ui::SwaggerUi::new("/api/docs/{_:.*}").url("/api/v1/openapi.json", openapi::ApiDoc::openapi()),
-    )
-    .service(res("/healthz").route(web::get().to(h::healthz)))
-    .service(res("/readyz").route(web::get().to(h::readyz)))
-    .service(api_scope().wrap(actix_web::middleware::from_fn(idempotency::idempotency)));
+    let spec = openapi::ApiDoc::openapi();
+    let json = web::Data::new(openapi::SpecJson(spec.to_json().unwrap_or_default()));
+    cfg.service(res("/healthz").route(web::get().to(h::healthz)))
+        .service(res("/readyz").route(web::get().to(h::readyz)))
+        .service(
+            api_scope()
+                .app_data(json)
+                .service(res("/openapi.json").route(web::get().to(openapi::serve_spec)))
+                .wrap(actix_web::middleware::from_fn(idempotency::idempotency)),
+        )
+        // After the API scope: its catch-all pattern is then never tried for API requests, and
+        // the spec URL it would also serve is already answered inside the scope.
+        .service(utoipa_swagger_ui::SwaggerUi::new("/api/docs/{_:.*}").url("/api/v1/openapi.json", spec));
 }
 
 /// Builds the HTTP server on an already-bound listener (port 0 in tests).

@@ -127,6 +127,14 @@ impl Modify for Conventions {
     }
 }
 
+/// The document, serialized once at start-up.
+pub struct SpecJson(pub String);
+
+/// `GET /api/v1/openapi.json`.
+pub async fn serve_spec(spec: actix_web::web::Data<SpecJson>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().content_type("application/json").body(spec.0.clone())
+}
+
 /// The generated document.
 #[derive(OpenApi)]
 #[openapi(

@@ -123,6 +123,49 @@ impl Principal {
     }
 }
 
+/// Recently verified API tokens, so that an integrator's requests do not each cost a database
+/// round trip. Entries live `TTL_SECS`; a revocation on this node drops them at once, other
+/// nodes notice within the TTL.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    entries: std::sync::RwLock<std::collections::HashMap<String, (Principal, chrono::DateTime<chrono::Utc>)>>,
+}
+
+impl TokenCache {
+    /// How long a verified token is trusted without asking the database again.
+    pub const TTL_SECS: i64 = 10;
+    const MAX_ENTRIES: usize = 10_000;
+
+    /// The principal for a token hash verified less than `TTL_SECS` before `now`.
+    pub fn get(&self, hash: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Principal> {
+        let entries = self.entries.read().ok()?;
+        entries
+            .get(hash)
+            .filter(|(_, at)| (now - *at).num_seconds() < Self::TTL_SECS && *at <= now)
+            .map(|(p, _)| p.clone())
+    }
+
+    /// Remembers a verified token.
+    pub fn put(&self, hash: String, principal: Principal, now: chrono::DateTime<chrono::Utc>) {
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= Self::MAX_ENTRIES {
+                entries.retain(|_, (_, at)| (now - *at).num_seconds() < Self::TTL_SECS);
+                if entries.len() >= Self::MAX_ENTRIES {
+                    entries.clear();
+                }
+            }
+            entries.insert(hash, (principal, now));
+        }
+    }
+
+    /// Drops every cached entry of the token `id` (after a revocation).
+    pub fn forget_token(&self, id: &str) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.retain(|_, (p, _)| !matches!(p, Principal::Token { id: t, .. } if t.as_str() == id));
+        }
+    }
+}
+
 /// Hashes a password with argon2id and a random salt (PHC string format).
 pub fn hash_password(password: &str) -> AppResult<String> {
     let salt = SaltString::generate(&mut OsRng);
@@ -261,6 +304,19 @@ mod tests {
         assert!(a.starts_with(API_TOKEN_PREFIX) && a.len() == API_TOKEN_PREFIX.len() + 64);
         assert_eq!(hash_api_token(&a), hash_api_token(&a));
         assert_ne!(hash_api_token(&a), hash_api_token(&b));
+    }
+
+    #[test]
+    fn token_cache_expires_and_forgets_revoked_tokens() {
+        let cache = TokenCache::default();
+        let t0 = chrono::DateTime::from_timestamp(1_000, 0).unwrap();
+        let p = Principal::Token { id: ApiTokenId::new("t1"), scopes: vec![Scope::Read] };
+        cache.put("h1".into(), p.clone(), t0);
+        assert_eq!(cache.get("h1", t0 + chrono::Duration::seconds(5)), Some(p.clone()));
+        assert_eq!(cache.get("h1", t0 + chrono::Duration::seconds(TokenCache::TTL_SECS)), None);
+        assert_eq!(cache.get("other", t0), None);
+        cache.forget_token("t1");
+        assert_eq!(cache.get("h1", t0), None);
     }
 
     #[test]

@@ -304,8 +304,12 @@ impl App {
     pub async fn get_case(&self, who: &Principal, id: String) -> AppResult<CaseDetail> {
         who.require_read()?;
         self.read(move |conn| {
-            let row = load_case(conn, &id)?;
-            detail(conn, row)
+            let (row, name, tier) = queries::cases::get_with_customer(conn, &id)?.ok_or(AppError::NotFound("case"))?;
+            let customer_id = CustomerId::new(row.customer_id.clone());
+            Ok(CaseDetail {
+                case: row.try_into()?,
+                customer: CustomerSummary { id: customer_id, name, tier: stored("customers.tier", &tier)? },
+            })
         })
         .await
     }
@@ -354,8 +358,7 @@ impl App {
         f.after = query.cursor.filter(|s| !s.is_empty());
         self.read(move |conn| {
             let rows = queries::cases::list(conn, &f)?;
-            let page = Page::from_rows(rows, limit, |r| r.id.clone(), CaseView::try_from);
-            Ok(Page { items: page.items.into_iter().collect::<AppResult<Vec<_>>>()?, next_cursor: page.next_cursor })
+            Page::try_from_rows(rows, limit, |r| r.id.clone(), CaseView::try_from)
         })
         .await
     }
@@ -605,8 +608,7 @@ impl App {
         self.read(move |conn| {
             load_case(conn, &case_id)?;
             let rows = queries::events::list_case_events(conn, &case_id, cursor.as_deref(), limit + 1)?;
-            let page = Page::from_rows(rows, limit, |r| r.id.clone(), EventView::try_from);
-            Ok(Page { items: page.items.into_iter().collect::<AppResult<Vec<_>>>()?, next_cursor: page.next_cursor })
+            Page::try_from_rows(rows, limit, |r| r.id.clone(), EventView::try_from)
         })
         .await
     }

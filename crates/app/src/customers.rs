@@ -312,8 +312,7 @@ impl App {
         }
         self.read(move |conn| {
             let rows = queries::customers::list(conn, q.as_deref(), cursor.as_deref(), limit + 1)?;
-            let page = Page::from_rows(rows, limit, |r| r.id.clone(), CustomerView::try_from);
-            Ok(Page { items: page.items.into_iter().collect::<AppResult<Vec<_>>>()?, next_cursor: page.next_cursor })
+            Page::try_from_rows(rows, limit, |r| r.id.clone(), CustomerView::try_from)
         })
         .await
     }

@@ -185,19 +185,30 @@ impl App {
     pub async fn authenticate(&self, bearer: &str) -> AppResult<Principal> {
         if bearer.starts_with(auth::API_TOKEN_PREFIX) {
             let hash = auth::hash_api_token(bearer);
-            let now = self.now_naive();
-            return self
-                .write(move |conn| {
-                    let row = queries::tokens::find_by_hash(conn, &hash)?
-                        .filter(|t| t.revoked_at.is_none())
-                        .ok_or(AppError::Unauthenticated("the API token is not valid or was revoked"))?;
-                    // Record use at most once a minute, not on every request.
-                    if row.last_used_at.is_none_or(|t| (now - t).num_seconds() >= 60) {
-                        queries::tokens::touch(conn, &row.id, now)?;
+            let now = self.now();
+            if let Some(p) = self.token_cache().get(&hash, now) {
+                return Ok(p);
+            }
+            let h = hash.clone();
+            let row = self
+                .read(move |conn| Ok(queries::tokens::find_by_hash(conn, &h)?))
+                .await?
+                .filter(|t| t.revoked_at.is_none())
+                .ok_or(AppError::Unauthenticated("the API token is not valid or was revoked"))?;
+            let principal =
+                Principal::Token { id: ApiTokenId::new(row.id.clone()), scopes: parse_scopes(&row.scopes)? };
+            self.token_cache().put(hash, principal.clone(), now);
+            // Record use at most once a minute, off the request path.
+            let now = now.naive_utc();
+            if row.last_used_at.is_none_or(|t| (now - t).num_seconds() >= 60) {
+                let app = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = app.write(move |conn| Ok(queries::tokens::touch(conn, &row.id, now)?)).await {
+                        tracing::warn!(error = %e, "could not record API token use");
                     }
-                    Ok(Principal::Token { id: ApiTokenId::new(row.id), scopes: parse_scopes(&row.scopes)? })
-                })
-                .await;
+                });
+            }
+            return Ok(principal);
         }
         let claims = self.jwt().verify(bearer, self.now().timestamp())?;
         Ok(Principal::Agent { id: AgentId::new(claims.sub), role: claims.role })
@@ -558,11 +569,13 @@ impl App {
     pub async fn revoke_api_token(&self, who: &Principal, id: String) -> AppResult<ApiTokenView> {
         who.require_admin()?;
         let now = self.now_naive();
+        let app = self.clone();
         self.write(move |conn| {
             queries::tokens::revoke(conn, &id, now)?;
             let row =
                 queries::tokens::list(conn)?.into_iter().find(|t| t.id == id).ok_or(AppError::NotFound("API token"))?;
             tracing::info!(token.id = %row.id, revoked_at = %utc(now), "API token revoked");
+            app.token_cache().forget_token(&row.id);
             row.try_into()
         })
         .await

@@ -50,6 +50,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     jwt: auth::JwtKeys,
     metrics: metrics::Metrics,
+    token_cache: auth::TokenCache,
 }
 
 impl App {
@@ -65,7 +66,9 @@ impl App {
         let jwt =
             auth::JwtKeys::new(settings.auth.jwt_secret.expose(), &settings.auth.issuer, settings.auth.jwt_ttl_secs);
         let metrics = metrics::Metrics::new().map_err(|e| AppError::Internal(format!("metrics: {e}")))?;
-        Ok(Self { inner: Arc::new(Inner { store, settings, clock, jwt, metrics }) })
+        Ok(Self {
+            inner: Arc::new(Inner { store, settings, clock, jwt, metrics, token_cache: auth::TokenCache::default() }),
+        })
     }
 
     /// The settings the app was started with.
@@ -90,6 +93,10 @@ impl App {
 
     pub(crate) fn now_naive(&self) -> NaiveDateTime {
         self.now().naive_utc()
+    }
+
+    pub(crate) fn token_cache(&self) -> &auth::TokenCache {
+        &self.inner.token_cache
     }
 
     pub(crate) fn jwt(&self) -> &auth::JwtKeys {
@@ -172,6 +179,17 @@ impl<T> Page<T> {
         rows.truncate(limit);
         let next_cursor = if more { rows.last().map(&key) } else { None };
         Self { items: rows.into_iter().map(map).collect(), next_cursor }
+    }
+
+    /// Like [`Page::from_rows`] with a conversion that can fail.
+    pub(crate) fn try_from_rows<R>(
+        rows: Vec<R>,
+        limit: i64,
+        key: impl Fn(&R) -> String,
+        map: impl Fn(R) -> AppResult<T>,
+    ) -> AppResult<Self> {
+        let page = Page::from_rows(rows, limit, key, map);
+        Ok(Page { items: page.items.into_iter().collect::<AppResult<Vec<_>>>()?, next_cursor: page.next_cursor })
     }
 }
 

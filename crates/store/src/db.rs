@@ -182,7 +182,10 @@ impl Store {
         let mut first = establish(url, busy).map_err(|e| StoreError::Connect(e.to_string()))?;
         run_migrations(&mut first)?;
         drop(first);
+        // No ping on every checkout: it doubled the round trips of every request. Broken
+        // connections are detected by `has_broken` after an error and replaced.
         let pool = Pool::builder()
+            .test_on_check_out(false)
             .max_size(opts.max_connections.max(1))
             .connection_timeout(opts.connect_timeout)
             .build(Manager { url: url.clone(), busy_timeout_ms: busy })?;

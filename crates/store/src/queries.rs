@@ -13,6 +13,13 @@ diesel::define_sql_function! {
     fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
 }
 
+/// The first row of a lookup by a unique key. Lookups load instead of using `.first()`: its
+/// bound `LIMIT ?` makes SQLite re-prepare the statement on every execution (the bundled
+/// build enables STAT4), which cost half of a `GET /cases/{id}`.
+fn first<T>(rows: Vec<T>) -> Option<T> {
+    rows.into_iter().next()
+}
+
 /// Escapes `%`, `_` and `\` so user text matches literally inside a LIKE pattern, and wraps it
 /// for a case-insensitive substring match against `lower(column)`.
 pub fn like_pattern(text: &str) -> String {
@@ -74,11 +81,22 @@ pub mod cases {
     }
 
     pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<CaseRow>> {
-        c::cases.find(id).select(CaseRow::as_select()).first(conn).optional()
+        c::cases.find(id).select(CaseRow::as_select()).load(conn).map(first)
+    }
+
+    /// A case with its customer's name and tier, in one query.
+    pub fn get_with_customer(conn: &mut DbConn, id: &str) -> QueryResult<Option<(CaseRow, String, String)>> {
+        use schema::customers::dsl as cu;
+        c::cases
+            .inner_join(cu::customers)
+            .filter(c::id.eq(id))
+            .select((CaseRow::as_select(), cu::name, cu::tier))
+            .load(conn)
+            .map(first)
     }
 
     pub fn get_by_number(conn: &mut DbConn, number: i64) -> QueryResult<Option<CaseRow>> {
-        c::cases.filter(c::number.eq(number)).select(CaseRow::as_select()).first(conn).optional()
+        c::cases.filter(c::number.eq(number)).select(CaseRow::as_select()).load(conn).map(first)
     }
 
     /// One page of cases, ordered by id (ids are time-ordered UUIDv7).
@@ -192,8 +210,8 @@ pub mod messages {
             .filter(m::channel.eq(channel))
             .filter(m::external_id.eq(external_id))
             .select(MessageRow::as_select())
-            .first(conn)
-            .optional()
+            .load(conn)
+            .map(first)
     }
 
     pub fn insert_attachment(conn: &mut DbConn, row: &NewAttachment) -> QueryResult<()> {
@@ -277,7 +295,7 @@ pub mod customers {
     }
 
     pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<CustomerRow>> {
-        cu::customers.find(id).select(CustomerRow::as_select()).first(conn).optional()
+        cu::customers.find(id).select(CustomerRow::as_select()).load(conn).map(first)
     }
 
     /// Customers that have not been merged away, newest first, optionally matching `text`
@@ -321,8 +339,8 @@ pub mod customers {
             .filter(i::kind.eq(kind))
             .filter(i::value.eq(value))
             .select(IdentityRow::as_select())
-            .first(conn)
-            .optional()
+            .load(conn)
+            .map(first)
     }
 
     pub fn insert_identity(conn: &mut DbConn, row: &IdentityRow) -> QueryResult<()> {
@@ -349,11 +367,11 @@ pub mod agents {
     }
 
     pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<AgentRow>> {
-        a::agents.find(id).select(AgentRow::as_select()).first(conn).optional()
+        a::agents.find(id).select(AgentRow::as_select()).load(conn).map(first)
     }
 
     pub fn get_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<AgentRow>> {
-        a::agents.filter(a::email.eq(email)).select(AgentRow::as_select()).first(conn).optional()
+        a::agents.filter(a::email.eq(email)).select(AgentRow::as_select()).load(conn).map(first)
     }
 
     pub fn list(conn: &mut DbConn) -> QueryResult<Vec<AgentRow>> {
@@ -394,7 +412,7 @@ pub mod teams {
         diesel::insert_into(t::teams).values(row).execute(conn).map(drop)
     }
     pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<TeamRow>> {
-        t::teams.find(id).select(TeamRow::as_select()).first(conn).optional()
+        t::teams.find(id).select(TeamRow::as_select()).load(conn).map(first)
     }
     pub fn list(conn: &mut DbConn) -> QueryResult<Vec<TeamRow>> {
         t::teams.order(t::name.asc()).select(TeamRow::as_select()).load(conn)
@@ -415,7 +433,7 @@ pub mod skills {
         diesel::insert_into(s::skills).values(row).execute(conn).map(drop)
     }
     pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<SkillRow>> {
-        s::skills.find(id).select(SkillRow::as_select()).first(conn).optional()
+        s::skills.find(id).select(SkillRow::as_select()).load(conn).map(first)
     }
     pub fn list(conn: &mut DbConn) -> QueryResult<Vec<SkillRow>> {
         s::skills.order(s::name.asc()).select(SkillRow::as_select()).load(conn)
@@ -436,7 +454,7 @@ pub mod tokens {
         diesel::insert_into(t::api_tokens).values(row).execute(conn).map(drop)
     }
     pub fn find_by_hash(conn: &mut DbConn, hash: &str) -> QueryResult<Option<ApiTokenRow>> {
-        t::api_tokens.filter(t::token_hash.eq(hash)).select(ApiTokenRow::as_select()).first(conn).optional()
+        t::api_tokens.filter(t::token_hash.eq(hash)).select(ApiTokenRow::as_select()).load(conn).map(first)
     }
     pub fn list(conn: &mut DbConn) -> QueryResult<Vec<ApiTokenRow>> {
         t::api_tokens.order(t::id.asc()).select(ApiTokenRow::as_select()).load(conn)
@@ -457,7 +475,7 @@ pub mod idempotency {
     use schema::idempotency_keys::dsl as k;
 
     pub fn get(conn: &mut DbConn, scope: &str, key: &str) -> QueryResult<Option<IdempotencyRow>> {
-        k::idempotency_keys.find((scope, key)).select(IdempotencyRow::as_select()).first(conn).optional()
+        k::idempotency_keys.find((scope, key)).select(IdempotencyRow::as_select()).load(conn).map(first)
     }
 
     pub fn insert(conn: &mut DbConn, row: &IdempotencyRow) -> QueryResult<()> {

@@ -1,0 +1,5 @@
+-- wrk script: POST a new case on every request (one customer, many cases).
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("CASEFLOW_BENCH_TOKEN")
+wrk.body = '{"subject":"Load test","body":"Created by bench/create_case.lua","customer":{"email":"load@example.org"},"channel":"api"}'
