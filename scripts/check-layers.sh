@@ -19,6 +19,8 @@ forbid() { # depth ("all" or 1), crate, then forbidden dependency names
 }
 # Anywhere in the tree: the domain and anything that reaches the HTTP stack.
 forbid all caseflow-core tokio diesel actix-web reqwest caseflow-store caseflow-app caseflow-api
+# Pure engines and parsers: no runtime, no database, no HTTP.
+forbid all caseflow-ingest tokio diesel actix-web reqwest caseflow-store caseflow-app caseflow-api
 forbid all caseflow-store actix-web actix-http caseflow-app caseflow-api
 forbid all caseflow-app actix-web actix-http caseflow-api
 # Direct dependencies: handlers reach storage only through use cases.
