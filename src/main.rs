@@ -34,6 +34,12 @@ enum Command {
     Demo,
     /// Print the effective configuration (secrets redacted) and exit.
     CheckConfig,
+    /// Receive one raw email from standard input (for an MTA pipe, like `rt-mailgate`).
+    IngestEmail {
+        /// Where the message came from, recorded with it.
+        #[arg(long, default_value = "mta")]
+        source: String,
+    },
     /// Administrative tasks.
     Admin {
         #[command(subcommand)]
@@ -109,6 +115,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             } else {
                 println!("the database already has agents; nothing seeded");
             }
+            Ok(())
+        }
+        Command::IngestEmail { source } => {
+            use std::io::Read;
+            let mut raw = Vec::new();
+            std::io::stdin().lock().read_to_end(&mut raw).context("cannot read the message from stdin")?;
+            let app = caseflow::open_app(settings).await?;
+            let r = app.receive_email(&Principal::System, source, raw).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }
         Command::CheckConfig => {

@@ -12,5 +12,6 @@ mod cli;
 mod customers;
 mod directory;
 mod errors;
+mod inbound;
 mod integrator;
 mod openapi;

@@ -593,3 +593,107 @@ pub async fn list_api_tokens(app: web::Data<App>, Auth(who): Auth) -> Res {
 pub async fn revoke_api_token(app: web::Data<App>, Auth(who): Auth, id: Id) -> Res {
     Ok(HttpResponse::Ok().json(app.revoke_api_token(&who, id.into_inner()).await?))
 }
+
+// Inbound email
+
+/// Filters for the inbound list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct InboundQuery {
+    /// Only this outcome, e.g. `quarantined`.
+    pub outcome: Option<String>,
+    pub cursor: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+}
+
+/// Source label for an inbound message.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SourceQuery {
+    /// Where the message came from (a mailbox name, `mta`); default `api`.
+    pub source: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/inbound/email",
+    tag = "inbound",
+    summary = "Receive one raw email (RFC 5322), as an MTA pipe or a relay would",
+    operation_id = "receive_email",
+    params(SourceQuery),
+    request_body(content = String, content_type = "text/plain", description = "The raw message, byte for byte; any Content-Type is accepted (message/rfc822 is usual)"),
+    responses((status = 200, description = "what became of the message", body = caseflow_app::inbound::Received))
+)]
+pub async fn receive_email(
+    app: web::Data<App>,
+    Auth(who): Auth,
+    q: web::Query<SourceQuery>,
+    payload: web::Payload,
+) -> Res {
+    let limit = app.settings().email.max_message_bytes;
+    let raw = match payload.to_bytes_limited(limit).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                "invalid_parameter",
+                "the request body could not be read",
+            ))
+        }
+        Err(_) => {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the message is larger than email.max_message_bytes ({limit} bytes)"),
+            ))
+        }
+    };
+    let source = q.into_inner().source.map(|s| s.chars().filter(|c| !c.is_control()).take(100).collect::<String>());
+    let r =
+        app.receive_email(&who, source.filter(|s| !s.is_empty()).unwrap_or_else(|| "api".into()), raw.to_vec()).await?;
+    Ok(HttpResponse::Ok().json(r))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/inbound",
+    tag = "inbound",
+    summary = "Inbound messages and their outcome; `outcome=quarantined` is the quarantine (admin)",
+    operation_id = "list_inbound",
+    params(InboundQuery),
+    responses((status = 200, description = "one page", body = caseflow_app::Page<caseflow_app::inbound::InboundView>))
+)]
+pub async fn list_inbound(app: web::Data<App>, Auth(who): Auth, q: web::Query<InboundQuery>) -> Res {
+    let q = q.into_inner();
+    Ok(HttpResponse::Ok().json(app.list_inbound(&who, q.outcome, q.cursor, q.limit).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/inbound/{id}/raw",
+    tag = "inbound",
+    summary = "The raw bytes of an inbound message (admin)",
+    operation_id = "inbound_raw",
+    params(("id" = String, Path, description = "Resource id")),
+    responses((status = 200, description = "the message as received", content_type = "message/rfc822", body = String))
+)]
+pub async fn inbound_raw(app: web::Data<App>, Auth(who): Auth, id: Id) -> Res {
+    let raw = app.inbound_raw(&who, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().content_type("message/rfc822").body(raw))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/inbound/{id}/reprocess",
+    tag = "inbound",
+    summary = "Process a quarantined message again (admin)",
+    operation_id = "reprocess_inbound",
+    params(("id" = String, Path, description = "Resource id")),
+    responses((status = 200, description = "the new outcome", body = caseflow_app::inbound::Received))
+)]
+pub async fn reprocess_inbound(app: web::Data<App>, Auth(who): Auth, id: Id) -> Res {
+    Ok(HttpResponse::Ok().json(app.reprocess_inbound(&who, id.into_inner()).await?))
+}

@@ -56,6 +56,10 @@ api_routes! {
     "/skills/{id}" { get => h::get_skill, patch => h::update_skill, delete => h::delete_skill }
     "/api-tokens" { get => h::list_api_tokens, post => h::create_api_token }
     "/api-tokens/{id}" { delete => h::revoke_api_token }
+    "/inbound" { get => h::list_inbound }
+    "/inbound/email" { post => h::receive_email }
+    "/inbound/{id}/raw" { get => h::inbound_raw }
+    "/inbound/{id}/reprocess" { post => h::reprocess_inbound }
 }
 
 /// Routes outside `/api/v1` that belong in the spec.

@@ -152,6 +152,7 @@ pub async fn serve_spec(spec: actix_web::web::Data<SpecJson>) -> actix_web::Http
         h::create_team, h::list_teams, h::get_team, h::update_team, h::delete_team,
         h::create_skill, h::list_skills, h::get_skill, h::update_skill, h::delete_skill,
         h::create_api_token, h::list_api_tokens, h::revoke_api_token,
+        h::receive_email, h::list_inbound, h::inbound_raw, h::reprocess_inbound,
     ),
     components(schemas(ErrorBody, ErrorCode)),
     modifiers(&Conventions),
@@ -161,6 +162,7 @@ pub async fn serve_spec(spec: actix_web::web::Data<SpecJson>) -> actix_web::Http
         (name = "agents", description = "Staff, presence and skills"),
         (name = "teams"), (name = "skills"),
         (name = "api-tokens", description = "Integrator credentials"),
+        (name = "inbound", description = "Raw inbound messages: email intake, quarantine"),
         (name = "auth"), (name = "health"),
     )
 )]

@@ -275,6 +275,7 @@ impl App {
                 thread_rule: None,
                 delivery_status: None,
                 created_at: now,
+                body_full: None,
             };
             queries::messages::insert(conn, &msg)?;
             event(
@@ -463,6 +464,7 @@ impl App {
         let actor = who.actor();
         let now = self.now_naive();
         let kind = input.kind;
+        let mid_domain = self.settings().email.message_id_domain.clone();
         let view = self
             .write(move |conn| {
                 let old = load_case(conn, &case_id)?;
@@ -497,8 +499,12 @@ impl App {
                 if let Some(explicit) = input.status {
                     to = to.transition_to(explicit).or_else(|_| from.transition_to(explicit))?;
                 }
+                let msg_id = new_id();
+                // Our own Message-ID on every reply, so the customer's answer threads back here.
+                let message_id_header =
+                    (input.kind == MessageKind::Reply).then(|| format!("caseflow.{msg_id}@{mid_domain}"));
                 let msg = MessageRow {
-                    id: new_id(),
+                    id: msg_id,
                     case_id: old.id.clone(),
                     direction: direction.as_str().into(),
                     channel: channel.as_str().into(),
@@ -507,12 +513,13 @@ impl App {
                     body_text: body.clone(),
                     body_html: None,
                     external_id: ext.clone(),
-                    message_id_header: None,
+                    message_id_header,
                     in_reply_to: None,
                     references_header: None,
                     thread_rule: None,
                     delivery_status: delivery.map(str::to_owned),
                     created_at: now,
+                    body_full: None,
                 };
                 queries::messages::insert(conn, &msg)?;
                 if input.kind == MessageKind::Reply {

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod directory;
 pub mod error;
 pub mod idempotency;
+pub mod inbound;
 pub mod metrics;
 pub mod settings;
 pub mod views;

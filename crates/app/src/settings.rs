@@ -44,7 +44,18 @@ pub struct Settings {
     pub api: ApiSettings,
     pub rate_limit: RateLimitSettings,
     pub metrics: MetricsSettings,
+    pub email: EmailSettings,
     pub demo: DemoSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    pub support_addresses: Vec<String>,
+    pub message_id_domain: String,
+    pub subject_tag_prefix: String,
+    pub loop_header: String,
+    pub max_message_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -241,6 +252,25 @@ impl Settings {
             } else if self.metrics.bind.parse::<SocketAddr>().is_err() {
                 return Err(invalid("metrics.bind", format!("{:?} is not HOST:PORT", self.metrics.bind)));
             }
+        }
+        for a in &self.email.support_addresses {
+            caseflow_core::EmailAddress::parse(a)
+                .map_err(|e| invalid("email.support_addresses", format!("{a:?}: {e}")))?;
+        }
+        let d = &self.email.message_id_domain;
+        if d.is_empty() || !d.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
+            return Err(invalid("email.message_id_domain", "must be a domain name"));
+        }
+        if self.email.subject_tag_prefix.is_empty() || self.email.subject_tag_prefix.contains(']') {
+            return Err(invalid("email.subject_tag_prefix", "must be non-empty and must not contain ']'"));
+        }
+        if self.email.loop_header.is_empty()
+            || !self.email.loop_header.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(invalid("email.loop_header", "must be a header name"));
+        }
+        if self.email.max_message_bytes < 1024 {
+            return Err(invalid("email.max_message_bytes", "must be at least 1024"));
         }
         if tracing_filter_is_empty(&self.logging.filter) {
             return Err(invalid("logging.filter", "must not be empty"));

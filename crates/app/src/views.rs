@@ -114,6 +114,9 @@ pub struct MessageView {
     pub body_text: String,
     /// Sanitized HTML, when the message had an HTML part.
     pub body_html: Option<String>,
+    /// For email: the whole text including quoted history, when `body_text` holds only the
+    /// new part.
+    pub body_full: Option<String>,
     pub external_id: Option<String>,
     /// For outbound messages: queued, sent or failed.
     pub delivery_status: Option<String>,
@@ -134,6 +137,7 @@ impl MessageView {
             author_id: r.author_id,
             body_text: r.body_text,
             body_html: r.body_html,
+            body_full: r.body_full,
             external_id: r.external_id,
             delivery_status: r.delivery_status,
             thread_rule: r.thread_rule,

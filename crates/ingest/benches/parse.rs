@@ -17,6 +17,8 @@ fn corpus() -> Vec<Vec<u8>> {
             let p = entry.path();
             if p.is_dir() {
                 stack.push(p);
+            } else if !p.extension().is_some_and(|e| e == "eml" || e == "txt") {
+                continue;
             } else if let Ok(raw) = std::fs::read(&p) {
                 out.push(raw);
             }

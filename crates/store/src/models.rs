@@ -149,6 +149,7 @@ pub struct MessageRow {
     pub thread_rule: Option<String>,
     pub delivery_status: Option<String>,
     pub created_at: NaiveDateTime,
+    pub body_full: Option<String>,
 }
 
 /// Attachment metadata (content is loaded separately).
@@ -223,4 +224,37 @@ pub struct IdempotencyRow {
     pub response_body: Option<Vec<u8>>,
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
+}
+
+/// An inbound raw message and what became of it.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = inbound_messages, treat_none_as_null = true)]
+pub struct InboundRow {
+    pub id: String,
+    pub channel: String,
+    pub source: String,
+    pub dedup_key: String,
+    pub outcome: String,
+    pub reason: String,
+    pub case_id: Option<String>,
+    pub message_id: Option<String>,
+    pub raw: Vec<u8>,
+    pub created_at: NaiveDateTime,
+    pub resolved_at: Option<NaiveDateTime>,
+}
+
+/// An inbound message without its raw bytes, for lists.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = inbound_messages)]
+pub struct InboundMeta {
+    pub id: String,
+    pub channel: String,
+    pub source: String,
+    pub dedup_key: String,
+    pub outcome: String,
+    pub reason: String,
+    pub case_id: Option<String>,
+    pub message_id: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub resolved_at: Option<NaiveDateTime>,
 }

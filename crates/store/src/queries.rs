@@ -214,6 +214,33 @@ pub mod messages {
             .map(first)
     }
 
+    /// The message (of ours or a customer's) carrying one of these `Message-ID`s, newest first.
+    pub fn find_by_message_id_header(conn: &mut DbConn, ids: &[String]) -> QueryResult<Option<MessageRow>> {
+        m::messages
+            .filter(m::message_id_header.eq_any(ids))
+            .order(m::id.desc())
+            .limit(1)
+            .select(MessageRow::as_select())
+            .load(conn)
+            .map(first)
+    }
+
+    pub fn set_delivery_status(conn: &mut DbConn, id: &str, status: &str) -> QueryResult<()> {
+        diesel::update(m::messages.find(id)).set(m::delivery_status.eq(status)).execute(conn).map(drop)
+    }
+
+    /// The newest message of a case that has a `Message-ID` (to answer in the same thread).
+    pub fn last_with_message_id(conn: &mut DbConn, case_id: &str) -> QueryResult<Option<MessageRow>> {
+        m::messages
+            .filter(m::case_id.eq(case_id))
+            .filter(m::message_id_header.is_not_null())
+            .order(m::id.desc())
+            .limit(1)
+            .select(MessageRow::as_select())
+            .load(conn)
+            .map(first)
+    }
+
     pub fn insert_attachment(conn: &mut DbConn, row: &NewAttachment) -> QueryResult<()> {
         diesel::insert_into(schema::attachments::table).values(row).execute(conn).map(drop)
     }
@@ -493,5 +520,48 @@ pub mod idempotency {
     /// Deletes keys that expired before `now`; returns how many.
     pub fn purge_expired(conn: &mut DbConn, now: NaiveDateTime) -> QueryResult<usize> {
         diesel::delete(k::idempotency_keys.filter(k::expires_at.lt(now))).execute(conn)
+    }
+}
+
+pub mod inbound {
+    use super::*;
+    use schema::inbound_messages::dsl as i;
+
+    pub fn find(conn: &mut DbConn, channel: &str, dedup_key: &str) -> QueryResult<Option<InboundMeta>> {
+        i::inbound_messages
+            .filter(i::channel.eq(channel))
+            .filter(i::dedup_key.eq(dedup_key))
+            .select(InboundMeta::as_select())
+            .load(conn)
+            .map(first)
+    }
+
+    pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<InboundRow>> {
+        i::inbound_messages.find(id).select(InboundRow::as_select()).load(conn).map(first)
+    }
+
+    pub fn insert(conn: &mut DbConn, row: &InboundRow) -> QueryResult<()> {
+        diesel::insert_into(i::inbound_messages).values(row).execute(conn).map(drop)
+    }
+
+    pub fn update(conn: &mut DbConn, row: &InboundRow) -> QueryResult<()> {
+        diesel::update(i::inbound_messages.find(&row.id)).set(row).execute(conn).map(drop)
+    }
+
+    /// A page of inbound messages with the given outcome, newest first.
+    pub fn list(
+        conn: &mut DbConn,
+        outcome: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> QueryResult<Vec<InboundMeta>> {
+        let mut q = i::inbound_messages.select(InboundMeta::as_select()).into_boxed();
+        if let Some(o) = outcome {
+            q = q.filter(i::outcome.eq(o.to_owned()));
+        }
+        if let Some(a) = after {
+            q = q.filter(i::id.lt(a.to_owned()));
+        }
+        q.order(i::id.desc()).limit(limit).load(conn)
     }
 }

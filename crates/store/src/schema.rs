@@ -141,6 +141,7 @@ diesel::table! {
         thread_rule -> Nullable<Text>,
         delivery_status -> Nullable<Text>,
         created_at -> Timestamp,
+        body_full -> Nullable<Text>,
     }
 }
 
@@ -209,6 +210,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    inbound_messages (id) {
+        id -> Text,
+        channel -> Text,
+        source -> Text,
+        dedup_key -> Text,
+        outcome -> Text,
+        reason -> Text,
+        case_id -> Nullable<Text>,
+        message_id -> Nullable<Text>,
+        raw -> Binary,
+        created_at -> Timestamp,
+        resolved_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     counters,
     teams,
@@ -225,4 +242,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     case_events,
     outbox,
     idempotency_keys,
+    inbound_messages,
 );

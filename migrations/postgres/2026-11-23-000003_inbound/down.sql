@@ -1,0 +1,2 @@
+DROP TABLE inbound_messages;
+ALTER TABLE messages DROP COLUMN body_full;
