@@ -148,6 +148,42 @@ pub(crate) fn event(
     Ok(())
 }
 
+/// A new case row in status `new`, version 1, with every timestamp at `now`.
+pub(crate) struct NewCaseRow<'a> {
+    pub number: i64,
+    pub subject: String,
+    pub priority: Priority,
+    pub channel: Channel,
+    pub customer_id: &'a str,
+    pub team_id: Option<String>,
+    pub assignee_id: Option<String>,
+    pub linked_case_id: Option<String>,
+}
+
+impl NewCaseRow<'_> {
+    pub(crate) fn build(self, now: NaiveDateTime) -> CaseRow {
+        CaseRow {
+            id: new_id(),
+            number: self.number,
+            subject: self.subject,
+            status: CaseStatus::New.as_str().into(),
+            priority: self.priority.as_str().into(),
+            channel: self.channel.as_str().into(),
+            customer_id: self.customer_id.to_owned(),
+            team_id: self.team_id,
+            assignee_id: self.assignee_id,
+            linked_case_id: self.linked_case_id,
+            created_at: now,
+            updated_at: now,
+            last_message_at: now,
+            first_response_at: None,
+            solved_at: None,
+            closed_at: None,
+            version: 1,
+        }
+    }
+}
+
 fn load_case(conn: &mut DbConn, id: &str) -> AppResult<CaseRow> {
     queries::cases::get(conn, id)?.ok_or(AppError::NotFound("case"))
 }
@@ -239,25 +275,17 @@ impl App {
             check_team(conn, team_id.as_deref())?;
             check_assignee(conn, assignee_id.as_deref())?;
             let number = queries::next_case_number(conn)?;
-            let row = CaseRow {
-                id: new_id(),
+            let row = NewCaseRow {
                 number,
                 subject: subject.clone(),
-                status: CaseStatus::New.as_str().into(),
-                priority: priority.as_str().into(),
-                channel: channel.as_str().into(),
-                customer_id: customer.id.clone(),
+                priority,
+                channel,
+                customer_id: &customer.id,
                 team_id: team_id.clone(),
                 assignee_id: assignee_id.clone(),
                 linked_case_id: None,
-                created_at: now,
-                updated_at: now,
-                last_message_at: now,
-                first_response_at: None,
-                solved_at: None,
-                closed_at: None,
-                version: 1,
-            };
+            }
+            .build(now);
             queries::cases::insert(conn, &row)?;
             let msg = MessageRow {
                 id: new_id(),

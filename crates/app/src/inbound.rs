@@ -4,7 +4,7 @@
 //! before (same Message-ID, or same bytes without one) is recognised and not processed twice.
 
 use crate::auth::Principal;
-use crate::cases::event;
+use crate::cases::{event, NewCaseRow};
 use crate::customers::{resolve_customer, CustomerRef};
 use crate::error::{AppError, AppResult};
 use crate::views::stored;
@@ -224,25 +224,17 @@ fn new_case(
 ) -> AppResult<CaseRow> {
     let number = queries::next_case_number(conn)?;
     let subject = if e.subject.is_empty() { "(no subject)".to_owned() } else { e.subject.chars().take(998).collect() };
-    let row = CaseRow {
-        id: new_id(),
+    let row = NewCaseRow {
         number,
         subject,
-        status: CaseStatus::New.as_str().into(),
-        priority: Priority::Normal.as_str().into(),
-        channel: Channel::Email.as_str().into(),
-        customer_id: customer_id.to_owned(),
+        priority: Priority::Normal,
+        channel: Channel::Email,
+        customer_id,
         team_id: None,
         assignee_id: None,
         linked_case_id: linked.map(str::to_owned),
-        created_at: now,
-        updated_at: now,
-        last_message_at: now,
-        first_response_at: None,
-        solved_at: None,
-        closed_at: None,
-        version: 1,
-    };
+    }
+    .build(now);
     queries::cases::insert(conn, &row)?;
     event(
         conn,
