@@ -52,21 +52,20 @@ async fn a_new_email_opens_a_case_and_a_reply_threads_back(app: &TestApp) {
         )
         .await
         .expect(201);
-    let ours: String = {
-        let all = messages(app, &case_id).await;
-        let m = all.iter().find(|m| m["id"] == reply["id"]).unwrap().clone();
-        assert_eq!(m["direction"], "outbound");
-        // Not exposed in the view; find it through the store.
-        let id = m["id"].as_str().unwrap().to_owned();
-        app.app()
-            .store()
-            .read(move |c| {
-                caseflow_store::queries::messages::list_for_case(c, &case_id_of(&m), None, 100)
-                    .map_err(caseflow_store::StoreError::from)
-                    .map(|rows| rows.into_iter().find(|r| r.id == id).and_then(|r| r.message_id_header).unwrap())
-            })
-            .unwrap()
-    };
+    let all = messages(app, &case_id).await;
+    assert_eq!(all.iter().find(|m| m["id"] == reply["id"]).unwrap()["direction"], "outbound");
+    // The Message-ID header is not in the view; read it through the store.
+    let cid = case_id.clone();
+    let stored = app
+        .app()
+        .store()
+        .read(move |c| {
+            caseflow_store::queries::messages::last_with_message_id(c, &cid).map_err(caseflow_store::StoreError::from)
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.id, reply["id"].as_str().unwrap());
+    let ours = stored.message_id_header.unwrap();
     assert!(ours.ends_with("@caseflow.localhost"), "{ours}");
 
     // The customer answers in the thread, from another client, with no subject tag.
@@ -90,10 +89,6 @@ async fn a_new_email_opens_a_case_and_a_reply_threads_back(app: &TestApp) {
     );
     let msgs = messages(app, &case_id).await;
     assert_eq!(msgs.last().unwrap()["body_text"], "Done, thanks.");
-}
-
-fn case_id_of(m: &Value) -> String {
-    m["case_id"].as_str().unwrap().to_owned()
 }
 
 async fn subject_tags_thread_only_for_the_cases_customer(app: &TestApp) {
