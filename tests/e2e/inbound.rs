@@ -24,6 +24,18 @@ async fn receive(app: &TestApp, raw: &str) -> Value {
     .expect(200)
 }
 
+/// The newest message of a case carrying a Message-ID header (not in the API view).
+fn last_with_message_id(app: &TestApp, case_id: &str) -> caseflow_store::models::MessageRow {
+    let cid = case_id.to_owned();
+    app.app()
+        .store()
+        .read(move |c| {
+            caseflow_store::queries::messages::last_with_message_id(c, &cid).map_err(caseflow_store::StoreError::from)
+        })
+        .unwrap()
+        .expect("a message with a Message-ID")
+}
+
 async fn messages(app: &TestApp, case_id: &str) -> Vec<Value> {
     app.get(&format!("/api/v1/cases/{case_id}/messages")).await.expect(200)["items"].as_array().unwrap().clone()
 }
@@ -55,15 +67,7 @@ async fn a_new_email_opens_a_case_and_a_reply_threads_back(app: &TestApp) {
     let all = messages(app, &case_id).await;
     assert_eq!(all.iter().find(|m| m["id"] == reply["id"]).unwrap()["direction"], "outbound");
     // The Message-ID header is not in the view; read it through the store.
-    let cid = case_id.clone();
-    let stored = app
-        .app()
-        .store()
-        .read(move |c| {
-            caseflow_store::queries::messages::last_with_message_id(c, &cid).map_err(caseflow_store::StoreError::from)
-        })
-        .unwrap()
-        .unwrap();
+    let stored = last_with_message_id(app, &case_id);
     assert_eq!(stored.id, reply["id"].as_str().unwrap());
     let ours = stored.message_id_header.unwrap();
     assert!(ours.ends_with("@caseflow.localhost"), "{ours}");
@@ -149,15 +153,7 @@ async fn loops_lists_auto_replies_and_bounces_never_open_cases(app: &TestApp) {
     app.post(&format!("/api/v1/cases/{case_id}/messages"), json!({"kind": "reply", "body": "Here is the fix."}))
         .await
         .expect(201);
-    let cid = case_id.clone();
-    let ours = app
-        .app()
-        .store()
-        .read(move |c| {
-            caseflow_store::queries::messages::last_with_message_id(c, &cid).map_err(caseflow_store::StoreError::from)
-        })
-        .unwrap()
-        .unwrap();
+    let ours = last_with_message_id(app, &case_id);
     let header = ours.message_id_header.clone().unwrap();
     let dsn = format!(
         "From: MAILER-DAEMON@mx.example.org\r\nTo: support@caseflow.test\r\nSubject: Undelivered Mail\r\nMessage-ID: <dsn-{}@mx.example.org>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nMailbox full.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nFinal-Recipient: rfc822; away@example.org\r\nAction: failed\r\nStatus: 5.2.2\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@caseflow.test\r\nMessage-ID: <{header}>\r\n--b--\r\n",
