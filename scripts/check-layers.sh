@@ -23,6 +23,9 @@ forbid all caseflow-core tokio diesel actix-web reqwest caseflow-store caseflow-
 forbid all caseflow-ingest tokio diesel actix-web reqwest caseflow-store caseflow-app caseflow-api
 forbid all caseflow-store actix-web actix-http caseflow-app caseflow-api
 forbid all caseflow-app actix-web actix-http caseflow-api
+# Email adapters speak IMAP/SMTP and call use cases: no HTTP, no SQL of their own.
+forbid all caseflow-mail actix-web actix-http caseflow-api
+forbid 1 caseflow-mail diesel caseflow-store
 # Direct dependencies: handlers reach storage only through use cases.
 forbid 1 caseflow-api diesel caseflow-store
 [ "$fail" -eq 0 ] && echo "layering ok"

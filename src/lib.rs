@@ -31,20 +31,39 @@ pub struct Running {
     handle: actix_web::dev::ServerHandle,
     metrics_handle: Option<actix_web::dev::ServerHandle>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
-    /// Waits until the server stops (on SIGINT/SIGTERM).
+    /// Waits until the server stops (on SIGINT/SIGTERM), then stops the background workers.
     pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await.context("server task failed")?.context("server failed")
+        let served = self.task.await.context("server task failed")?.context("server failed");
+        stop_workers(&self.shutdown, self.workers).await;
+        served
     }
 
-    /// Stops the server gracefully.
+    /// Stops the server and its background workers gracefully.
     pub async fn stop(self) {
         if let Some(m) = &self.metrics_handle {
             m.stop(true).await;
         }
         self.handle.stop(true).await;
+        stop_workers(&self.shutdown, self.workers).await;
+    }
+}
+
+/// Asks the workers to finish (a batch in flight is committed and acknowledged first) and
+/// waits for them, at most ten seconds.
+async fn stop_workers(shutdown: &tokio::sync::watch::Sender<bool>, workers: Vec<tokio::task::JoinHandle<()>>) {
+    let _ = shutdown.send(true);
+    let all = async {
+        for w in workers {
+            let _ = w.await;
+        }
+    };
+    if tokio::time::timeout(std::time::Duration::from_secs(10), all).await.is_err() {
+        tracing::warn!("background workers did not stop within 10 s");
     }
 }
 
@@ -69,7 +88,9 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     let handle = server.handle();
     let task = tokio::spawn(server);
     spawn_housekeeping(app.clone());
-    Ok(Running { addr, app, metrics_addr, handle, metrics_handle, task })
+    let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+    let workers = caseflow_mail::spawn_workers(&app, shutdown_rx).context("cannot start the email workers")?;
+    Ok(Running { addr, app, metrics_addr, handle, metrics_handle, task, shutdown, workers })
 }
 
 /// Periodic clean-up that keeps tables from growing without bound.

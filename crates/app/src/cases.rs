@@ -304,6 +304,7 @@ impl App {
                 delivery_status: None,
                 created_at: now,
                 body_full: None,
+                delivery_error: None,
             };
             queries::messages::insert(conn, &msg)?;
             event(
@@ -548,6 +549,7 @@ impl App {
                     delivery_status: delivery.map(str::to_owned),
                     created_at: now,
                     body_full: None,
+                    delivery_error: None,
                 };
                 queries::messages::insert(conn, &msg)?;
                 if input.kind == MessageKind::Reply {
@@ -596,6 +598,9 @@ impl App {
                 MessageView::from_row(msg, Vec::new())
             })
             .await?;
+        if kind == MessageKind::Reply {
+            self.wake_outbox();
+        }
         if kind == MessageKind::Inbound {
             self.metrics().messages_ingested.with_label_values(&[view.channel.as_str()]).inc();
         }

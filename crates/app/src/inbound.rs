@@ -10,9 +10,9 @@ use crate::error::{AppError, AppResult};
 use crate::views::stored;
 use crate::{new_id, utc, App, Page};
 use caseflow_core::*;
-use caseflow_ingest::{email, Disposition, ParseConfig, ParsedEmail};
+use caseflow_ingest::{email, Disposition, ParseConfig, ParsedEmail, Quarantine};
 use caseflow_store::models::*;
-use caseflow_store::{queries, DbConn};
+use caseflow_store::{queries, DbConn, Store};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
 
@@ -140,6 +140,7 @@ fn insert_message(
         body_full: email
             .map(|e| e.text.clone())
             .filter(|full| direction == MessageDirection::Inbound && !full.is_empty()),
+        delivery_error: None,
     };
     queries::messages::insert(conn, &row)?;
     if let Some(e) = email {
@@ -392,6 +393,94 @@ fn bounce(
     })
 }
 
+/// One message fetched from a mailbox.
+#[derive(Debug, Clone)]
+pub struct FetchedMail {
+    pub uid: u32,
+    pub raw: Vec<u8>,
+}
+
+type ParseResult = Result<ParsedEmail, Quarantine>;
+
+async fn parse_off_thread(raw: Vec<u8>, cfg: ParseConfig) -> AppResult<(Vec<u8>, ParseResult)> {
+    crate::blocking(move || {
+        let parsed = email::parse(&raw, &cfg);
+        Ok((raw, parsed))
+    })
+    .await
+}
+
+/// Receives one parsed message inside the caller's transaction: the dedup ledger first, then
+/// the disposition, then the ledger row with the raw bytes.
+fn receive_in(
+    conn: &mut DbConn,
+    cfg: &ParseConfig,
+    source: String,
+    parsed: &ParseResult,
+    raw: Vec<u8>,
+    now: NaiveDateTime,
+) -> AppResult<Received> {
+    let dedup_key = match parsed {
+        Ok(e) => e.dedup_key.clone(),
+        Err(q) => q.dedup_key.clone(),
+    };
+    if let Some(seen) = queries::inbound::find(conn, "email", &dedup_key)? {
+        let outcome = match seen.outcome.as_str() {
+            "case_created" => Outcome::CaseCreated,
+            "threaded" => Outcome::Threaded,
+            "note_added" => Outcome::NoteAdded,
+            "bounce_recorded" => Outcome::BounceRecorded,
+            "quarantined" => Outcome::Quarantined,
+            _ => Outcome::Ignored,
+        };
+        return Ok(Received {
+            id: seen.id,
+            outcome,
+            reason: seen.reason,
+            case_id: seen.case_id.map(CaseId::new),
+            message_id: seen.message_id.map(MessageId::new),
+            duplicate: true,
+        });
+    }
+    let done = match parsed {
+        Err(q) => Done {
+            outcome: Outcome::Quarantined,
+            reason: format!("{}: {}", q.reason.label(), q.detail),
+            case_id: None,
+            message_id: None,
+        },
+        Ok(e) => match &e.disposition {
+            Disposition::Human => human(conn, e, cfg, now)?,
+            Disposition::AutoReply { reason } => auto_reply(conn, e, reason, cfg, now)?,
+            Disposition::Bounce { reason, original_message_ids } => bounce(conn, e, reason, original_message_ids, now)?,
+            Disposition::MailingList { reason } => Done::ignored(format!("mailing list ({reason})")),
+            Disposition::OwnLoop { reason } => Done::ignored(format!("our own mail ({reason})")),
+        },
+    };
+    let row = InboundRow {
+        id: new_id(),
+        channel: "email".into(),
+        source,
+        dedup_key,
+        outcome: done.outcome.as_str().into(),
+        reason: done.reason.chars().take(500).collect(),
+        case_id: done.case_id.clone(),
+        message_id: done.message_id.clone(),
+        raw,
+        created_at: now,
+        resolved_at: None,
+    };
+    queries::inbound::insert(conn, &row)?;
+    Ok(Received {
+        id: row.id,
+        outcome: done.outcome,
+        reason: row.reason,
+        case_id: done.case_id.map(CaseId::new),
+        message_id: done.message_id.map(MessageId::new),
+        duplicate: false,
+    })
+}
+
 impl App {
     /// The parser configuration from `email.*` and `limits.*`.
     pub fn email_parse_config(&self) -> ParseConfig {
@@ -418,91 +507,104 @@ impl App {
         let cfg = self.email_parse_config();
         let now = self.now_naive();
         // Parsing is pure CPU work: do it before taking a connection.
-        let parsed = tokio::task::spawn_blocking({
-            let (raw, cfg) = (raw.clone(), cfg.clone());
-            move || email::parse(&raw, &cfg)
-        })
-        .await
-        .map_err(|e| AppError::Internal(format!("email parser failed: {e}")))?;
-        let dedup_key = match &parsed {
-            Ok(e) => e.dedup_key.clone(),
-            Err(q) => q.dedup_key.clone(),
+        let (raw, parsed) = parse_off_thread(raw, cfg.clone()).await?;
+        let received = self.write(move |conn| receive_in(conn, &cfg, source, &parsed, raw, now)).await?;
+        self.count_received(&received);
+        Ok(received)
+    }
+
+    /// Receives a batch fetched from an IMAP mailbox in one transaction, and records in the
+    /// same transaction how far the mailbox has been read (`uid_validity`, and the highest of
+    /// `read_up_to` and the batch's UIDs), so
+    /// that the caller may flag the messages as processed once this returns. A message whose
+    /// processing fails for a reason of its own is quarantined; a database failure fails the
+    /// whole batch (nothing is committed, the caller fetches it again).
+    pub async fn receive_mailbox_batch(
+        &self,
+        mailbox: String,
+        uid_validity: u32,
+        mails: Vec<FetchedMail>,
+        read_up_to: u32,
+    ) -> AppResult<Vec<Received>> {
+        let cfg = self.email_parse_config();
+        let now = self.now_naive();
+        let parsed = {
+            let cfg = cfg.clone();
+            crate::blocking(move || {
+                Ok(mails.into_iter().map(|m| (m.uid, email::parse(&m.raw, &cfg), m.raw)).collect::<Vec<_>>())
+            })
+            .await?
         };
         let received = self
             .write(move |conn| {
-                if let Some(seen) = queries::inbound::find(conn, "email", &dedup_key)? {
-                    let outcome = match seen.outcome.as_str() {
-                        "case_created" => Outcome::CaseCreated,
-                        "threaded" => Outcome::Threaded,
-                        "note_added" => Outcome::NoteAdded,
-                        "bounce_recorded" => Outcome::BounceRecorded,
-                        "quarantined" => Outcome::Quarantined,
-                        _ => Outcome::Ignored,
-                    };
-                    return Ok(Received {
-                        id: seen.id,
-                        outcome,
-                        reason: seen.reason,
-                        case_id: seen.case_id.map(CaseId::new),
-                        message_id: seen.message_id.map(MessageId::new),
-                        duplicate: true,
-                    });
-                }
-                let done = match &parsed {
-                    Err(q) => Done {
-                        outcome: Outcome::Quarantined,
-                        reason: format!("{}: {}", q.reason.label(), q.detail),
-                        case_id: None,
-                        message_id: None,
-                    },
-                    Ok(e) => match &e.disposition {
-                        Disposition::Human => human(conn, e, &cfg, now)?,
-                        Disposition::AutoReply { reason } => auto_reply(conn, e, reason, &cfg, now)?,
-                        Disposition::Bounce { reason, original_message_ids } => {
-                            bounce(conn, e, reason, original_message_ids, now)?
+                let mut out = Vec::with_capacity(parsed.len());
+                let mut last_uid = read_up_to;
+                for (uid, parsed, raw) in parsed {
+                    last_uid = last_uid.max(uid);
+                    // A savepoint per message: one message's own failure must not undo the others.
+                    let attempt =
+                        Store::savepoint(conn, |c| receive_in(c, &cfg, mailbox.clone(), &parsed, raw.clone(), now));
+                    let r = match attempt {
+                        Ok(r) => r,
+                        Err(e @ (AppError::Validation(_) | AppError::InvalidTransition(_) | AppError::NotFound(_))) => {
+                            let q = Quarantine {
+                                reason: email::QuarantineReason::Unparseable,
+                                detail: format!("processing failed ({}): {e}", e.code()),
+                                dedup_key: match &parsed {
+                                    Ok(p) => p.dedup_key.clone(),
+                                    Err(q) => q.dedup_key.clone(),
+                                },
+                            };
+                            receive_in(conn, &cfg, mailbox.clone(), &Err(q), raw, now)?
                         }
-                        Disposition::MailingList { reason } => Done::ignored(format!("mailing list ({reason})")),
-                        Disposition::OwnLoop { reason } => Done::ignored(format!("our own mail ({reason})")),
+                        Err(e) => return Err(e),
+                    };
+                    out.push(r);
+                }
+                let prev = queries::mailboxes::get(conn, &mailbox)?;
+                let kept = prev.filter(|p| p.uid_validity == i64::from(uid_validity)).map_or(0, |p| p.last_uid);
+                queries::mailboxes::put(
+                    conn,
+                    &MailboxStateRow {
+                        mailbox: mailbox.clone(),
+                        uid_validity: i64::from(uid_validity),
+                        last_uid: kept.max(i64::from(last_uid)),
+                        updated_at: now,
                     },
-                };
-                let row = InboundRow {
-                    id: new_id(),
-                    channel: "email".into(),
-                    source,
-                    dedup_key,
-                    outcome: done.outcome.as_str().into(),
-                    reason: done.reason.chars().take(500).collect(),
-                    case_id: done.case_id.clone(),
-                    message_id: done.message_id.clone(),
-                    raw,
-                    created_at: now,
-                    resolved_at: None,
-                };
-                queries::inbound::insert(conn, &row)?;
-                Ok(Received {
-                    id: row.id,
-                    outcome: done.outcome,
-                    reason: row.reason,
-                    case_id: done.case_id.map(CaseId::new),
-                    message_id: done.message_id.map(MessageId::new),
-                    duplicate: false,
-                })
+                )?;
+                Ok(out)
             })
             .await?;
-        if !received.duplicate {
-            let m = self.metrics();
-            match received.outcome {
-                Outcome::Quarantined => m.messages_quarantined.with_label_values(&["email"]).inc(),
-                Outcome::Ignored => m.messages_ignored.with_label_values(&["email", "by_design"]).inc(),
-                Outcome::CaseCreated => {
-                    m.cases_created.with_label_values(&["email"]).inc();
-                    m.messages_ingested.with_label_values(&["email"]).inc();
-                }
-                _ => m.messages_ingested.with_label_values(&["email"]).inc(),
-            }
-            tracing::info!(inbound.id = %received.id, outcome = received.outcome.as_str(), case.id = ?received.case_id, "email received");
+        for r in &received {
+            self.count_received(r);
         }
         Ok(received)
+    }
+
+    /// How far a mailbox has been read: `(uid_validity, last_uid)`.
+    pub async fn mailbox_position(&self, mailbox: String) -> AppResult<Option<(u32, u32)>> {
+        self.read(move |conn| {
+            Ok(queries::mailboxes::get(conn, &mailbox)?
+                .map(|r| (u32::try_from(r.uid_validity).unwrap_or(0), u32::try_from(r.last_uid).unwrap_or(0))))
+        })
+        .await
+    }
+
+    fn count_received(&self, received: &Received) {
+        if received.duplicate {
+            return;
+        }
+        let m = self.metrics();
+        match received.outcome {
+            Outcome::Quarantined => m.messages_quarantined.with_label_values(&["email"]).inc(),
+            Outcome::Ignored => m.messages_ignored.with_label_values(&["email", "by_design"]).inc(),
+            Outcome::CaseCreated => {
+                m.cases_created.with_label_values(&["email"]).inc();
+                m.messages_ingested.with_label_values(&["email"]).inc();
+            }
+            _ => m.messages_ingested.with_label_values(&["email"]).inc(),
+        }
+        tracing::info!(inbound.id = %received.id, outcome = received.outcome.as_str(), case.id = ?received.case_id, "email received");
     }
 
     /// Inbound messages, optionally only those with one outcome (`quarantined` for the

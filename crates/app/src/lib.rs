@@ -14,6 +14,7 @@ pub mod error;
 pub mod idempotency;
 pub mod inbound;
 pub mod metrics;
+pub mod outbox;
 pub mod settings;
 pub mod views;
 
@@ -52,6 +53,7 @@ struct Inner {
     jwt: auth::JwtKeys,
     metrics: metrics::Metrics,
     token_cache: auth::TokenCache,
+    outbox_wake: tokio::sync::Notify,
 }
 
 impl App {
@@ -68,7 +70,15 @@ impl App {
             auth::JwtKeys::new(settings.auth.jwt_secret.expose(), &settings.auth.issuer, settings.auth.jwt_ttl_secs);
         let metrics = metrics::Metrics::new().map_err(|e| AppError::Internal(format!("metrics: {e}")))?;
         Ok(Self {
-            inner: Arc::new(Inner { store, settings, clock, jwt, metrics, token_cache: auth::TokenCache::default() }),
+            inner: Arc::new(Inner {
+                store,
+                settings,
+                clock,
+                jwt,
+                metrics,
+                token_cache: auth::TokenCache::default(),
+                outbox_wake: tokio::sync::Notify::new(),
+            }),
         })
     }
 
@@ -94,6 +104,16 @@ impl App {
 
     pub(crate) fn now_naive(&self) -> NaiveDateTime {
         self.now().naive_utc()
+    }
+
+    /// Wakes the outbox dispatcher (after committing a row it should deliver).
+    pub(crate) fn wake_outbox(&self) {
+        self.inner.outbox_wake.notify_one();
+    }
+
+    /// Resolves when [`App::wake_outbox`] was called.
+    pub(crate) async fn outbox_woken(&self) {
+        self.inner.outbox_wake.notified().await;
     }
 
     pub(crate) fn token_cache(&self) -> &auth::TokenCache {

@@ -24,6 +24,10 @@ pub struct Metrics {
     pub sla_breaches: IntCounter,
     pub rate_limited: IntCounterVec,
     pub idempotent_replays: IntCounter,
+    pub outbox_deliveries: IntCounterVec,
+    pub imap_fetched: IntCounterVec,
+    pub imap_errors: IntCounterVec,
+    pub imap_connected: IntGaugeVec,
     outbox_pending: IntGauge,
     outbox_oldest_age: Gauge,
     routing_queue_depth: IntGauge,
@@ -70,6 +74,9 @@ impl Metrics {
         let db_pool =
             IntGaugeVec::new(Opts::new("db_pool_connections", "Pooled database connections by state"), &["state"])?;
         r.register(Box::new(db_pool.clone()))?;
+        let imap_connected =
+            IntGaugeVec::new(Opts::new("imap_connected", "1 while the mailbox's IMAP session is up"), &["mailbox"])?;
+        r.register(Box::new(imap_connected.clone()))?;
         Ok(Self {
             http_requests: counter_vec(
                 &r,
@@ -110,6 +117,20 @@ impl Metrics {
                 "idempotent_replays_total",
                 "Responses replayed for a repeated Idempotency-Key",
             )?,
+            outbox_deliveries: counter_vec(
+                &r,
+                "outbox_delivery_attempts_total",
+                "Outbox delivery attempts by kind and result (delivered, retrying, failed)",
+                &["kind", "result"],
+            )?,
+            imap_fetched: counter_vec(&r, "imap_messages_fetched_total", "Messages fetched per mailbox", &["mailbox"])?,
+            imap_errors: counter_vec(
+                &r,
+                "imap_errors_total",
+                "IMAP connection or protocol failures per mailbox (each followed by a reconnect)",
+                &["mailbox"],
+            )?,
+            imap_connected,
             outbox_pending: gauge(&r, "outbox_pending", "Undelivered outbox rows")?,
             outbox_oldest_age,
             routing_queue_depth: gauge(&r, "routing_queue_depth", "Active cases without an assignee")?,

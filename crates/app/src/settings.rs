@@ -45,6 +45,7 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     pub metrics: MetricsSettings,
     pub email: EmailSettings,
+    pub smtp: SmtpSettings,
     pub demo: DemoSettings,
 }
 
@@ -56,6 +57,120 @@ pub struct EmailSettings {
     pub subject_tag_prefix: String,
     pub loop_header: String,
     pub max_message_bytes: usize,
+    pub from_address: String,
+    pub from_name: String,
+    pub mailboxes: Vec<MailboxSettings>,
+}
+
+/// How a mail connection is encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    Implicit,
+    /// Plain connection upgraded with STARTTLS before logging in (IMAP 143, submission 587).
+    Starttls,
+    /// No encryption: allowed only to a loopback host.
+    Plain,
+}
+
+/// What the poller does with a message once its case is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Processed {
+    /// Flag it `\Seen` and leave it in the folder.
+    Seen,
+    /// Move it to `move_to`.
+    Move,
+}
+
+/// One IMAP mailbox to read.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxSettings {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: String,
+    #[serde(default = "empty_secret")]
+    pub password: Secret,
+    #[serde(default)]
+    pub password_env: String,
+    #[serde(default = "default_folder")]
+    pub folder: String,
+    #[serde(default = "default_processed")]
+    pub processed: Processed,
+    #[serde(default)]
+    pub move_to: String,
+    #[serde(default = "default_true")]
+    pub idle: bool,
+    #[serde(default = "default_poll_secs")]
+    pub poll_interval_secs: u64,
+    #[serde(default = "default_batch")]
+    pub batch_size: u32,
+    #[serde(default)]
+    pub ca_file: String,
+}
+
+impl MailboxSettings {
+    /// The password: from `password_env` when set, else `password`.
+    pub fn password(&self) -> Secret {
+        if self.password_env.is_empty() {
+            self.password.clone()
+        } else {
+            Secret::new(std::env::var(&self.password_env).unwrap_or_default())
+        }
+    }
+}
+
+fn empty_secret() -> Secret {
+    Secret::new("")
+}
+fn default_folder() -> String {
+    "INBOX".into()
+}
+fn default_processed() -> Processed {
+    Processed::Seen
+}
+fn default_true() -> bool {
+    true
+}
+fn default_poll_secs() -> u64 {
+    30
+}
+fn default_batch() -> u32 {
+    100
+}
+
+/// Outbound mail and the outbox dispatcher that sends it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: String,
+    pub password: Secret,
+    pub timeout_secs: u64,
+    pub ca_file: String,
+    pub max_attempts: i32,
+    pub retry_base_secs: u64,
+    pub retry_max_secs: u64,
+    pub lease_secs: u64,
+    pub poll_interval_ms: u64,
+    pub batch_size: i64,
+}
+
+impl SmtpSettings {
+    /// Whether outbound mail is configured at all.
+    pub fn enabled(&self) -> bool {
+        !self.host.is_empty()
+    }
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -271,6 +386,55 @@ impl Settings {
         }
         if self.email.max_message_bytes < 1024 {
             return Err(invalid("email.max_message_bytes", "must be at least 1024"));
+        }
+        caseflow_core::EmailAddress::parse(&self.email.from_address)
+            .map_err(|e| invalid("email.from_address", e.to_string()))?;
+        if self.email.from_name.contains(['\r', '\n']) {
+            return Err(invalid("email.from_name", "must be one line"));
+        }
+        let mut names = std::collections::HashSet::new();
+        for m in &self.email.mailboxes {
+            let bad = |msg: &str| invalid("email.mailboxes", format!("mailbox {:?}: {msg}", m.name));
+            if m.name.is_empty() || !m.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(bad("name must be non-empty letters, digits, '-' or '_'"));
+            }
+            if !names.insert(m.name.as_str()) {
+                return Err(bad("name is used twice"));
+            }
+            if m.host.is_empty() || m.port == 0 || m.username.is_empty() {
+                return Err(bad("host, port and username are required"));
+            }
+            if m.tls == TlsMode::Plain && !is_loopback_host(&m.host) {
+                return Err(bad("tls = \"plain\" is allowed only to a loopback host"));
+            }
+            if m.processed == Processed::Move && m.move_to.is_empty() {
+                return Err(bad("processed = \"move\" needs move_to"));
+            }
+            if m.batch_size == 0 || m.batch_size > 1000 {
+                return Err(bad("batch_size must be between 1 and 1000"));
+            }
+            if m.poll_interval_secs == 0 {
+                return Err(bad("poll_interval_secs must be at least 1"));
+            }
+        }
+        let smtp = &self.smtp;
+        if smtp.enabled() && smtp.tls == TlsMode::Plain && !is_loopback_host(&smtp.host) {
+            return Err(invalid("smtp.tls", "\"plain\" is allowed only to a loopback host"));
+        }
+        if smtp.max_attempts < 1 {
+            return Err(invalid("smtp.max_attempts", "must be at least 1"));
+        }
+        if smtp.retry_base_secs == 0 || smtp.retry_max_secs < smtp.retry_base_secs {
+            return Err(invalid(
+                "smtp.retry_max_secs",
+                "must be at least smtp.retry_base_secs, which must be at least 1",
+            ));
+        }
+        if smtp.lease_secs < smtp.timeout_secs.saturating_mul(2) {
+            return Err(invalid("smtp.lease_secs", "must be at least twice smtp.timeout_secs"));
+        }
+        if !(1..=1000).contains(&smtp.batch_size) {
+            return Err(invalid("smtp.batch_size", "must be between 1 and 1000"));
         }
         if tracing_filter_is_empty(&self.logging.filter) {
             return Err(invalid("logging.filter", "must not be empty"));

@@ -120,6 +120,8 @@ pub struct MessageView {
     pub external_id: Option<String>,
     /// For outbound messages: queued, sent or failed.
     pub delivery_status: Option<String>,
+    /// For outbound messages: why the last delivery attempt failed (SMTP reply or bounce).
+    pub delivery_error: Option<String>,
     /// For threaded inbound email: which threading rule matched.
     pub thread_rule: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -140,6 +142,7 @@ impl MessageView {
             body_full: r.body_full,
             external_id: r.external_id,
             delivery_status: r.delivery_status,
+            delivery_error: r.delivery_error,
             thread_rule: r.thread_rule,
             created_at: utc(r.created_at),
             attachments,

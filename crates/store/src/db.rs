@@ -225,6 +225,15 @@ impl Store {
         conn.transaction(f)
     }
 
+    /// Runs `f` inside the current transaction as a savepoint: if it fails, only its own
+    /// changes are rolled back and the surrounding transaction goes on.
+    pub fn savepoint<T, E>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<diesel::result::Error>,
+    {
+        conn.transaction(f)
+    }
+
     /// Pool usage: (connections open, idle).
     pub fn pool_state(&self) -> (u32, u32) {
         let s = self.pool.state();

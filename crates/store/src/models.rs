@@ -150,6 +150,7 @@ pub struct MessageRow {
     pub delivery_status: Option<String>,
     pub created_at: NaiveDateTime,
     pub body_full: Option<String>,
+    pub delivery_error: Option<String>,
 }
 
 /// Attachment metadata (content is loaded separately).
@@ -208,6 +209,16 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
     pub created_at: NaiveDateTime,
     pub delivered_at: Option<NaiveDateTime>,
+}
+
+/// Where an IMAP mailbox's poller stands.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = mailbox_state)]
+pub struct MailboxStateRow {
+    pub mailbox: String,
+    pub uid_validity: i64,
+    pub last_uid: i64,
+    pub updated_at: NaiveDateTime,
 }
 
 /// A stored idempotency key and, once the request finished, its response.

@@ -225,8 +225,39 @@ pub mod messages {
             .map(first)
     }
 
+    pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<MessageRow>> {
+        m::messages.find(id).select(MessageRow::as_select()).load(conn).map(first)
+    }
+
     pub fn set_delivery_status(conn: &mut DbConn, id: &str, status: &str) -> QueryResult<()> {
         diesel::update(m::messages.find(id)).set(m::delivery_status.eq(status)).execute(conn).map(drop)
+    }
+
+    /// Records a delivery outcome of an outbound message (`error` is cleared on success).
+    pub fn set_delivery(conn: &mut DbConn, id: &str, status: &str, error: Option<&str>) -> QueryResult<()> {
+        diesel::update(m::messages.find(id))
+            .set((m::delivery_status.eq(status), m::delivery_error.eq(error)))
+            .execute(conn)
+            .map(drop)
+    }
+
+    /// The newest message of a case in `direction` that has a `Message-ID`.
+    pub fn last_with_message_id_in(
+        conn: &mut DbConn,
+        case_id: &str,
+        direction: &str,
+        before_id: &str,
+    ) -> QueryResult<Option<MessageRow>> {
+        m::messages
+            .filter(m::case_id.eq(case_id))
+            .filter(m::direction.eq(direction))
+            .filter(m::id.lt(before_id))
+            .filter(m::message_id_header.is_not_null())
+            .order(m::id.desc())
+            .limit(1)
+            .select(MessageRow::as_select())
+            .load(conn)
+            .map(first)
     }
 
     /// The newest message of a case that has a `Message-ID` (to answer in the same thread).
@@ -296,6 +327,72 @@ pub mod events {
     pub fn outbox_for_case(conn: &mut DbConn, case_id: &str) -> QueryResult<Vec<OutboxRow>> {
         use schema::outbox::dsl as o;
         o::outbox.filter(o::case_id.eq(case_id)).order(o::id.asc()).select(OutboxRow::as_select()).load(conn)
+    }
+
+    /// Pending rows of these kinds whose next attempt is due, oldest first.
+    pub fn outbox_due(
+        conn: &mut DbConn,
+        kinds: &[&str],
+        now: NaiveDateTime,
+        limit: i64,
+    ) -> QueryResult<Vec<OutboxRow>> {
+        use schema::outbox::dsl as o;
+        o::outbox
+            .filter(o::status.eq("pending"))
+            .filter(o::next_attempt_at.le(now))
+            .filter(o::kind.eq_any(kinds))
+            .order((o::next_attempt_at.asc(), o::id.asc()))
+            .limit(limit)
+            .select(OutboxRow::as_select())
+            .load(conn)
+    }
+
+    /// Claims a due row by moving its next attempt to `lease_until` and counting the attempt,
+    /// only if no other worker did so first (compare-and-set on `next_attempt_at`). A worker
+    /// that dies mid-delivery leaves the row to be retried when the lease runs out.
+    pub fn outbox_claim(
+        conn: &mut DbConn,
+        id: &str,
+        seen_next_attempt_at: NaiveDateTime,
+        lease_until: NaiveDateTime,
+    ) -> QueryResult<bool> {
+        use schema::outbox::dsl as o;
+        diesel::update(
+            o::outbox
+                .filter(o::id.eq(id))
+                .filter(o::status.eq("pending"))
+                .filter(o::next_attempt_at.eq(seen_next_attempt_at)),
+        )
+        .set((o::next_attempt_at.eq(lease_until), o::attempts.eq(o::attempts + 1)))
+        .execute(conn)
+        .map(|n| n == 1)
+    }
+
+    /// Records the outcome of an attempt: `delivered`, `failed` (for good) or `pending` again
+    /// with the time of the next attempt.
+    pub fn outbox_finish(
+        conn: &mut DbConn,
+        id: &str,
+        status: &str,
+        next_attempt_at: NaiveDateTime,
+        last_error: Option<&str>,
+        delivered_at: Option<NaiveDateTime>,
+    ) -> QueryResult<()> {
+        use schema::outbox::dsl as o;
+        diesel::update(o::outbox.find(id))
+            .set((
+                o::status.eq(status),
+                o::next_attempt_at.eq(next_attempt_at),
+                o::last_error.eq(last_error),
+                o::delivered_at.eq(delivered_at),
+            ))
+            .execute(conn)
+            .map(drop)
+    }
+
+    pub fn outbox_get(conn: &mut DbConn, id: &str) -> QueryResult<Option<OutboxRow>> {
+        use schema::outbox::dsl as o;
+        o::outbox.find(id).select(OutboxRow::as_select()).load(conn).map(first)
     }
 
     /// Number of undelivered outbox rows and the creation time of the oldest.
@@ -520,6 +617,24 @@ pub mod idempotency {
     /// Deletes keys that expired before `now`; returns how many.
     pub fn purge_expired(conn: &mut DbConn, now: NaiveDateTime) -> QueryResult<usize> {
         diesel::delete(k::idempotency_keys.filter(k::expires_at.lt(now))).execute(conn)
+    }
+}
+
+pub mod mailboxes {
+    use super::*;
+    use schema::mailbox_state::dsl as ms;
+
+    pub fn get(conn: &mut DbConn, mailbox: &str) -> QueryResult<Option<MailboxStateRow>> {
+        ms::mailbox_state.find(mailbox).select(MailboxStateRow::as_select()).load(conn).map(first)
+    }
+
+    /// Writes the mailbox's position (insert or update; callers hold the write transaction).
+    pub fn put(conn: &mut DbConn, row: &MailboxStateRow) -> QueryResult<()> {
+        let n = diesel::update(ms::mailbox_state.find(&row.mailbox)).set(row).execute(conn)?;
+        if n == 0 {
+            diesel::insert_into(ms::mailbox_state).values(row).execute(conn)?;
+        }
+        Ok(())
     }
 }
 

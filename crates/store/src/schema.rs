@@ -142,6 +142,7 @@ diesel::table! {
         delivery_status -> Nullable<Text>,
         created_at -> Timestamp,
         body_full -> Nullable<Text>,
+        delivery_error -> Nullable<Text>,
     }
 }
 
@@ -226,6 +227,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    mailbox_state (mailbox) {
+        mailbox -> Text,
+        uid_validity -> BigInt,
+        last_uid -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     counters,
     teams,
@@ -243,4 +253,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     idempotency_keys,
     inbound_messages,
+    mailbox_state,
 );

@@ -1,0 +1,2 @@
+ALTER TABLE messages DROP COLUMN delivery_error;
+DROP TABLE mailbox_state;
