@@ -74,7 +74,7 @@ async fn reply_writes_an_outbound_message_and_an_outbox_row_in_one_go(app: &Test
         .read(move |c| queries::events::outbox_for_case(c, &case_id).map_err(caseflow_store::StoreError::from))
         .unwrap();
     assert_eq!(outbox.len(), 1, "only the reply goes out, not the note");
-    assert_eq!(outbox[0].kind, "reply.api");
+    assert_eq!(outbox[0].kind, "reply.email", "API cases are answered by email");
     assert_eq!(outbox[0].status, "pending");
     assert!(outbox[0].payload.contains(reply["id"].as_str().unwrap()));
 

@@ -95,7 +95,12 @@ pub async fn spawn(db: Db) -> TestApp {
 }
 
 pub async fn spawn_with(db: Db, extra: &[(&str, &str)]) -> TestApp {
-    let settings = settings(db, extra);
+    spawn_settings(settings(db, extra)).await
+}
+
+/// Starts the server with settings the test built (e.g. with mailboxes, which have no
+/// environment-variable form).
+pub async fn spawn_settings(settings: Settings) -> TestApp {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let running = caseflow::start(settings.clone(), listener).await.expect("server starts");
     running
@@ -220,6 +225,22 @@ macro_rules! both_backends {
                     let app = $crate::helpers::spawn($crate::helpers::Db::Postgres).await;
                     super::$name(&app).await;
                     app.stop().await;
+                }
+            }
+        )+
+    };
+    // Bodies that build their own server from the backend (`async fn(Db)`).
+    (db: $($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Db::Sqlite).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::helpers::Db::Postgres).await;
                 }
             }
         )+

@@ -14,4 +14,6 @@ mod directory;
 mod errors;
 mod inbound;
 mod integrator;
+mod mail;
+mod mailservers;
 mod openapi;

@@ -654,10 +654,11 @@ impl App {
     }
 }
 
-/// Replies to web-form cases go out by email; every other channel answers on itself.
+/// Replies to web-form and API-created cases go out by email (to the customer's address);
+/// chat answers on itself, email on itself.
 fn delivery_channel(c: Channel) -> Channel {
     match c {
-        Channel::Web => Channel::Email,
+        Channel::Web | Channel::Api => Channel::Email,
         other => other,
     }
 }

@@ -1,0 +1,219 @@
+//! The email channel against real servers: mail APPENDed to Dovecot becomes cases through the
+//! IMAP poller; agent replies leave through the outbox and arrive in the SMTP sink.
+
+use crate::both_backends;
+use crate::helpers::*;
+use crate::mailservers::*;
+use serde_json::{json, Value};
+
+async fn inbound(app: &TestApp) -> Vec<Value> {
+    app.get("/api/v1/inbound?limit=100").await.expect(200)["items"].as_array().unwrap().clone()
+}
+
+/// Waits until `n` distinct inbound messages are recorded; returns them newest first.
+async fn inbound_count(app: &TestApp, n: usize) -> Vec<Value> {
+    eventually(30, &format!("{n} inbound messages"), || async {
+        let items = inbound(app).await;
+        (items.len() >= n).then_some(items)
+    })
+    .await
+}
+
+async fn messages(app: &TestApp, case_id: &str) -> Vec<Value> {
+    app.get(&format!("/api/v1/cases/{case_id}/messages")).await.expect(200)["items"].as_array().unwrap().clone()
+}
+
+fn find<'a>(items: &'a [Value], key: &str, value: &str) -> &'a Value {
+    items.iter().find(|i| i[key] == value).unwrap_or_else(|| panic!("no item with {key} = {value} in {items:?}"))
+}
+
+fn header<'a>(raw: &'a str, name: &str) -> Option<&'a str> {
+    let prefix = format!("{name}: ");
+    raw.split("\r\n\r\n").next()?.split("\r\n").find(|l| l.starts_with(&prefix)).map(|l| &l[prefix.len()..])
+}
+
+async fn a_conversation_over_imap_and_smtp(db: Db) {
+    let servers = MailServers::start();
+    let app = spawn_settings(servers.settings(db, 50)).await;
+
+    // A customer writes in.
+    let (m1, raw1) = email("Ann Example <ann@example.org>", "Printer on fire", "", "It is on fire.");
+    servers.append(&[raw1.clone()]).await;
+    let items = inbound_count(&app, 1).await;
+    assert_eq!(items[0]["outcome"], "case_created", "{items:?}");
+    assert_eq!(items[0]["source"], "support");
+    let case_id = items[0]["case_id"].as_str().unwrap().to_owned();
+    let case = app.get(&format!("/api/v1/cases/{case_id}")).await.expect(200);
+    let number = case["number"].as_i64().unwrap();
+    assert_eq!(case["channel"], "email");
+    // Acknowledged to the IMAP server only after the commit: it is \Seen now.
+    eventually(10, "the message flagged \\Seen", || async { (servers.counts().await == (1, 1)).then_some(()) }).await;
+
+    // The agent replies; the outbox sends it through SMTP.
+    let reply = app
+        .post(&format!("/api/v1/cases/{case_id}/messages"), json!({"kind": "reply", "body": "Unplug it <now> & wait."}))
+        .await
+        .expect(201);
+    let sent = eventually(20, "the reply in the SMTP sink", || async {
+        let s = servers.sent();
+        (!s.is_empty()).then_some(s)
+    })
+    .await;
+    assert_eq!(sent.len(), 1);
+    let raw = String::from_utf8(sent[0].clone()).unwrap();
+    assert_eq!(header(&raw, "In-Reply-To"), Some(format!("<{m1}>").as_str()), "{raw}");
+    assert_eq!(header(&raw, "References"), Some(format!("<{m1}>").as_str()), "{raw}");
+    assert!(header(&raw, "To").unwrap().contains("ann@example.org"), "{raw}");
+    assert!(header(&raw, "X-Caseflow-Loop").is_some(), "{raw}");
+    assert!(header(&raw, "Auto-Submitted").is_none(), "a human reply is not automatic: {raw}");
+    let our_id = header(&raw, "Message-ID").unwrap().trim_matches(['<', '>']).to_owned();
+    assert!(our_id.starts_with("caseflow.") && our_id.ends_with("@caseflow.localhost"), "{our_id}");
+    let parsed = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
+    assert_eq!(parsed.subject(), Some(format!("Re: Printer on fire [#{number}]").as_str()));
+    assert!(parsed.body_html(0).unwrap().contains("Unplug it &lt;now&gt; &amp; wait."));
+    assert!(parsed.body_text(0).unwrap().contains("Unplug it <now> & wait."));
+    let reply_id = reply["id"].as_str().unwrap();
+    eventually(10, "the reply marked sent", || async {
+        let msgs = messages(&app, &case_id).await;
+        (find(&msgs, "id", reply_id)["delivery_status"] == "sent").then_some(())
+    })
+    .await;
+
+    // The customer answers our mail (In-Reply-To only, different subject) and sends a
+    // tag-only follow-up; both join the case.
+    let (_, answer) = email("ann@example.org", "Re: fire", &format!("In-Reply-To: <{our_id}>\r\n"), "Still smoking.");
+    let (_, tagged) = email("ann@example.org", &format!("More info [#{number}]"), "", "Photo attached soon.");
+    // Same subject from another customer: a new case, never merged by subject.
+    let (_, bob) = email("bob@example.org", "Printer on fire", "", "Mine too.");
+    // A third party forwards the thread with the tag: not the case's customer, so a new case.
+    let (_, fwd) = email("carol@example.net", &format!("Fwd: Printer on fire [#{number}]"), "", "FYI");
+    // Auto-reply to our mail: a note, not a customer reply.
+    let (_, ooo) = email(
+        "ann@example.org",
+        "Automatic reply: Re: Printer on fire",
+        &format!("Auto-Submitted: auto-replied\r\nIn-Reply-To: <{our_id}>\r\n"),
+        "I am out until Monday.",
+    );
+    // Our own mail coming back, and a mailing-list message: ignored.
+    let (_, own) = email("Caseflow Support <support@caseflow.localhost>", "Re: Printer on fire", "", "loop");
+    let (_, list) = email("list@lists.example.org", "[dev] digest", "List-Id: <dev.lists.example.org>\r\n", "digest");
+    // A bounce of our reply.
+    let dsn = format!(
+        "From: MAILER-DAEMON@mx.example.org\r\nTo: support@caseflow.localhost\r\nSubject: Undelivered Mail\r\nMessage-ID: <dsn-{}@mx.example.org>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nMailbox full.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nFinal-Recipient: rfc822; ann@example.org\r\nAction: failed\r\nStatus: 5.2.2\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@caseflow.localhost\r\nMessage-ID: <{our_id}>\r\n--b--\r\n",
+        uuid::Uuid::now_v7().simple()
+    );
+    // The first message delivered again: recognised, nothing new.
+    servers.append(&[answer, tagged, bob, fwd, ooo, own, list, dsn, raw1]).await;
+    let items = inbound_count(&app, 9).await;
+    eventually(20, "all ten messages flagged \\Seen", || async { (servers.counts().await == (10, 10)).then_some(()) })
+        .await;
+    // Ten appended, nine distinct: the duplicate made no record and no case.
+    assert_eq!(inbound(&app).await.len(), 9);
+    let outcomes: Vec<(&str, &str)> = items
+        .iter()
+        .rev()
+        .map(|i| (i["outcome"].as_str().unwrap(), i["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(outcomes[1], ("threaded", "message_id"), "{outcomes:?}");
+    assert_eq!(outcomes[2], ("threaded", "subject_tag"), "{outcomes:?}");
+    assert_eq!(outcomes[3].0, "case_created", "{outcomes:?}");
+    assert_eq!(outcomes[4].0, "case_created", "{outcomes:?}");
+    assert_eq!(outcomes[5].0, "note_added", "{outcomes:?}");
+    assert_eq!(outcomes[6].0, "ignored", "{outcomes:?}");
+    assert_eq!(outcomes[7].0, "ignored", "{outcomes:?}");
+    assert_eq!(outcomes[8].0, "bounce_recorded", "{outcomes:?}");
+    for i in [1, 2, 5, 8] {
+        assert_eq!(items[items.len() - 1 - i]["case_id"], case_id.as_str(), "{outcomes:?}");
+    }
+    let cases = app.get("/api/v1/cases").await.expect(200)["items"].as_array().unwrap().clone();
+    assert_eq!(cases.len(), 3, "Ann's, Bob's and Carol's: {cases:?}");
+    let msgs = messages(&app, &case_id).await;
+    assert_eq!(find(&msgs, "id", reply_id)["delivery_status"], "failed", "the bounce marks our reply failed");
+    let directions: Vec<&str> = msgs.iter().map(|m| m["direction"].as_str().unwrap()).collect();
+    assert_eq!(directions, ["inbound", "outbound", "inbound", "inbound", "note", "note"], "{msgs:?}");
+    // No acknowledgement or reply was sent to anything automatic.
+    assert_eq!(servers.sent().len(), 1);
+    app.running.unwrap().stop().await;
+}
+
+both_backends!(db: a_conversation_over_imap_and_smtp);
+
+/// Customer data for a case created through the API with an email address.
+async fn case_for(app: &TestApp, email: &str) -> String {
+    let c = app
+        .post("/api/v1/cases", json!({"subject": "Refund", "body": "Please refund.", "customer": {"email": email}}))
+        .await
+        .expect(201);
+    id(&c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_outage_is_retried_and_refusals_are_visible() {
+    let servers = MailServers::start();
+    let mut settings = servers.settings(Db::Sqlite, 50);
+    settings.email.mailboxes.clear();
+    let app = spawn_settings(settings).await;
+    servers.stop_smtp();
+
+    // The relay is down: the reply stays queued with the reason, and is retried.
+    let case_id = case_for(&app, "dana@example.org").await;
+    let reply = app.post(&format!("/api/v1/cases/{case_id}/messages"), json!({"kind": "reply", "body": "Done."})).await;
+    let reply_id = id(&reply.expect(201));
+    let queued = eventually(20, "a failed attempt recorded", || async {
+        let msgs = messages(&app, &case_id).await;
+        let m = find(&msgs, "id", &reply_id).clone();
+        m["delivery_error"].is_string().then_some(m)
+    })
+    .await;
+    assert_eq!(queued["delivery_status"], "queued", "{queued}");
+    assert!(queued["delivery_error"].as_str().unwrap().contains("SMTP"), "{queued}");
+    let metrics = app.client.get(format!("http://{}/metrics", app.running.as_ref().unwrap().metrics_addr.unwrap()));
+    let text = metrics.send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("caseflow_outbox_pending 1"), "{text}");
+
+    // The relay comes back: the reply is delivered, once.
+    servers.start_smtp();
+    eventually(30, "the reply delivered after the outage", || async {
+        let msgs = messages(&app, &case_id).await;
+        (find(&msgs, "id", &reply_id)["delivery_status"] == "sent").then_some(())
+    })
+    .await;
+    assert_eq!(servers.sent().len(), 1);
+    let m = messages(&app, &case_id).await;
+    assert!(find(&m, "id", &reply_id)["delivery_error"].is_null(), "cleared on success");
+
+    // A permanent refusal (550) fails at once and is visible on the message and the audit log.
+    let refused_case = case_for(&app, "bounce-me@example.org").await;
+    let r = app.post(&format!("/api/v1/cases/{refused_case}/messages"), json!({"kind": "reply", "body": "Hi"})).await;
+    let refused = id(&r.expect(201));
+    let failed = eventually(20, "the refusal recorded", || async {
+        let msgs = messages(&app, &refused_case).await;
+        let m = find(&msgs, "id", &refused).clone();
+        (m["delivery_status"] == "failed").then_some(m)
+    })
+    .await;
+    assert!(failed["delivery_error"].as_str().unwrap().contains("550"), "{failed}");
+    let events = app.get(&format!("/api/v1/cases/{refused_case}/events")).await.expect(200);
+    assert!(events["items"].as_array().unwrap().iter().any(|e| e["kind"] == "delivery_failed"), "{events}");
+    assert_eq!(servers.sent().len(), 1, "nothing was accepted for the refused recipient");
+    app.running.unwrap().stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poller_reconnects_after_an_imap_restart() {
+    let servers = MailServers::start();
+    let app = spawn_settings(servers.settings(Db::Sqlite, 50)).await;
+    let (_, first) = email("erin@example.org", "Before restart", "", "one");
+    servers.append(&[first]).await;
+    inbound_count(&app, 1).await;
+
+    servers.stop_imap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    servers.start_imap();
+    let (_, second) = email("frank@example.org", "After restart", "", "two");
+    servers.append(&[second]).await;
+    let items = inbound_count(&app, 2).await;
+    assert_eq!(items[0]["outcome"], "case_created");
+    assert_eq!(servers.counts().await, (2, 2));
+    app.running.unwrap().stop().await;
+}
