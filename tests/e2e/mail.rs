@@ -109,11 +109,8 @@ async fn a_conversation_over_imap_and_smtp(db: Db) {
         .await;
     // Ten appended, nine distinct: the duplicate made no record and no case.
     assert_eq!(inbound(&app).await.len(), 9);
-    let outcomes: Vec<(&str, &str)> = items
-        .iter()
-        .rev()
-        .map(|i| (i["outcome"].as_str().unwrap(), i["reason"].as_str().unwrap()))
-        .collect();
+    let outcomes: Vec<(&str, &str)> =
+        items.iter().rev().map(|i| (i["outcome"].as_str().unwrap(), i["reason"].as_str().unwrap())).collect();
     assert_eq!(outcomes[1], ("threaded", "message_id"), "{outcomes:?}");
     assert_eq!(outcomes[2], ("threaded", "subject_tag"), "{outcomes:?}");
     assert_eq!(outcomes[3].0, "case_created", "{outcomes:?}");
@@ -217,3 +214,103 @@ async fn the_poller_reconnects_after_an_imap_restart() {
     assert_eq!(servers.counts().await, (2, 2));
     app.running.unwrap().stop().await;
 }
+
+/// Counts of what the binary has stored, read straight from its database.
+fn stored_counts(store: &caseflow_store::Store) -> (i64, i64, i64) {
+    use caseflow_store::schema::{cases, inbound_messages, messages};
+    use diesel::prelude::*;
+    store
+        .read(|c| {
+            Ok::<_, caseflow_store::StoreError>((
+                inbound_messages::table.count().get_result(c)?,
+                cases::table.count().get_result(c)?,
+                messages::table.count().get_result(c)?,
+            ))
+        })
+        .unwrap()
+}
+
+fn serve_binary(config: &std::path::Path) -> std::process::Child {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_caseflow"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CASEFLOW__") || k == "CASEFLOW_CONFIG" {
+            c.env_remove(k);
+        }
+    }
+    c.env("RUST_LOG", "warn")
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::OpenOptions::new().create(true).append(true).open(config.with_extension("log")).unwrap())
+        .spawn()
+        .expect("start caseflow serve")
+}
+
+/// `kill -9` of the server in the middle of draining a backlog, then a restart: every message
+/// becomes exactly one case, and every message ends up flagged on the IMAP server.
+async fn kill_9_mid_batch_loses_and_doubles_nothing(db: Db) {
+    const TOTAL: usize = 1500;
+    let servers = MailServers::start();
+    let raws: Vec<String> =
+        (0..TOTAL).map(|i| email(&format!("c{i}@example.org"), &format!("Backlog {i}"), "", "help").1).collect();
+    servers.append(&raws).await;
+
+    let url = database_url(db);
+    let port = free_port();
+    let config = servers.dir.join("caseflow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nbind = \"127.0.0.1:{port}\"\n[metrics]\nbind = \"127.0.0.1:0\"\n[database]\nurl = \"{url}\"\n\
+             [email]\nsupport_addresses = [\"support@caseflow.localhost\"]\n\
+             [[email.mailboxes]]\nname = \"support\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\n\
+             username = \"{IMAP_USER}\"\npassword = \"{IMAP_PASSWORD}\"\nbatch_size = 10\npoll_interval_secs = 1\n",
+            servers.imap_port
+        ),
+    )
+    .unwrap();
+    let mut child = serve_binary(&config);
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    eventually(60, "the server to answer", || async {
+        reqwest::get(&health).await.ok().filter(|r| r.status().is_success()).map(drop)
+    })
+    .await;
+    let store = caseflow_store::Store::open(
+        &caseflow_store::DbUrl::parse(&url).unwrap(),
+        &caseflow_store::db::PoolOptions::default(),
+    )
+    .unwrap();
+    let at_kill = eventually(60, "part of the backlog stored", || async {
+        let (inbound, _, _) = stored_counts(&store);
+        (inbound >= 50).then_some(inbound)
+    })
+    .await;
+    child.kill().unwrap(); // SIGKILL: no shutdown, no flush
+    child.wait().unwrap();
+    let (_, seen_at_kill) = servers.counts().await;
+    assert!((at_kill as usize) < TOTAL, "the kill must land mid-backlog (stored {at_kill} of {TOTAL})");
+
+    let mut child = serve_binary(&config);
+    eventually(120, "the whole backlog stored after the restart", || async {
+        let (inbound, _, _) = stored_counts(&store);
+        (inbound as usize >= TOTAL).then_some(())
+    })
+    .await;
+    eventually(30, "every message flagged \\Seen", || async {
+        (servers.counts().await == (TOTAL, TOTAL)).then_some(())
+    })
+    .await;
+    // Let the poller go round once more: nothing may be stored twice.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (inbound, cases, messages) = stored_counts(&store);
+    assert_eq!(
+        (inbound, cases, messages),
+        (TOTAL as i64, TOTAL as i64, TOTAL as i64),
+        "killed at {at_kill} stored, {seen_at_kill} seen"
+    );
+}
+
+both_backends!(db: kill_9_mid_batch_loses_and_doubles_nothing);

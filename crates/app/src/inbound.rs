@@ -604,7 +604,7 @@ impl App {
             }
             _ => m.messages_ingested.with_label_values(&["email"]).inc(),
         }
-        tracing::info!(inbound.id = %received.id, outcome = received.outcome.as_str(), case.id = ?received.case_id, "email received");
+        tracing::debug!(inbound.id = %received.id, outcome = received.outcome.as_str(), case.id = ?received.case_id, "email received");
     }
 
     /// Inbound messages, optionally only those with one outcome (`quarantined` for the

@@ -248,17 +248,45 @@ impl Store {
     }
 }
 
-/// Applies every pending embedded migration for the connection's backend.
+/// Applies every pending embedded migration for the connection's backend. Several nodes may
+/// start at once: on PostgreSQL a session advisory lock lets one migrate while the others wait;
+/// on SQLite the migrations run inside one `BEGIN IMMEDIATE` transaction (the write lock).
 pub fn run_migrations(conn: &mut DbConn) -> Result<(), StoreError> {
     let applied = match conn {
-        DbConn::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
-        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+        DbConn::Pg(c) => {
+            diesel::RunQueryDsl::execute(
+                diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")),
+                c,
+            )?;
+            let r = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()).map_err(|e| e.to_string());
+            diesel::RunQueryDsl::execute(
+                diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")),
+                c,
+            )?;
+            r
+        }
+        DbConn::Sqlite(c) => c
+            .immediate_transaction(|c| {
+                c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()).map_err(|e| MigrationFailed(e.to_string()))
+            })
+            .map_err(|e| e.0),
     }
-    .map_err(|e| StoreError::Migration(e.to_string()))?;
+    .map_err(StoreError::Migration)?;
     if applied > 0 {
         tracing::info!(migrations.applied = applied, "database migrations applied");
     }
     Ok(())
+}
+
+/// The advisory-lock key that serializes migrations across nodes ("cfmigrat" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x63_66_6d_69_67_72_61_74;
+
+struct MigrationFailed(String);
+
+impl From<diesel::result::Error> for MigrationFailed {
+    fn from(e: diesel::result::Error) -> Self {
+        Self(e.to_string())
+    }
 }
 
 /// Opens a single connection without migrating; for tools and tests.
