@@ -38,7 +38,7 @@ async fn a_conversation_over_imap_and_smtp(db: Db) {
 
     // A customer writes in.
     let (m1, raw1) = email("Ann Example <ann@example.org>", "Printer on fire", "", "It is on fire.");
-    servers.append(&[raw1.clone()]).await;
+    servers.append(std::slice::from_ref(&raw1)).await;
     let items = inbound_count(&app, 1).await;
     assert_eq!(items[0]["outcome"], "case_created", "{items:?}");
     assert_eq!(items[0]["source"], "support");
@@ -265,7 +265,7 @@ async fn kill_9_mid_batch_loses_and_doubles_nothing(db: Db) {
             "[server]\nbind = \"127.0.0.1:{port}\"\n[metrics]\nbind = \"127.0.0.1:0\"\n[database]\nurl = \"{url}\"\n\
              [email]\nsupport_addresses = [\"support@caseflow.localhost\"]\n\
              [[email.mailboxes]]\nname = \"support\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\n\
-             username = \"{IMAP_USER}\"\npassword = \"{IMAP_PASSWORD}\"\nbatch_size = 10\npoll_interval_secs = 1\n",
+             username = \"{IMAP_USER}\"\npassword = \"{IMAP_PASSWORD}\"\nbatch_size = 50\npoll_interval_secs = 1\n",
             servers.imap_port
         ),
     )

@@ -401,6 +401,26 @@ pub struct FetchedMail {
 }
 
 type ParseResult = Result<ParsedEmail, Quarantine>;
+type Parsed = (u32, ParseResult, Vec<u8>);
+
+/// Connections one PostgreSQL batch is spread over, and the smallest part worth its own.
+const PARALLEL_PARTS: usize = 4;
+const MIN_PART: usize = 16;
+
+/// A stable bucket for a sender (FNV-1a), so one sender's messages share a transaction.
+fn bucket_of(key: &str, parts: usize) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    usize::try_from(h % parts as u64).unwrap_or(0)
+}
+
+/// Errors that belong to one message (it is quarantined) rather than to the database (the
+/// batch is retried).
+fn is_message_error(e: &AppError) -> bool {
+    matches!(e, AppError::Validation(_) | AppError::InvalidTransition(_) | AppError::NotFound(_))
+}
 
 async fn parse_off_thread(raw: Vec<u8>, cfg: ParseConfig) -> AppResult<(Vec<u8>, ParseResult)> {
     crate::blocking(move || {
@@ -535,50 +555,108 @@ impl App {
             })
             .await?
         };
-        let received = self
-            .write(move |conn| {
-                let mut out = Vec::with_capacity(parsed.len());
-                let mut last_uid = read_up_to;
-                for (uid, parsed, raw) in parsed {
-                    last_uid = last_uid.max(uid);
-                    // A savepoint per message: one message's own failure must not undo the others.
-                    let attempt =
-                        Store::savepoint(conn, |c| receive_in(c, &cfg, mailbox.clone(), &parsed, raw.clone(), now));
-                    let r = match attempt {
-                        Ok(r) => r,
-                        Err(e @ (AppError::Validation(_) | AppError::InvalidTransition(_) | AppError::NotFound(_))) => {
-                            let q = Quarantine {
-                                reason: email::QuarantineReason::Unparseable,
-                                detail: format!("processing failed ({}): {e}", e.code()),
-                                dedup_key: match &parsed {
-                                    Ok(p) => p.dedup_key.clone(),
-                                    Err(q) => q.dedup_key.clone(),
-                                },
-                            };
-                            receive_in(conn, &cfg, mailbox.clone(), &Err(q), raw, now)?
-                        }
-                        Err(e) => return Err(e),
-                    };
-                    out.push(r);
-                }
-                let prev = queries::mailboxes::get(conn, &mailbox)?;
-                let kept = prev.filter(|p| p.uid_validity == i64::from(uid_validity)).map_or(0, |p| p.last_uid);
-                queries::mailboxes::put(
-                    conn,
-                    &MailboxStateRow {
-                        mailbox: mailbox.clone(),
-                        uid_validity: i64::from(uid_validity),
-                        last_uid: kept.max(i64::from(last_uid)),
-                        updated_at: now,
-                    },
-                )?;
-                Ok(out)
-            })
-            .await?;
+        let last_uid = parsed.iter().map(|(uid, _, _)| *uid).fold(read_up_to, u32::max);
+        // PostgreSQL: the batch is split by sender over several connections that commit in
+        // parallel (each database round trip waits on the network, not on a lock). Messages
+        // of one sender stay together and in order, so threading within a batch is
+        // unaffected. SQLite has one writer: one transaction.
+        let parts = match self.store().backend() {
+            caseflow_store::Backend::Postgres => PARALLEL_PARTS.min(parsed.len().div_ceil(MIN_PART)).max(1),
+            caseflow_store::Backend::Sqlite => 1,
+        };
+        let mut buckets: Vec<Vec<Parsed>> = (0..parts).map(|_| Vec::new()).collect();
+        for (uid, p, raw) in parsed {
+            let key = p.as_ref().ok().and_then(|e| e.from.as_ref()).map(|f| f.address.to_string()).unwrap_or_default();
+            let i = if parts == 1 { 0 } else { bucket_of(&key, parts) };
+            buckets[i].push((uid, p, raw));
+        }
+        let mut tasks = Vec::with_capacity(parts);
+        for bucket in buckets.into_iter().filter(|b| !b.is_empty()) {
+            let (app, cfg, mailbox) = (self.clone(), cfg.clone(), mailbox.clone());
+            tasks.push(tokio::spawn(async move { app.receive_part(cfg, mailbox, bucket, now).await }));
+        }
+        let mut received = Vec::new();
+        let mut failed = None;
+        for t in tasks {
+            match t.await {
+                Ok(Ok(mut r)) => received.append(&mut r),
+                Ok(Err(e)) => failed = failed.or(Some(e)),
+                Err(e) => failed = failed.or(Some(AppError::Internal(format!("batch task failed: {e}")))),
+            }
+        }
+        // Committed parts are not undone: a retry finds them in the dedup ledger.
         for r in &received {
             self.count_received(r);
         }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        // Only once every part committed may the mailbox position move past the batch.
+        self.write(move |conn| {
+            let prev = queries::mailboxes::get(conn, &mailbox)?;
+            let kept = prev.filter(|p| p.uid_validity == i64::from(uid_validity)).map_or(0, |p| p.last_uid);
+            queries::mailboxes::put(
+                conn,
+                &MailboxStateRow {
+                    mailbox: mailbox.clone(),
+                    uid_validity: i64::from(uid_validity),
+                    last_uid: kept.max(i64::from(last_uid)),
+                    updated_at: now,
+                },
+            )?;
+            Ok(())
+        })
+        .await?;
         Ok(received)
+    }
+
+    /// One transaction over part of a batch. First without savepoints (two round trips less
+    /// per message); if a message fails for a reason of its own, the part is done again with a
+    /// savepoint per message and that message quarantined.
+    async fn receive_part(
+        &self,
+        cfg: ParseConfig,
+        mailbox: String,
+        part: Vec<Parsed>,
+        now: NaiveDateTime,
+    ) -> AppResult<Vec<Received>> {
+        let part = std::sync::Arc::new(part);
+        let optimistic = {
+            let (cfg, mailbox, part) = (cfg.clone(), mailbox.clone(), part.clone());
+            self.write(move |conn| {
+                part.iter().map(|(_, p, raw)| receive_in(conn, &cfg, mailbox.clone(), p, raw.clone(), now)).collect()
+            })
+            .await
+        };
+        match optimistic {
+            Err(e) if is_message_error(&e) => {}
+            other => return other,
+        }
+        self.write(move |conn| {
+            let mut out = Vec::with_capacity(part.len());
+            for (_, parsed, raw) in part.iter() {
+                let attempt =
+                    Store::savepoint(conn, |c| receive_in(c, &cfg, mailbox.clone(), parsed, raw.clone(), now));
+                let r = match attempt {
+                    Ok(r) => r,
+                    Err(e) if is_message_error(&e) => {
+                        let q = Quarantine {
+                            reason: email::QuarantineReason::Unparseable,
+                            detail: format!("processing failed ({}): {e}", e.code()),
+                            dedup_key: match parsed {
+                                Ok(p) => p.dedup_key.clone(),
+                                Err(q) => q.dedup_key.clone(),
+                            },
+                        };
+                        receive_in(conn, &cfg, mailbox.clone(), &Err(q), raw.clone(), now)?
+                    }
+                    Err(e) => return Err(e),
+                };
+                out.push(r);
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// How far a mailbox has been read: `(uid_validity, last_uid)`.
