@@ -314,3 +314,83 @@ async fn kill_9_mid_batch_loses_and_doubles_nothing(db: Db) {
 }
 
 both_backends!(db: kill_9_mid_batch_loses_and_doubles_nothing);
+
+/// An in-process transport for driving the dispatcher directly (the real one is SMTP above).
+struct FakeSender {
+    sent: std::sync::Mutex<Vec<String>>,
+    fail: Option<caseflow_app::outbox::SendError>,
+}
+
+impl caseflow_app::outbox::EmailSender for FakeSender {
+    async fn send(&self, mail: &caseflow_app::outbox::OutgoingEmail) -> Result<(), caseflow_app::outbox::SendError> {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        self.sent.lock().unwrap().push(mail.outbox_id.clone());
+        self.fail.clone().map_or(Ok(()), Err)
+    }
+}
+
+/// Two dispatchers (two nodes) racing over the same due rows send each row once; temporary
+/// failures stop after `smtp.max_attempts` with the reason on the message.
+async fn outbox_claims_are_exclusive_and_retries_are_bounded(app: &TestApp) {
+    let mut cases = Vec::new();
+    for i in 0..6 {
+        let c = case_for(app, &format!("race{i}@example.org")).await;
+        app.post(&format!("/api/v1/cases/{c}/messages"), json!({"kind": "reply", "body": "hi"})).await.expect(201);
+        cases.push(c);
+    }
+    let sender = FakeSender { sent: Default::default(), fail: None };
+    let (a, b) = tokio::join!(app.app().dispatch_email_round(&sender), app.app().dispatch_email_round(&sender));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.delivered + b.delivered, 6, "{a:?} {b:?}");
+    let mut sent = sender.sent.lock().unwrap().clone();
+    sent.sort();
+    sent.dedup();
+    assert_eq!(sent.len(), 6, "each row sent exactly once");
+    assert_eq!(app.app().dispatch_email_round(&sender).await.unwrap().delivered, 0, "nothing left to send");
+
+    // A relay that keeps failing temporarily: retried, then given up after max_attempts (2).
+    let c = case_for(app, "flaky@example.org").await;
+    let r = app.post(&format!("/api/v1/cases/{c}/messages"), json!({"kind": "reply", "body": "hi"})).await;
+    let mid = id(&r.expect(201));
+    let flaky = FakeSender {
+        sent: Default::default(),
+        fail: Some(caseflow_app::outbox::SendError::Temporary("421 busy".into())),
+    };
+    assert_eq!(app.app().dispatch_email_round(&flaky).await.unwrap().retrying, 1);
+    assert_eq!(app.app().dispatch_email_round(&flaky).await.unwrap().total_attempts(), 0, "not due before the backoff");
+    let failed = eventually(10, "the second attempt after the backoff", || async {
+        let r = app.app().dispatch_email_round(&flaky).await.unwrap();
+        (r.failed == 1).then_some(())
+    });
+    failed.await;
+    let m = messages(app, &c).await.into_iter().find(|m| m["id"] == mid.as_str()).unwrap();
+    assert_eq!(m["delivery_status"], "failed");
+    assert!(m["delivery_error"].as_str().unwrap().contains("gave up after 2 attempts: 421 busy"), "{m}");
+}
+
+mod outbox_claims {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        run(crate::helpers::Db::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        run(crate::helpers::Db::Postgres).await;
+    }
+
+    /// Without `smtp.host` no dispatcher runs, so the test drives every round itself.
+    async fn run(db: crate::helpers::Db) {
+        let app = crate::helpers::spawn_with(
+            db,
+            &[
+                ("CASEFLOW__SMTP__MAX_ATTEMPTS", "2"),
+                ("CASEFLOW__SMTP__RETRY_BASE_SECS", "1"),
+                ("CASEFLOW__SMTP__RETRY_MAX_SECS", "1"),
+            ],
+        )
+        .await;
+        super::outbox_claims_are_exclusive_and_retries_are_bounded(&app).await;
+        app.stop().await;
+    }
+}

@@ -70,7 +70,8 @@ pub struct RoundReport {
 }
 
 impl RoundReport {
-    fn total(&self) -> usize {
+    /// Rows attempted in the round.
+    pub fn total_attempts(&self) -> usize {
         self.delivered + self.retrying + self.failed
     }
 }
@@ -299,7 +300,7 @@ impl App {
             }
             let pause = match self.dispatch_email_round(&sender).await {
                 // A full round may have left more due rows: go again at once.
-                Ok(r) if r.total() > 0 => Duration::ZERO,
+                Ok(r) if r.total_attempts() > 0 => Duration::ZERO,
                 Ok(_) => idle,
                 Err(e) => {
                     tracing::warn!(error = %e, code = e.code(), "outbox round failed");
