@@ -233,9 +233,8 @@ both_backends!(
     unusable_mail_is_quarantined_listed_and_kept_raw,
 );
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_corpus_message_gets_an_outcome_and_none_is_lost() {
-    let app = spawn(Db::Sqlite).await;
+/// Every file of the shared real-world corpus (`../shared/corpus/email`), sorted.
+pub fn corpus_files() -> Vec<std::path::PathBuf> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/email");
     assert!(dir.is_dir(), "corpus missing at {}", dir.display());
     let mut files = Vec::new();
@@ -250,6 +249,12 @@ async fn every_corpus_message_gets_an_outcome_and_none_is_lost() {
             }
         }
     }
+    files.sort();
+    files
+}
+
+async fn every_corpus_message_gets_an_outcome_and_none_is_lost(app: &TestApp) {
+    let files = corpus_files();
     let mut outcomes = std::collections::BTreeMap::new();
     for f in &files {
         let raw = std::fs::read(f).unwrap();
@@ -266,5 +271,6 @@ async fn every_corpus_message_gets_an_outcome_and_none_is_lost() {
     assert!(outcomes.get("case_created").copied().unwrap_or(0) > 0, "{outcomes:?}");
     assert!(outcomes.get("quarantined").copied().unwrap_or(0) > 0, "{outcomes:?}");
     assert!(outcomes.get("ignored").copied().unwrap_or(0) > 0, "{outcomes:?}");
-    app.stop().await;
 }
+
+both_backends!(every_corpus_message_gets_an_outcome_and_none_is_lost);

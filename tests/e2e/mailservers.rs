@@ -151,6 +151,13 @@ impl MailServers {
         s.logout().await.unwrap();
     }
 
+    /// APPENDs one message with flags, e.g. `(\\Seen)` for mail a human already read.
+    pub async fn append_with_flags(&self, raw: &str, flags: &str) {
+        let mut s = self.session().await;
+        s.append("INBOX", Some(flags), None, raw.as_bytes()).await.unwrap();
+        s.logout().await.unwrap();
+    }
+
     /// (total, seen) message counts in INBOX.
     pub async fn counts(&self) -> (usize, usize) {
         let mut s = self.session().await;

@@ -416,10 +416,12 @@ fn bucket_of(key: &str, parts: usize) -> usize {
     usize::try_from(h % parts as u64).unwrap_or(0)
 }
 
-/// Errors that belong to one message (it is quarantined) rather than to the database (the
-/// batch is retried).
+/// Whether an error belongs to one message (it is quarantined with the reason, so that one
+/// bad message cannot block a mailbox) rather than to the moment (lost connection, a
+/// serialization conflict or a concurrent insert of the same key on another node: the batch
+/// is retried and the dedup ledger sorts it out).
 fn is_message_error(e: &AppError) -> bool {
-    matches!(e, AppError::Validation(_) | AppError::InvalidTransition(_) | AppError::NotFound(_))
+    !matches!(e, AppError::Unavailable(_) | AppError::VersionConflict(_) | AppError::AlreadyExists(_))
 }
 
 async fn parse_off_thread(raw: Vec<u8>, cfg: ParseConfig) -> AppResult<(Vec<u8>, ParseResult)> {

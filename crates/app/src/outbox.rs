@@ -67,12 +67,14 @@ pub struct RoundReport {
     pub delivered: usize,
     pub retrying: usize,
     pub failed: usize,
+    /// Superseded by another worker after the lease ran out, or the outcome not recorded.
+    pub other: usize,
 }
 
 impl RoundReport {
     /// Rows attempted in the round.
     pub fn total_attempts(&self) -> usize {
-        self.delivered + self.retrying + self.failed
+        self.delivered + self.retrying + self.failed + self.other
     }
 }
 
@@ -166,22 +168,21 @@ impl App {
         ChronoDuration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000))
     }
 
-    /// Claims due email rows (at most `smtp.batch_size`) with a lease.
-    async fn claim_email_rows(&self) -> AppResult<Vec<OutboxRow>> {
+    /// Claims the next due email row with a lease. One row at a time, so that a lease only
+    /// has to cover one SMTP conversation (`smtp.lease_secs` ≥ 2 × `smtp.timeout_secs`).
+    async fn claim_next_email_row(&self) -> AppResult<Option<OutboxRow>> {
         let now = self.now_naive();
         let lease = now + ChronoDuration::seconds(i64::try_from(self.settings().smtp.lease_secs).unwrap_or(120));
-        let limit = self.settings().smtp.batch_size;
         self.write(move |conn| {
-            let due = queries::events::outbox_due(conn, EMAIL_KINDS, now, limit)?;
-            let mut claimed = Vec::with_capacity(due.len());
-            for mut row in due {
+            // A few candidates: another node may win the first ones.
+            for mut row in queries::events::outbox_due(conn, EMAIL_KINDS, now, 8)? {
                 if queries::events::outbox_claim(conn, &row.id, row.next_attempt_at, lease)? {
                     row.attempts += 1;
                     row.next_attempt_at = lease;
-                    claimed.push(row);
+                    return Ok(Some(row));
                 }
             }
-            Ok(claimed)
+            Ok(None)
         })
         .await
     }
@@ -207,14 +208,20 @@ impl App {
             };
             let error: Option<String> = error.map(|e| e.chars().take(1000).collect());
             let next = if status == "pending" { retry_at } else { now };
-            queries::events::outbox_finish(
+            let still_ours = queries::events::outbox_finish(
                 conn,
                 &row.id,
+                row.attempts,
+                row.next_attempt_at,
                 status,
                 next,
                 error.as_deref(),
                 (status == "delivered").then_some(now),
             )?;
+            if !still_ours {
+                // The lease ran out and another worker took the row over; its outcome wins.
+                return Ok("superseded");
+            }
             if let Some(mid) = &message_id {
                 let delivery = match status {
                     "delivered" => "sent",
@@ -247,11 +254,13 @@ impl App {
         .await
     }
 
-    /// One round: claim due email rows, send each, record each outcome.
+    /// One round: up to `smtp.batch_size` times, claim the next due email row, send it and
+    /// record the outcome. A failure to record one outcome is logged and the round goes on
+    /// (the row is retried when its lease runs out).
     pub async fn dispatch_email_round<S: EmailSender>(&self, sender: &S) -> AppResult<RoundReport> {
-        let rows = self.claim_email_rows().await?;
         let mut report = RoundReport::default();
-        for row in rows {
+        for _ in 0..self.settings().smtp.batch_size {
+            let Some(row) = self.claim_next_email_row().await? else { break };
             let built = {
                 let app = self.clone();
                 let row = row.clone();
@@ -274,13 +283,20 @@ impl App {
                 }
             };
             let (id, kind) = (row.id.clone(), row.kind.clone());
-            let outcome = self.finish_email(row, message_id, result).await?;
+            let outcome = match self.finish_email(row, message_id, result).await {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::error!(outbox.id = %id, error = %e, "cannot record the delivery outcome; retried after the lease");
+                    "unrecorded"
+                }
+            };
             self.metrics().outbox_deliveries.with_label_values(&[kind.as_str(), outcome]).inc();
             tracing::info!(outbox.id = %id, outcome, "outbox delivery attempt");
             match outcome {
                 "delivered" => report.delivered += 1,
                 "failed" => report.failed += 1,
-                _ => report.retrying += 1,
+                "retrying" => report.retrying += 1,
+                _ => report.other += 1,
             }
         }
         Ok(report)

@@ -154,6 +154,14 @@ pub fn subject_tag(prefix: &str, number: i64) -> String {
     format!("[{prefix}{number}]")
 }
 
+fn no_nul(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "")
+    } else {
+        s
+    }
+}
+
 fn raw_hash(raw: &[u8]) -> String {
     let digest = Sha256::digest(raw);
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
@@ -162,7 +170,8 @@ fn raw_hash(raw: &[u8]) -> String {
 
 fn clean_id(id: &str) -> Option<String> {
     let id = id.trim().trim_start_matches('<').trim_end_matches('>').trim();
-    (!id.is_empty() && id.len() <= 998 && !id.chars().any(char::is_whitespace)).then(|| id.to_owned())
+    (!id.is_empty() && id.len() <= 998 && !id.chars().any(|c| c.is_whitespace() || c.is_control()))
+        .then(|| id.to_owned())
 }
 
 fn id_list(v: &HeaderValue<'_>) -> Vec<String> {
@@ -402,6 +411,16 @@ pub fn parse(raw: &[u8], cfg: &ParseConfig) -> Result<ParsedEmail, Quarantine> {
         attachments.push(ParsedAttachment { filename, content_type, content: content.to_vec(), inline_cid });
     }
     let date = msg.date().and_then(|d| DateTime::from_timestamp(d.to_timestamp(), 0));
+    // NUL (e.g. `=00` in quoted-printable) is valid in a MIME body but not in a database text
+    // column (PostgreSQL refuses it): no decoded string leaves the parser with one.
+    let text = no_nul(text);
+    let html = html.map(no_nul);
+    let subject = no_nul(subject);
+    let from = from.map(|m| Mailbox { name: m.name.map(no_nul), ..m });
+    for a in &mut attachments {
+        a.filename = no_nul(std::mem::take(&mut a.filename));
+        a.content_type = no_nul(std::mem::take(&mut a.content_type));
+    }
     Ok(ParsedEmail {
         new_text: crate::quote::new_text(&text),
         text,
@@ -464,6 +483,21 @@ mod tests {
 
     fn mail(headers: &str, body: &str) -> Vec<u8> {
         format!("{headers}\r\n\r\n{body}").replace("\n", "\r\n").replace("\r\r\n", "\r\n").into_bytes()
+    }
+
+    #[test]
+    fn nul_bytes_never_leave_the_parser() {
+        let raw = mail(
+            "From: =?UTF-8?Q?Ann=00_B?= <ann@example.org>\nTo: support@acme.test\nSubject: =?UTF-8?Q?a=00b?=\nMessage-ID: <x=00y@example.org>\nMIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\nContent-Transfer-Encoding: quoted-printable",
+            "<p>one=00two</p>",
+        );
+        let e = parse(&raw, &cfg()).unwrap();
+        assert_eq!(e.subject, "ab");
+        assert!(!e.text.contains('\0') && !e.new_text.contains('\0'), "{:?}", e.text);
+        assert!(e.text.contains("onetwo"), "{:?}", e.text);
+        assert!(!e.html.as_deref().unwrap_or_default().contains('\0'));
+        assert!(!e.from.unwrap().name.unwrap_or_default().contains('\0'));
+        assert!(!e.dedup_key.contains('\0'));
     }
 
     #[test]

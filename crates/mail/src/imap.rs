@@ -183,7 +183,7 @@ impl MailboxPoller {
         let mut s = connect(cfg).await?;
         let caps = timed("CAPABILITY", s.capabilities()).await?;
         let can_idle = cfg.idle && caps.has_str("IDLE");
-        let can_move = caps.has_str("MOVE");
+        let can = Caps { mv: caps.has_str("MOVE"), uidplus: caps.has_str("UIDPLUS") };
         let folder = timed("SELECT", s.select(&cfg.folder)).await?;
         let uid_validity = folder
             .uid_validity
@@ -194,16 +194,15 @@ impl MailboxPoller {
 
         let mut last_uid = match self.app.mailbox_position(cfg.name.clone()).await? {
             Some((v, last)) if v == uid_validity => {
-                // Committed before a crash but never acknowledged to the server: finish that.
-                let unflagged = match cfg.processed {
-                    Processed::Seen => format!("UNSEEN UID 1:{}", last.max(1)),
-                    Processed::Move => format!("UID 1:{}", last.max(1)),
-                };
-                let pending = self.search(&mut s, &unflagged).await?;
-                let pending: Vec<u32> = pending.into_iter().filter(|u| *u <= last).collect();
+                // Unread mail at or below the position: committed before a crash but never
+                // acknowledged, or left over from an interrupted first contact. Process it
+                // again: the dedup ledger recognises what was committed, the rest is new.
+                // (Read mail down there is history and stays untouched.)
+                let unseen = self.search(&mut s, &format!("UNSEEN UID 1:{}", last.max(1))).await?;
+                let pending: Vec<u32> = unseen.into_iter().filter(|u| *u <= last).collect();
                 if !pending.is_empty() {
-                    self.acknowledge(&mut s, &pending, can_move).await?;
-                    tracing::info!(mailbox = %cfg.name, count = pending.len(), "acknowledged messages committed before a restart");
+                    tracing::info!(mailbox = %cfg.name, count = pending.len(), "unacknowledged messages below the position: processing them again");
+                    self.process(&mut s, uid_validity, pending, Position::Fixed(last), can).await?;
                 }
                 last
             }
@@ -213,10 +212,12 @@ impl MailboxPoller {
                 }
                 // First contact with this folder: everything unread is new mail; mail that
                 // was already read before Caseflow was connected is history, not new cases.
+                // The position is the baseline from the first batch on, so that after an
+                // interruption the rest of the unread mail is found by the path above.
                 let unseen = self.search(&mut s, "UNSEEN").await?;
                 let baseline = folder.uid_next.map_or(0, |n| n.saturating_sub(1));
                 let before: Vec<u32> = unseen.into_iter().filter(|u| *u <= baseline).collect();
-                self.process(&mut s, uid_validity, before, baseline, can_move).await?;
+                self.process(&mut s, uid_validity, before, Position::Fixed(baseline), can).await?;
                 baseline
             }
         };
@@ -234,9 +235,7 @@ impl MailboxPoller {
                 if new.is_empty() {
                     break;
                 }
-                let upto = new.iter().copied().max().unwrap_or(last_uid);
-                self.process(&mut s, uid_validity, new, upto, can_move).await?;
-                last_uid = upto;
+                last_uid = self.process(&mut s, uid_validity, new, Position::PerBatch, can).await?.max(last_uid);
                 if *shutdown.borrow() {
                     break;
                 }
@@ -271,19 +270,20 @@ impl MailboxPoller {
         Ok(uids)
     }
 
-    /// Fetches, commits and acknowledges `uids` (sorted) in batches; records `upto` as read.
+    /// Fetches, commits and acknowledges `uids` (sorted) in batches. Returns the position
+    /// recorded last.
     async fn process(
         &self,
         s: &mut ImapSession,
         uid_validity: u32,
         uids: Vec<u32>,
-        upto: u32,
-        can_move: bool,
-    ) -> Result<(), PollError> {
+        position: Position,
+        can: Caps,
+    ) -> Result<u32, PollError> {
         let batch = usize::try_from(self.cfg.batch_size).unwrap_or(100).max(1);
         let chunks: Vec<&[u32]> = if uids.is_empty() { vec![&[]] } else { uids.chunks(batch).collect() };
-        let last_chunk = chunks.len() - 1;
-        for (i, chunk) in chunks.into_iter().enumerate() {
+        let mut recorded = 0;
+        for chunk in chunks {
             let mut mails = Vec::with_capacity(chunk.len());
             if !chunk.is_empty() {
                 let set = uid_set(chunk);
@@ -292,29 +292,46 @@ impl MailboxPoller {
                 })
                 .await?;
                 for f in &fetches {
-                    // Messages expunged meanwhile by someone else are simply absent.
                     if let (Some(uid), Some(body)) = (f.uid, f.body()) {
-                        mails.push(FetchedMail { uid, raw: body.to_vec() });
+                        if chunk.binary_search(&uid).is_ok() {
+                            mails.push(FetchedMail { uid, raw: body.to_vec() });
+                        }
                     }
                 }
             }
+            mails.sort_by_key(|m| m.uid);
+            mails.dedup_by_key(|m| m.uid);
+            let got: Vec<u32> = mails.iter().map(|m| m.uid).collect();
+            // A UID the server did not return (expunged meanwhile, or a server hiccup) is not
+            // acknowledged, and the position stops just before it: if it still exists, the next
+            // search finds it again.
+            let first_missing = chunk.iter().copied().find(|u| got.binary_search(u).is_err());
+            let read_up_to = match (position, first_missing) {
+                (Position::Fixed(p), _) => p,
+                (Position::PerBatch, Some(m)) => m.saturating_sub(1),
+                (Position::PerBatch, None) => chunk.last().copied().unwrap_or(0),
+            };
             let fetched = mails.len();
-            let read_up_to = if i == last_chunk { upto } else { chunk.last().copied().unwrap_or(0) };
             let received =
                 self.app.receive_mailbox_batch(self.cfg.name.clone(), uid_validity, mails, read_up_to).await?;
-            if !chunk.is_empty() {
-                self.acknowledge(s, chunk, can_move).await?;
+            if !got.is_empty() {
+                self.acknowledge(s, &got, can).await?;
             }
+            recorded = read_up_to;
             self.app.metrics().imap_fetched.with_label_values(&[self.cfg.name.as_str()]).inc_by(fetched as u64);
             if fetched > 0 {
                 tracing::info!(mailbox = %self.cfg.name, fetched, stored = received.len(), "IMAP batch committed");
             }
+            if first_missing.is_some() && position == Position::PerBatch {
+                // Let the next search decide what is still there.
+                break;
+            }
         }
-        Ok(())
+        Ok(recorded)
     }
 
     /// Tells the server the messages are processed: `\Seen`, or moved to `move_to`.
-    async fn acknowledge(&self, s: &mut ImapSession, uids: &[u32], can_move: bool) -> Result<(), PollError> {
+    async fn acknowledge(&self, s: &mut ImapSession, uids: &[u32], can: Caps) -> Result<(), PollError> {
         let set = uid_set(uids);
         match self.cfg.processed {
             Processed::Seen => {
@@ -323,7 +340,7 @@ impl MailboxPoller {
                 })
                 .await?;
             }
-            Processed::Move if can_move => {
+            Processed::Move if can.mv => {
                 timed("UID MOVE", s.uid_mv(&set, &self.cfg.move_to)).await?;
             }
             Processed::Move => {
@@ -332,11 +349,31 @@ impl MailboxPoller {
                     s.uid_store(&set, "+FLAGS.SILENT (\\Seen \\Deleted)").await?.try_collect::<Vec<_>>().await
                 })
                 .await?;
-                timed("EXPUNGE", async { s.expunge().await?.try_collect::<Vec<_>>().await }).await?;
+                // Only our own messages: a plain EXPUNGE would also remove what other clients
+                // marked deleted. Without UIDPLUS they stay flagged for the server's clean-up.
+                if can.uidplus {
+                    timed("UID EXPUNGE", async { s.uid_expunge(&set).await?.try_collect::<Vec<_>>().await }).await?;
+                }
             }
         }
         Ok(())
     }
+}
+
+/// Server capabilities the poller uses.
+#[derive(Debug, Clone, Copy)]
+struct Caps {
+    mv: bool,
+    uidplus: bool,
+}
+
+/// How a batch moves the mailbox position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Position {
+    /// To the batch's last UID (new mail above the position).
+    PerBatch,
+    /// To a fixed UID (first contact: the baseline; a restart: the old position).
+    Fixed(u32),
 }
 
 #[cfg(test)]

@@ -115,12 +115,19 @@ fn describe(e: &lettre::transport::smtp::Error) -> String {
     }
 }
 
+/// 5xx replies that say our relay settings are wrong (authentication required or refused,
+/// encryption required), not that this message can never be delivered: the outbox keeps
+/// retrying until an operator fixes the configuration, instead of failing every reply.
+fn is_relay_configuration(e: &lettre::transport::smtp::Error) -> bool {
+    e.status().is_some_and(|c| matches!(c.to_string().as_str(), "530" | "534" | "535" | "538"))
+}
+
 impl EmailSender for SmtpSender {
     async fn send(&self, mail: &OutgoingEmail) -> Result<(), SendError> {
         let msg = encode(mail)?;
         match self.transport.send(msg).await {
             Ok(_) => Ok(()),
-            Err(e) if e.is_permanent() => {
+            Err(e) if e.is_permanent() && !is_relay_configuration(&e) => {
                 tracing::warn!(outbox.id = %mail.outbox_id, status = ?e.status().map(|c| c.to_string()), "SMTP refused the message for good");
                 Err(SendError::Permanent(describe(&e)))
             }

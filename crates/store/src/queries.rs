@@ -369,25 +369,36 @@ pub mod events {
     }
 
     /// Records the outcome of an attempt: `delivered`, `failed` (for good) or `pending` again
-    /// with the time of the next attempt.
+    /// with the time of the next attempt — only if the row is still held by this attempt
+    /// (same attempt count and lease); false when the lease ran out and another worker took
+    /// the row over, whose outcome then wins.
+    #[allow(clippy::too_many_arguments)]
     pub fn outbox_finish(
         conn: &mut DbConn,
         id: &str,
+        claimed_attempts: i32,
+        claimed_lease: NaiveDateTime,
         status: &str,
         next_attempt_at: NaiveDateTime,
         last_error: Option<&str>,
         delivered_at: Option<NaiveDateTime>,
-    ) -> QueryResult<()> {
+    ) -> QueryResult<bool> {
         use schema::outbox::dsl as o;
-        diesel::update(o::outbox.find(id))
-            .set((
-                o::status.eq(status),
-                o::next_attempt_at.eq(next_attempt_at),
-                o::last_error.eq(last_error),
-                o::delivered_at.eq(delivered_at),
-            ))
-            .execute(conn)
-            .map(drop)
+        diesel::update(
+            o::outbox
+                .filter(o::id.eq(id))
+                .filter(o::status.eq("pending"))
+                .filter(o::attempts.eq(claimed_attempts))
+                .filter(o::next_attempt_at.eq(claimed_lease)),
+        )
+        .set((
+            o::status.eq(status),
+            o::next_attempt_at.eq(next_attempt_at),
+            o::last_error.eq(last_error),
+            o::delivered_at.eq(delivered_at),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
     }
 
     pub fn outbox_get(conn: &mut DbConn, id: &str) -> QueryResult<Option<OutboxRow>> {
