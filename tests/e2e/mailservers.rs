@@ -97,6 +97,7 @@ impl MailServers {
             idle: true,
             poll_interval_secs: 2,
             batch_size,
+            batch_bytes: 32 << 20,
             ca_file: String::new(),
         }
     }

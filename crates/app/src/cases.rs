@@ -133,19 +133,27 @@ pub(crate) fn event(
     data: serde_json::Value,
     now: NaiveDateTime,
 ) -> AppResult<()> {
-    queries::events::insert_case_event(
-        conn,
-        &CaseEventRow {
-            id: new_id(),
-            case_id: case_id.to_owned(),
-            kind: kind.to_owned(),
-            actor_kind: actor.0.as_str().to_owned(),
-            actor_id: actor.1.clone(),
-            data: data.to_string(),
-            created_at: now,
-        },
-    )?;
+    queries::events::insert_case_event(conn, &event_row(case_id, kind, actor, data, now))?;
     Ok(())
+}
+
+/// A case audit-log row.
+pub(crate) fn event_row(
+    case_id: &str,
+    kind: &str,
+    actor: &(ActorKind, Option<String>),
+    data: serde_json::Value,
+    now: NaiveDateTime,
+) -> CaseEventRow {
+    CaseEventRow {
+        id: new_id(),
+        case_id: case_id.to_owned(),
+        kind: kind.to_owned(),
+        actor_kind: actor.0.as_str().to_owned(),
+        actor_id: actor.1.clone(),
+        data: data.to_string(),
+        created_at: now,
+    }
 }
 
 /// A new case row in status `new`, version 1, with every timestamp at `now`.

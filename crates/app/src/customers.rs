@@ -3,6 +3,7 @@
 use crate::auth::Principal;
 use crate::cases::event;
 use crate::error::{AppError, AppResult};
+use crate::journal::Journal;
 use crate::views::*;
 use crate::{check_len, new_id, App, Page};
 use caseflow_core::*;
@@ -100,19 +101,26 @@ fn customer_event(
     data: serde_json::Value,
     now: NaiveDateTime,
 ) -> AppResult<()> {
-    queries::events::insert_customer_event(
-        conn,
-        &CustomerEventRow {
-            id: new_id(),
-            customer_id: customer_id.to_owned(),
-            kind: kind.to_owned(),
-            actor_kind: actor.0.as_str().to_owned(),
-            actor_id: actor.1.clone(),
-            data: data.to_string(),
-            created_at: now,
-        },
-    )?;
+    queries::events::insert_customer_event(conn, &customer_event_row(customer_id, kind, actor, data, now))?;
     Ok(())
+}
+
+fn customer_event_row(
+    customer_id: &str,
+    kind: &str,
+    actor: &(ActorKind, Option<String>),
+    data: serde_json::Value,
+    now: NaiveDateTime,
+) -> CustomerEventRow {
+    CustomerEventRow {
+        id: new_id(),
+        customer_id: customer_id.to_owned(),
+        kind: kind.to_owned(),
+        actor_kind: actor.0.as_str().to_owned(),
+        actor_id: actor.1.clone(),
+        data: data.to_string(),
+        created_at: now,
+    }
 }
 
 fn clean_name(name: Option<&str>) -> AppResult<String> {
@@ -171,6 +179,17 @@ pub fn resolve_customer(
     actor: &(ActorKind, Option<String>),
     now: NaiveDateTime,
 ) -> AppResult<(CustomerRow, bool)> {
+    resolve_customer_in(conn, &mut Journal::immediate(), r, actor, now)
+}
+
+/// [`resolve_customer`] writing its audit events through `journal`.
+pub(crate) fn resolve_customer_in(
+    conn: &mut DbConn,
+    journal: &mut Journal,
+    r: &CustomerRef,
+    actor: &(ActorKind, Option<String>),
+    now: NaiveDateTime,
+) -> AppResult<(CustomerRow, bool)> {
     if let Some(id) = r.id.as_deref().filter(|s| !s.is_empty()) {
         if r.email.is_some() || r.external_id.is_some() {
             return Err(AppError::invalid("customer: give either id or identities, not both"));
@@ -195,7 +214,7 @@ pub fn resolve_customer(
     let mut found: Option<CustomerRow> = None;
     let mut missing = Vec::new();
     for (kind, value) in &wanted {
-        match queries::customers::find_identity(conn, kind.as_str(), value)? {
+        match journal.find_identity(conn, kind.as_str(), value)? {
             Some(ident) => {
                 let c = follow_merges(conn, &ident.customer_id)?.ok_or(AppError::NotFound("customer"))?;
                 if let Some(prev) = &found {
@@ -216,19 +235,25 @@ pub fn resolve_customer(
         None => {
             let name = clean_name(r.name.as_deref())?;
             let c = insert_customer(conn, name, Tier::Standard, 0, String::new(), now)?;
-            customer_event(conn, &c.id, "customer_created", actor, serde_json::json!({}), now)?;
+            journal.customer_event(
+                conn,
+                customer_event_row(&c.id, "customer_created", actor, serde_json::json!({}), now),
+            )?;
             c
         }
     };
     for (kind, value) in missing {
         let ident = add_identity_row(conn, &customer.id, kind, &value, now)?;
-        customer_event(
+        journal.identity_added(&ident);
+        journal.customer_event(
             conn,
-            &customer.id,
-            "identity_added",
-            actor,
-            serde_json::json!({"identity_id": ident.id, "kind": kind}),
-            now,
+            customer_event_row(
+                &customer.id,
+                "identity_added",
+                actor,
+                serde_json::json!({"identity_id": ident.id, "kind": kind}),
+                now,
+            ),
         )?;
     }
     Ok((customer, created))

@@ -4,9 +4,10 @@
 //! before (same Message-ID, or same bytes without one) is recognised and not processed twice.
 
 use crate::auth::Principal;
-use crate::cases::{event, NewCaseRow};
-use crate::customers::{resolve_customer, CustomerRef};
+use crate::cases::{event_row, NewCaseRow};
+use crate::customers::{resolve_customer_in, CustomerRef};
 use crate::error::{AppError, AppResult};
+use crate::journal::Journal;
 use crate::views::stored;
 use crate::{new_id, utc, App, Page};
 use caseflow_core::*;
@@ -111,6 +112,7 @@ fn system() -> (ActorKind, Option<String>) {
 #[allow(clippy::too_many_arguments)]
 fn insert_message(
     conn: &mut DbConn,
+    j: &mut Journal,
     case: &CaseRow,
     direction: MessageDirection,
     author: (ActorKind, Option<String>),
@@ -163,13 +165,15 @@ fn insert_message(
             )?;
         }
     }
-    event(
+    j.case_event(
         conn,
-        &case.id,
-        "message_added",
-        &author_actor(&row),
-        serde_json::json!({"message_id": row.id, "direction": direction, "channel": "email", "thread_rule": rule}),
-        now,
+        event_row(
+            &case.id,
+            "message_added",
+            &author_actor(&row),
+            serde_json::json!({"message_id": row.id, "direction": direction, "channel": "email", "thread_rule": rule}),
+            now,
+        ),
     )?;
     Ok(row)
 }
@@ -218,12 +222,13 @@ fn find_thread(
 
 fn new_case(
     conn: &mut DbConn,
+    j: &mut Journal,
     e: &ParsedEmail,
     customer_id: &str,
     linked: Option<&str>,
     now: NaiveDateTime,
 ) -> AppResult<CaseRow> {
-    let number = queries::next_case_number(conn)?;
+    let number = j.next_case_number(conn)?;
     let subject = if e.subject.is_empty() { "(no subject)".to_owned() } else { e.subject.chars().take(998).collect() };
     let row = NewCaseRow {
         number,
@@ -237,13 +242,15 @@ fn new_case(
     }
     .build(now);
     queries::cases::insert(conn, &row)?;
-    event(
+    j.case_event(
         conn,
-        &row.id,
-        "case_created",
-        &(ActorKind::Customer, Some(customer_id.to_owned())),
-        serde_json::json!({"number": number, "channel": "email", "linked_case_id": linked}),
-        now,
+        event_row(
+            &row.id,
+            "case_created",
+            &(ActorKind::Customer, Some(customer_id.to_owned())),
+            serde_json::json!({"number": number, "channel": "email", "linked_case_id": linked}),
+            now,
+        ),
     )?;
     Ok(row)
 }
@@ -265,20 +272,27 @@ fn body_of(e: &ParsedEmail) -> String {
     body
 }
 
-fn human(conn: &mut DbConn, e: &ParsedEmail, cfg: &ParseConfig, now: NaiveDateTime) -> AppResult<Done> {
+fn human(
+    conn: &mut DbConn,
+    j: &mut Journal,
+    e: &ParsedEmail,
+    cfg: &ParseConfig,
+    now: NaiveDateTime,
+) -> AppResult<Done> {
     let from = e.from.as_ref().ok_or_else(|| AppError::invalid("no sender"))?;
     let customer_ref =
         CustomerRef { email: Some(from.address.to_string()), name: from.name.clone(), ..CustomerRef::default() };
-    let (customer, _) = resolve_customer(conn, &customer_ref, &(ActorKind::Customer, None), now)?;
+    let (customer, _) = resolve_customer_in(conn, j, &customer_ref, &(ActorKind::Customer, None), now)?;
     let author = (ActorKind::Customer, Some(customer.id.clone()));
     match find_thread(conn, e, cfg, Some(&customer.id))? {
         Some((case, rule)) => {
             let status: CaseStatus = stored("cases.status", &case.status)?;
             if status == CaseStatus::Closed {
                 // A reply to a closed case opens a new case linked to the old one.
-                let fresh = new_case(conn, e, &customer.id, Some(&case.id), now)?;
+                let fresh = new_case(conn, j, e, &customer.id, Some(&case.id), now)?;
                 let m = insert_message(
                     conn,
+                    j,
                     &fresh,
                     MessageDirection::Inbound,
                     author,
@@ -294,8 +308,17 @@ fn human(conn: &mut DbConn, e: &ParsedEmail, cfg: &ParseConfig, now: NaiveDateTi
                     message_id: Some(m.id),
                 });
             }
-            let m =
-                insert_message(conn, &case, MessageDirection::Inbound, author, body_of(e), Some(e), Some(rule), now)?;
+            let m = insert_message(
+                conn,
+                j,
+                &case,
+                MessageDirection::Inbound,
+                author,
+                body_of(e),
+                Some(e),
+                Some(rule),
+                now,
+            )?;
             let to = status.on_customer_reply()?;
             let mut new = case.clone();
             new.last_message_at = now;
@@ -304,22 +327,33 @@ fn human(conn: &mut DbConn, e: &ParsedEmail, cfg: &ParseConfig, now: NaiveDateTi
                 if to.is_active() {
                     new.solved_at = None;
                 }
-                event(
+                j.case_event(
                     conn,
-                    &case.id,
-                    "status_changed",
-                    &(ActorKind::Customer, Some(customer.id.clone())),
-                    serde_json::json!({"from": status, "to": to}),
-                    now,
+                    event_row(
+                        &case.id,
+                        "status_changed",
+                        &(ActorKind::Customer, Some(customer.id.clone())),
+                        serde_json::json!({"from": status, "to": to}),
+                        now,
+                    ),
                 )?;
             }
             save_case(conn, &case, new, now)?;
             Ok(Done { outcome: Outcome::Threaded, reason: rule.into(), case_id: Some(case.id), message_id: Some(m.id) })
         }
         None => {
-            let case = new_case(conn, e, &customer.id, None, now)?;
-            let m =
-                insert_message(conn, &case, MessageDirection::Inbound, author, body_of(e), Some(e), Some("new"), now)?;
+            let case = new_case(conn, j, e, &customer.id, None, now)?;
+            let m = insert_message(
+                conn,
+                j,
+                &case,
+                MessageDirection::Inbound,
+                author,
+                body_of(e),
+                Some(e),
+                Some("new"),
+                now,
+            )?;
             Ok(Done {
                 outcome: Outcome::CaseCreated,
                 reason: "new".into(),
@@ -332,6 +366,7 @@ fn human(conn: &mut DbConn, e: &ParsedEmail, cfg: &ParseConfig, now: NaiveDateTi
 
 fn auto_reply(
     conn: &mut DbConn,
+    j: &mut Journal,
     e: &ParsedEmail,
     reason: &str,
     cfg: &ParseConfig,
@@ -345,7 +380,7 @@ fn auto_reply(
         let status: CaseStatus = stored("cases.status", &case.status)?;
         if status.is_active() {
             let body = format!("Automatic reply received ({reason}):\n\n{}", e.new_text.trim());
-            let m = insert_message(conn, &case, MessageDirection::Note, system(), body, Some(e), Some(rule), now)?;
+            let m = insert_message(conn, j, &case, MessageDirection::Note, system(), body, Some(e), Some(rule), now)?;
             return Ok(Done {
                 outcome: Outcome::NoteAdded,
                 reason: format!("auto-reply ({reason})"),
@@ -359,6 +394,7 @@ fn auto_reply(
 
 fn bounce(
     conn: &mut DbConn,
+    j: &mut Journal,
     e: &ParsedEmail,
     reason: &str,
     original: &[String],
@@ -376,14 +412,16 @@ fn bounce(
     queries::messages::set_delivery_status(conn, &ours.id, "failed")?;
     let case = queries::cases::get(conn, &ours.case_id)?.ok_or(AppError::NotFound("case"))?;
     let body = format!("Delivery of a reply failed ({reason}):\n\n{}", e.new_text.trim());
-    let m = insert_message(conn, &case, MessageDirection::Note, system(), body, Some(e), Some("bounce"), now)?;
-    event(
+    let m = insert_message(conn, j, &case, MessageDirection::Note, system(), body, Some(e), Some("bounce"), now)?;
+    j.case_event(
         conn,
-        &case.id,
-        "delivery_failed",
-        &system(),
-        serde_json::json!({"message_id": ours.id, "reason": reason}),
-        now,
+        event_row(
+            &case.id,
+            "delivery_failed",
+            &system(),
+            serde_json::json!({"message_id": ours.id, "reason": reason}),
+            now,
+        ),
     )?;
     Ok(Done {
         outcome: Outcome::BounceRecorded,
@@ -404,7 +442,7 @@ type ParseResult = Result<ParsedEmail, Quarantine>;
 type Parsed = (u32, ParseResult, Vec<u8>);
 
 /// Connections one PostgreSQL batch is spread over, and the smallest part worth its own.
-const PARALLEL_PARTS: usize = 4;
+const PARALLEL_PARTS: usize = 8;
 const MIN_PART: usize = 16;
 
 /// A stable bucket for a sender (FNV-1a), so one sender's messages share a transaction.
@@ -414,6 +452,48 @@ fn bucket_of(key: &str, parts: usize) -> usize {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
     usize::try_from(h % parts as u64).unwrap_or(0)
+}
+
+/// The journal of a batch part, with what the part will ask for looked up in three round trips:
+/// the ledger entries of its dedup keys, its senders' identities, and a case number for each
+/// message that is certain to open a case (a human message, not seen before, without any
+/// threading hint: no In-Reply-To, no References, no subject tag), so numbers are rarely wasted.
+fn batch_journal(conn: &mut DbConn, part: &[Parsed]) -> AppResult<Journal> {
+    let known = known_entries(conn, part)?;
+    let seen: std::collections::HashSet<&str> = known.iter().map(|m| m.dedup_key.as_str()).collect();
+    let mut senders = Vec::new();
+    let mut fresh = 0;
+    let mut keys = std::collections::HashSet::new();
+    for (_, p, _) in part {
+        let Ok(e) = p else { continue };
+        if let Some(f) = &e.from {
+            senders.push(f.address.to_string());
+        }
+        let certain_case = e.disposition == Disposition::Human
+            && e.from.is_some()
+            && !seen.contains(e.dedup_key.as_str())
+            && keys.insert(e.dedup_key.as_str())
+            && e.in_reply_to.is_empty()
+            && e.references.is_empty()
+            && !e.subject.contains('[');
+        fresh += usize::from(certain_case);
+    }
+    let mut j = Journal::deferred(known);
+    j.preload_identities(conn, IdentityKind::Email.as_str(), senders)?;
+    j.reserve_case_numbers(conn, fresh)?;
+    Ok(j)
+}
+
+/// The ledger entries already stored for a part's dedup keys (one query).
+fn known_entries(conn: &mut DbConn, part: &[Parsed]) -> AppResult<Vec<InboundMeta>> {
+    let keys: Vec<String> = part
+        .iter()
+        .map(|(_, p, _)| match p {
+            Ok(e) => e.dedup_key.clone(),
+            Err(q) => q.dedup_key.clone(),
+        })
+        .collect();
+    Ok(queries::inbound::find_many(conn, "email", &keys)?)
 }
 
 /// Whether an error belongs to one message (it is quarantined with the reason, so that one
@@ -436,6 +516,7 @@ async fn parse_off_thread(raw: Vec<u8>, cfg: ParseConfig) -> AppResult<(Vec<u8>,
 /// the disposition, then the ledger row with the raw bytes.
 fn receive_in(
     conn: &mut DbConn,
+    j: &mut Journal,
     cfg: &ParseConfig,
     source: String,
     parsed: &ParseResult,
@@ -446,7 +527,7 @@ fn receive_in(
         Ok(e) => e.dedup_key.clone(),
         Err(q) => q.dedup_key.clone(),
     };
-    if let Some(seen) = queries::inbound::find(conn, "email", &dedup_key)? {
+    if let Some(seen) = j.seen(conn, "email", &dedup_key)? {
         let outcome = match seen.outcome.as_str() {
             "case_created" => Outcome::CaseCreated,
             "threaded" => Outcome::Threaded,
@@ -472,9 +553,11 @@ fn receive_in(
             message_id: None,
         },
         Ok(e) => match &e.disposition {
-            Disposition::Human => human(conn, e, cfg, now)?,
-            Disposition::AutoReply { reason } => auto_reply(conn, e, reason, cfg, now)?,
-            Disposition::Bounce { reason, original_message_ids } => bounce(conn, e, reason, original_message_ids, now)?,
+            Disposition::Human => human(conn, j, e, cfg, now)?,
+            Disposition::AutoReply { reason } => auto_reply(conn, j, e, reason, cfg, now)?,
+            Disposition::Bounce { reason, original_message_ids } => {
+                bounce(conn, j, e, reason, original_message_ids, now)?
+            }
             Disposition::MailingList { reason } => Done::ignored(format!("mailing list ({reason})")),
             Disposition::OwnLoop { reason } => Done::ignored(format!("our own mail ({reason})")),
         },
@@ -492,11 +575,12 @@ fn receive_in(
         created_at: now,
         resolved_at: None,
     };
-    queries::inbound::insert(conn, &row)?;
+    let (id, reason) = (row.id.clone(), row.reason.clone());
+    j.inbound(conn, row)?;
     Ok(Received {
-        id: row.id,
+        id,
         outcome: done.outcome,
-        reason: row.reason,
+        reason,
         case_id: done.case_id.map(CaseId::new),
         message_id: done.message_id.map(MessageId::new),
         duplicate: false,
@@ -530,7 +614,9 @@ impl App {
         let now = self.now_naive();
         // Parsing is pure CPU work: do it before taking a connection.
         let (raw, parsed) = parse_off_thread(raw, cfg.clone()).await?;
-        let received = self.write(move |conn| receive_in(conn, &cfg, source, &parsed, raw, now)).await?;
+        let received = self
+            .write(move |conn| receive_in(conn, &mut Journal::immediate(), &cfg, source, &parsed, raw, now))
+            .await?;
         self.count_received(&received);
         Ok(received)
     }
@@ -626,7 +712,13 @@ impl App {
         let optimistic = {
             let (cfg, mailbox, part) = (cfg.clone(), mailbox.clone(), part.clone());
             self.write(move |conn| {
-                part.iter().map(|(_, p, raw)| receive_in(conn, &cfg, mailbox.clone(), p, raw.clone(), now)).collect()
+                let mut j = batch_journal(conn, &part)?;
+                let out = part
+                    .iter()
+                    .map(|(_, p, raw)| receive_in(conn, &mut j, &cfg, mailbox.clone(), p, raw.clone(), now))
+                    .collect::<AppResult<Vec<_>>>()?;
+                j.flush(conn)?;
+                Ok(out)
             })
             .await
         };
@@ -635,13 +727,16 @@ impl App {
             other => return other,
         }
         self.write(move |conn| {
+            let mut j = batch_journal(conn, &part)?;
             let mut out = Vec::with_capacity(part.len());
             for (_, parsed, raw) in part.iter() {
+                let mark = j.mark();
                 let attempt =
-                    Store::savepoint(conn, |c| receive_in(c, &cfg, mailbox.clone(), parsed, raw.clone(), now));
+                    Store::savepoint(conn, |c| receive_in(c, &mut j, &cfg, mailbox.clone(), parsed, raw.clone(), now));
                 let r = match attempt {
                     Ok(r) => r,
                     Err(e) if is_message_error(&e) => {
+                        j.rollback_to(mark);
                         let q = Quarantine {
                             reason: email::QuarantineReason::Unparseable,
                             detail: format!("processing failed ({}): {e}", e.code()),
@@ -650,12 +745,13 @@ impl App {
                                 Err(q) => q.dedup_key.clone(),
                             },
                         };
-                        receive_in(conn, &cfg, mailbox.clone(), &Err(q), raw.clone(), now)?
+                        receive_in(conn, &mut j, &cfg, mailbox.clone(), &Err(q), raw.clone(), now)?
                     }
                     Err(e) => return Err(e),
                 };
                 out.push(r);
             }
+            j.flush(conn)?;
             Ok(out)
         })
         .await

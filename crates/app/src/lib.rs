@@ -13,6 +13,7 @@ pub mod directory;
 pub mod error;
 pub mod idempotency;
 pub mod inbound;
+pub(crate) mod journal;
 pub mod metrics;
 pub mod outbox;
 pub mod settings;

@@ -109,6 +109,8 @@ pub struct MailboxSettings {
     pub poll_interval_secs: u64,
     #[serde(default = "default_batch")]
     pub batch_size: u32,
+    #[serde(default = "default_batch_bytes")]
+    pub batch_bytes: u64,
     #[serde(default)]
     pub ca_file: String,
 }
@@ -140,7 +142,10 @@ fn default_poll_secs() -> u64 {
     30
 }
 fn default_batch() -> u32 {
-    100
+    500
+}
+fn default_batch_bytes() -> u64 {
+    32 << 20
 }
 
 /// Outbound mail and the outbox dispatcher that sends it.
@@ -412,6 +417,9 @@ impl Settings {
             }
             if m.batch_size == 0 || m.batch_size > 1000 {
                 return Err(bad("batch_size must be between 1 and 1000"));
+            }
+            if m.batch_bytes < 1 << 20 {
+                return Err(bad("batch_bytes must be at least 1 MiB"));
             }
             if m.poll_interval_secs == 0 {
                 return Err(bad("poll_interval_secs must be at least 1"));

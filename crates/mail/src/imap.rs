@@ -125,6 +125,33 @@ pub fn uid_set(uids: &[u32]) -> String {
     out
 }
 
+/// Splits sorted UIDs into batches of at most `max_n` messages and, where possible,
+/// `max_bytes` bytes (a message larger than that is a batch of its own). Unknown sizes count
+/// as 1 MiB.
+pub fn chunk_by_size(
+    uids: &[u32],
+    sizes: &std::collections::HashMap<u32, u32>,
+    max_n: usize,
+    max_bytes: u64,
+) -> Vec<Vec<u32>> {
+    let mut out: Vec<Vec<u32>> = Vec::new();
+    let mut cur: Vec<u32> = Vec::new();
+    let mut bytes = 0u64;
+    for &u in uids {
+        let size = u64::from(sizes.get(&u).copied().unwrap_or(1 << 20));
+        if !cur.is_empty() && (cur.len() >= max_n.max(1) || bytes + size > max_bytes) {
+            out.push(std::mem::take(&mut cur));
+            bytes = 0;
+        }
+        cur.push(u);
+        bytes += size;
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
 /// The poller of one mailbox.
 pub struct MailboxPoller {
     app: App,
@@ -281,9 +308,25 @@ impl MailboxPoller {
         can: Caps,
     ) -> Result<u32, PollError> {
         let batch = usize::try_from(self.cfg.batch_size).unwrap_or(100).max(1);
-        let chunks: Vec<&[u32]> = if uids.is_empty() { vec![&[]] } else { uids.chunks(batch).collect() };
+        let chunks: Vec<Vec<u32>> = if uids.is_empty() {
+            vec![Vec::new()]
+        } else {
+            // Sizes first (one cheap round trip), so that a batch also stays under
+            // `batch_bytes`: a few huge messages must not make one giant fetch.
+            let set = uid_set(&uids);
+            let sizes: Vec<(u32, u32)> = timed("UID FETCH RFC822.SIZE", async {
+                s.uid_fetch(&set, "(UID RFC822.SIZE)").await?.try_collect::<Vec<_>>().await
+            })
+            .await?
+            .iter()
+            .filter_map(|f| Some((f.uid?, f.size?)))
+            .collect();
+            let sizes: std::collections::HashMap<u32, u32> = sizes.into_iter().collect();
+            chunk_by_size(&uids, &sizes, batch, self.cfg.batch_bytes)
+        };
         let mut recorded = 0;
-        for chunk in chunks {
+        for chunk in &chunks {
+            let chunk = chunk.as_slice();
             let mut mails = Vec::with_capacity(chunk.len());
             if !chunk.is_empty() {
                 let set = uid_set(chunk);
@@ -379,6 +422,15 @@ enum Position {
 #[cfg(test)]
 mod tests {
     use super::uid_set;
+
+    #[test]
+    fn batches_respect_count_and_bytes() {
+        let sizes: std::collections::HashMap<u32, u32> = [(1, 10), (2, 10), (3, 100), (4, 10), (5, 10)].into();
+        assert_eq!(super::chunk_by_size(&[1, 2, 3, 4, 5], &sizes, 2, 1000), vec![vec![1, 2], vec![3, 4], vec![5]]);
+        assert_eq!(super::chunk_by_size(&[1, 2, 3, 4, 5], &sizes, 10, 25), vec![vec![1, 2], vec![3], vec![4, 5]]);
+        assert_eq!(super::chunk_by_size(&[9], &sizes, 10, 25), vec![vec![9]], "unknown size, alone anyway");
+        assert!(super::chunk_by_size(&[], &sizes, 10, 25).is_empty());
+    }
 
     #[test]
     fn uid_sets_are_compact_ranges() {

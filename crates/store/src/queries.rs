@@ -53,6 +53,35 @@ pub fn next_case_number(conn: &mut DbConn) -> QueryResult<i64> {
     }
 }
 
+/// `n` new case numbers in one round trip (ascending). Numbers not used later leave a gap,
+/// as a rolled-back transaction does with a sequence.
+pub fn next_case_numbers(conn: &mut DbConn, n: i64) -> QueryResult<Vec<i64>> {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    if n <= 0 {
+        return Ok(Vec::new());
+    }
+    match conn {
+        DbConn::Pg(c) => diesel::sql_query("SELECT nextval('case_number_seq') AS n FROM generate_series(1, $1)")
+            .bind::<diesel::sql_types::BigInt, _>(n)
+            .load::<N>(c)
+            .map(|rows| {
+                let mut v: Vec<i64> = rows.into_iter().map(|r| r.n).collect();
+                v.sort_unstable();
+                v
+            }),
+        DbConn::Sqlite(c) => {
+            use schema::counters::dsl::*;
+            diesel::update(counters.find("case_number")).set(value.eq(value + n)).execute(c)?;
+            let last = counters.find("case_number").select(value).first::<i64>(c)?;
+            Ok(((last - n + 1)..=last).collect())
+        }
+    }
+}
+
 pub mod cases {
     use super::*;
     use schema::cases::dsl as c;
@@ -307,6 +336,22 @@ pub mod events {
         q.order(e::id.asc()).limit(limit).load(conn)
     }
 
+    /// Several rows in one statement.
+    pub fn insert_case_events(conn: &mut DbConn, rows: &[CaseEventRow]) -> QueryResult<()> {
+        match conn {
+            DbConn::Pg(c) => diesel::insert_into(schema::case_events::table).values(rows).execute(c).map(drop),
+            DbConn::Sqlite(c) => diesel::insert_into(schema::case_events::table).values(rows).execute(c).map(drop),
+        }
+    }
+
+    /// Several rows in one statement.
+    pub fn insert_customer_events(conn: &mut DbConn, rows: &[CustomerEventRow]) -> QueryResult<()> {
+        match conn {
+            DbConn::Pg(c) => diesel::insert_into(schema::customer_events::table).values(rows).execute(c).map(drop),
+            DbConn::Sqlite(c) => diesel::insert_into(schema::customer_events::table).values(rows).execute(c).map(drop),
+        }
+    }
+
     pub fn insert_customer_event(conn: &mut DbConn, row: &CustomerEventRow) -> QueryResult<()> {
         diesel::insert_into(schema::customer_events::table).values(row).execute(conn).map(drop)
     }
@@ -476,6 +521,15 @@ pub mod customers {
             .select(IdentityRow::as_select())
             .load(conn)
             .map(first)
+    }
+
+    /// The identities of one kind among `values` (one query for a batch).
+    pub fn find_identities(conn: &mut DbConn, kind: &str, values: &[String]) -> QueryResult<Vec<IdentityRow>> {
+        i::customer_identities
+            .filter(i::kind.eq(kind))
+            .filter(i::value.eq_any(values))
+            .select(IdentityRow::as_select())
+            .load(conn)
     }
 
     pub fn insert_identity(conn: &mut DbConn, row: &IdentityRow) -> QueryResult<()> {
@@ -660,6 +714,23 @@ pub mod inbound {
             .select(InboundMeta::as_select())
             .load(conn)
             .map(first)
+    }
+
+    /// The ledger entries among `dedup_keys` (one query for a whole batch).
+    pub fn find_many(conn: &mut DbConn, channel: &str, dedup_keys: &[String]) -> QueryResult<Vec<InboundMeta>> {
+        i::inbound_messages
+            .filter(i::channel.eq(channel))
+            .filter(i::dedup_key.eq_any(dedup_keys))
+            .select(InboundMeta::as_select())
+            .load(conn)
+    }
+
+    /// Several rows in one statement.
+    pub fn insert_many(conn: &mut DbConn, rows: &[InboundRow]) -> QueryResult<()> {
+        match conn {
+            DbConn::Pg(c) => diesel::insert_into(i::inbound_messages).values(rows).execute(c).map(drop),
+            DbConn::Sqlite(c) => diesel::insert_into(i::inbound_messages).values(rows).execute(c).map(drop),
+        }
     }
 
     pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<InboundRow>> {
