@@ -187,6 +187,65 @@ async fn the_corpus_over_imap(db: Db) {
 
 both_backends!(db: the_corpus_over_imap);
 
+/// Encrypted connections with certificate verification: a mailbox over IMAPS, one over
+/// STARTTLS, replies over SMTP with STARTTLS; a mailbox whose server certificate is not trusted
+/// gets nothing (and says so in the metrics).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_mailboxes_and_relay_verify_certificates() {
+    use caseflow_app::settings::TlsMode;
+    let servers = MailServers::start_tls();
+    let (imaps, _) = servers.tls_ports.unwrap();
+    let mut settings = servers.settings(Db::Sqlite, 50);
+    let mut implicit = servers.mailbox(50);
+    implicit.name = "imaps".into();
+    implicit.port = imaps;
+    implicit.tls = TlsMode::Implicit;
+    implicit.ca_file = servers.ca_file("imap");
+    let mut starttls = servers.mailbox(50);
+    starttls.name = "starttls".into();
+    starttls.username = OTHER_USER.into();
+    starttls.tls = TlsMode::Starttls;
+    starttls.ca_file = servers.ca_file("imap");
+    let mut untrusted = implicit.clone();
+    untrusted.name = "untrusted".into();
+    untrusted.username = OTHER_USER.into();
+    untrusted.ca_file = String::new();
+    settings.email.mailboxes = vec![implicit, starttls, untrusted];
+    settings.smtp.tls = TlsMode::Starttls;
+    settings.smtp.ca_file = servers.ca_file("smtp");
+    let app = spawn_settings(settings).await;
+
+    let (_, a) = email("gina@example.org", "Over IMAPS", "", "one");
+    servers.append(&[a]).await;
+    let (_, b) = email("hank@example.org", "Over STARTTLS", "", "two");
+    let mut s = servers.session_as(OTHER_USER).await;
+    s.append("INBOX", None, None, b.as_bytes()).await.unwrap();
+    s.logout().await.unwrap();
+    let items = inbound_count(&app, 2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let items_now = inbound(&app).await;
+    assert_eq!(items_now.len(), 2, "the untrusted mailbox must not read anything: {items:?}");
+    let mut sources: Vec<&str> = items_now.iter().map(|i| i["source"].as_str().unwrap()).collect();
+    sources.sort();
+    assert_eq!(sources, ["imaps", "starttls"]);
+    let metrics = app.client.get(format!("http://{}/metrics", app.running.as_ref().unwrap().metrics_addr.unwrap()));
+    let text = metrics.send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("caseflow_imap_errors_total{mailbox=\"untrusted\"}"), "{text}");
+    assert!(text.contains("caseflow_imap_connected{mailbox=\"imaps\"} 1"), "{text}");
+
+    let case_id = items_now[0]["case_id"].as_str().unwrap().to_owned();
+    app.post(&format!("/api/v1/cases/{case_id}/messages"), json!({"kind": "reply", "body": "Encrypted."}))
+        .await
+        .expect(201);
+    let env = eventually(20, "the reply accepted by the relay", || async {
+        let e = servers.envelopes();
+        (!e.is_empty()).then_some(e)
+    })
+    .await;
+    assert_eq!(env[0]["tls"], true, "the reply went over STARTTLS: {env:?}");
+    app.running.unwrap().stop().await;
+}
+
 /// Customer data for a case created through the API with an email address.
 async fn case_for(app: &TestApp, email: &str) -> String {
     let c = app

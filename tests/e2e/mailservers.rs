@@ -13,6 +13,8 @@ use tokio::net::TcpStream;
 
 pub const IMAP_USER: &str = "support";
 pub const IMAP_PASSWORD: &str = "imap-test-pw";
+/// A second mailbox user on the same server.
+pub const OTHER_USER: &str = "sales";
 /// Recipients matching this get a permanent `550` from the SMTP sink.
 pub const REJECTED_RCPT: &str = "^bounce-me@";
 
@@ -39,16 +41,34 @@ pub struct MailServers {
     pub dir: PathBuf,
     pub imap_port: u16,
     pub smtp_port: u16,
+    /// Implicit-TLS ports (IMAPS, SMTPS) when started with [`MailServers::start_tls`]; the
+    /// plain ports then also offer STARTTLS. Certificates: `imap/tls/cert.pem`, `smtp/tls/cert.pem`.
+    pub tls_ports: Option<(u16, u16)>,
 }
 
 impl MailServers {
     pub fn start() -> Self {
         let dir = std::env::temp_dir().join(format!("cf_mail_{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&dir).unwrap();
-        let s = Self { dir, imap_port: free_port(), smtp_port: free_port() };
+        let s = Self { dir, imap_port: free_port(), smtp_port: free_port(), tls_ports: None };
         s.start_imap();
         s.start_smtp();
         s
+    }
+
+    /// Like [`MailServers::start`], with TLS (self-signed certificates) and a second IMAP user.
+    pub fn start_tls() -> Self {
+        let dir = std::env::temp_dir().join(format!("cf_mail_{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let s =
+            Self { dir, imap_port: free_port(), smtp_port: free_port(), tls_ports: Some((free_port(), free_port())) };
+        s.start_imap();
+        s.start_smtp();
+        s
+    }
+
+    pub fn ca_file(&self, server: &str) -> String {
+        self.dir.join(server).join("tls/cert.pem").display().to_string()
     }
 
     fn imap_dir(&self) -> PathBuf {
@@ -60,10 +80,14 @@ impl MailServers {
     }
 
     pub fn start_imap(&self) {
-        run(Command::new(script("start-imap.sh"))
-            .env("IMAP_USERS", format!("{IMAP_USER}:{IMAP_PASSWORD}"))
+        let mut c = Command::new(script("start-imap.sh"));
+        c.env("IMAP_USERS", format!("{IMAP_USER}:{IMAP_PASSWORD} {OTHER_USER}:{IMAP_PASSWORD}"))
             .arg(self.imap_dir())
-            .arg(self.imap_port.to_string()));
+            .arg(self.imap_port.to_string());
+        if let Some((imaps, _)) = self.tls_ports {
+            c.arg(imaps.to_string());
+        }
+        run(&mut c);
     }
 
     pub fn stop_imap(&self) {
@@ -71,10 +95,21 @@ impl MailServers {
     }
 
     pub fn start_smtp(&self) {
-        run(Command::new(script("start-smtp.sh"))
-            .env("SMTP_REJECT_RCPT", REJECTED_RCPT)
-            .arg(self.smtp_dir())
-            .arg(self.smtp_port.to_string()));
+        let mut c = Command::new(script("start-smtp.sh"));
+        c.env("SMTP_REJECT_RCPT", REJECTED_RCPT).arg(self.smtp_dir()).arg(self.smtp_port.to_string());
+        if let Some((_, smtps)) = self.tls_ports {
+            c.arg(smtps.to_string());
+        }
+        run(&mut c);
+    }
+
+    /// The SMTP sink's envelope log: one JSON object per accepted message.
+    pub fn envelopes(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.smtp_dir().join("maildir/envelopes.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     pub fn stop_smtp(&self) {
@@ -137,10 +172,14 @@ impl MailServers {
     }
 
     pub async fn session(&self) -> Session<TcpStream> {
+        self.session_as(IMAP_USER).await
+    }
+
+    pub async fn session_as(&self, user: &str) -> Session<TcpStream> {
         let tcp = TcpStream::connect(("127.0.0.1", self.imap_port)).await.unwrap();
         let mut client = async_imap::Client::new(tcp);
         client.read_response().await.unwrap().expect("greeting");
-        client.login(IMAP_USER, IMAP_PASSWORD).await.map_err(|(e, _)| e).unwrap()
+        client.login(user, IMAP_PASSWORD).await.map_err(|(e, _)| e).unwrap()
     }
 
     /// APPENDs messages to INBOX, as an MTA delivering them would.
