@@ -131,7 +131,7 @@ pub async fn seed(app: &App, password: &str) -> AppResult<()> {
             120,
             vec![(IdentityKind::Email, "priya.r@example.org"), (IdentityKind::ChatVisitor, "v-19be02")],
         ),
-        ("Lukas Meier", Tier::Silver, 3_400, vec![(IdentityKind::Email, "lukas.meier@example.de")]),
+        ("Lukas Meier", Tier::Silver, 3_400, vec![(IdentityKind::Email, "lukas.meier@meier-bau.example")]),
         (
             "Amélie Dubois",
             Tier::Standard,
