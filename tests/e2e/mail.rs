@@ -537,3 +537,48 @@ mod outbox_claims {
         app.stop().await;
     }
 }
+
+/// A transport that hangs on its first message (a relay gone silent), then answers at once.
+struct StallingSender {
+    calls: std::sync::atomic::AtomicUsize,
+    stall: std::time::Duration,
+}
+
+impl caseflow_app::outbox::EmailSender for StallingSender {
+    async fn send(&self, _: &caseflow_app::outbox::OutgoingEmail) -> Result<(), caseflow_app::outbox::SendError> {
+        if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            tokio::time::sleep(self.stall).await;
+        }
+        Ok(())
+    }
+}
+
+/// A worker whose lease ran out (its relay hung) loses the row to another worker; when it
+/// finally returns, its outcome is not recorded over the other's: the row is delivered once
+/// in the books, attempted twice on the wire (at-least-once, same Message-ID).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_is_taken_over_and_the_late_outcome_is_fenced_off() {
+    let app =
+        spawn_with(Db::Sqlite, &[("CASEFLOW__SMTP__TIMEOUT_SECS", "1"), ("CASEFLOW__SMTP__LEASE_SECS", "2")]).await;
+    let c = case_for(&app, "slow@example.org").await;
+    let r = app.post(&format!("/api/v1/cases/{c}/messages"), json!({"kind": "reply", "body": "hi"})).await;
+    let mid = id(&r.expect(201));
+    let sender = StallingSender { calls: Default::default(), stall: std::time::Duration::from_millis(5000) };
+    let first = app.app().dispatch_email_round(&sender);
+    let second = async {
+        // The lease (2 s) has run out; the first worker is still stalled (5 s).
+        tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+        app.app().dispatch_email_round(&sender).await
+    };
+    let (first, second) = tokio::join!(first, second);
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(second.delivered, 1, "the second worker took the row over after the lease: {second:?}");
+    assert_eq!((first.delivered, first.other), (0, 1), "the late outcome was fenced off: {first:?}");
+    assert_eq!(sender.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let m = messages(&app, &c).await.into_iter().find(|m| m["id"] == mid.as_str()).unwrap();
+    assert_eq!(m["delivery_status"], "sent");
+    let events = app.get(&format!("/api/v1/cases/{c}/events")).await.expect(200);
+    let sent = events["items"].as_array().unwrap().iter().filter(|e| e["kind"] == "message_sent").count();
+    assert_eq!(sent, 1, "{events}");
+    app.stop().await;
+}
