@@ -129,6 +129,28 @@ async fn customers_can_be_searched_updated_and_merged_with_an_audit_trail(app: &
     app.post(&format!("/api/v1/customers/{a_cust}/identities"), json!({"kind": "email", "value": "broken"}))
         .await
         .expect_error(422, "validation_failed");
+
+    // Undo the merge: what it moved goes back; the case opened since ("Again") stays.
+    app.post(&format!("/api/v1/customers/{a_cust}/unmerge"), json!({})).await.expect_error(409, "invalid_transition");
+    let restored = app.post(&format!("/api/v1/customers/{b_cust}/unmerge"), json!({})).await.expect(200);
+    assert!(restored["merged_into"].is_null(), "{restored}");
+    let idents: Vec<&str> =
+        restored["identities"].as_array().unwrap().iter().map(|i| i["value"].as_str().unwrap()).collect();
+    assert_eq!(idents, ["pat@work.example"]);
+    let cases: Vec<String> = restored["cases"].as_array().unwrap().iter().map(id).collect();
+    assert_eq!(cases, [id(&b)]);
+    assert_eq!(restored["events"].as_array().unwrap().last().unwrap()["kind"], "unmerged_from");
+    let target = app.get(&format!("/api/v1/customers/{a_cust}")).await.expect(200);
+    assert_eq!(target["identities"].as_array().unwrap().len(), 2, "pat@home and the chat id stay: {target}");
+    let target_cases: Vec<String> = target["cases"].as_array().unwrap().iter().map(id).collect();
+    assert!(target_cases.contains(&id(&later)) && target_cases.contains(&id(&a)), "{target_cases:?}");
+    assert_eq!(target["events"].as_array().unwrap().last().unwrap()["kind"], "customer_unmerged");
+    let events = app.get(&format!("/api/v1/cases/{}/events", id(&b))).await.expect(200);
+    assert_eq!(events["items"].as_array().unwrap().last().unwrap()["kind"], "customer_unmerged");
+    // Mail from the work address finds Pat-at-work again.
+    let after = app.new_case("pat@work.example", "After the split").await;
+    assert_eq!(after["customer_id"], b_cust.as_str());
+    app.post(&format!("/api/v1/customers/{b_cust}/unmerge"), json!({})).await.expect_error(409, "invalid_transition");
 }
 
 both_backends!(

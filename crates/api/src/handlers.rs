@@ -333,6 +333,19 @@ pub async fn merge_customers(app: web::Data<App>, Auth(who): Auth, id: Id, body:
     Ok(HttpResponse::Ok().json(app.merge_customers(&who, id.into_inner(), body.into_inner()).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/customers/{id}/unmerge",
+    tag = "customers",
+    summary = "Undo the merge of this customer into another",
+    operation_id = "unmerge_customer",
+    params(("id" = String, Path, description = "Resource id: the customer that was merged away"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key and body replay the first response")),
+    responses((status = 200, description = "restored, with its identities and cases back", body = caseflow_app::views::CustomerDetail))
+)]
+pub async fn unmerge_customer(app: web::Data<App>, Auth(who): Auth, id: Id) -> Res {
+    Ok(HttpResponse::Ok().json(app.unmerge_customer(&who, id.into_inner()).await?))
+}
+
 // Agents, teams, skills
 
 #[utoipa::path(

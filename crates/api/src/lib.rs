@@ -46,6 +46,7 @@ api_routes! {
     "/customers/{id}" { get => h::get_customer, patch => h::update_customer }
     "/customers/{id}/identities" { post => h::add_identity }
     "/customers/{id}/merge" { post => h::merge_customers }
+    "/customers/{id}/unmerge" { post => h::unmerge_customer }
     "/agents" { get => h::list_agents, post => h::create_agent }
     "/agents/{id}" { get => h::get_agent, patch => h::update_agent }
     "/agents/{id}/presence" { put => h::set_presence }

@@ -486,4 +486,65 @@ impl App {
         })
         .await
     }
+
+    /// Undoes the merge of `source_id`: the identities and cases that the merge moved (and
+    /// that still sit on the customer it was merged into) go back, the pointer is cleared, and
+    /// both customers and every returned case get an audit event. Cases opened on the merged
+    /// customer since the merge stay there.
+    pub async fn unmerge_customer(&self, who: &Principal, source_id: String) -> AppResult<CustomerDetail> {
+        who.require_write()?;
+        let actor = who.actor();
+        let now = self.now_naive();
+        self.write(move |conn| {
+            let source = queries::customers::get(conn, &source_id)?.ok_or(AppError::NotFound("customer"))?;
+            let Some(target_id) = source.merged_into.clone() else {
+                return Err(AppError::InvalidTransition("the customer is not merged into another".into()));
+            };
+            let merge = queries::events::list_customer_events(conn, &source.id)?
+                .into_iter()
+                .rev()
+                .find(|e| e.kind == "merged_into")
+                .ok_or_else(|| {
+                    AppError::Internal(format!("customer {} is merged but has no merge event", source.id))
+                })?;
+            let data: serde_json::Value = serde_json::from_str(&merge.data)
+                .map_err(|e| AppError::Internal(format!("merge event {}: {e}", merge.id)))?;
+            let ids = |key: &str| -> Vec<String> {
+                data[key]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                    .unwrap_or_default()
+            };
+            let identity_ids =
+                queries::customers::move_identities_by_id(conn, &ids("identity_ids"), &target_id, &source.id)?;
+            let case_ids = queries::cases::move_by_id_to_customer(conn, &ids("case_ids"), &target_id, &source.id, now)?;
+            let mut src = source.clone();
+            src.merged_into = None;
+            src.version = source.version + 1;
+            src.updated_at = now;
+            if !queries::customers::update_if_version(conn, &src, source.version)? {
+                return Err(AppError::VersionConflict("customer"));
+            }
+            let data = serde_json::json!({
+                "source_id": source.id, "target_id": target_id,
+                "identity_ids": identity_ids, "case_ids": case_ids,
+            });
+            customer_event(conn, &target_id, "customer_unmerged", &actor, data.clone(), now)?;
+            customer_event(conn, &source.id, "unmerged_from", &actor, data, now)?;
+            for case_id in &case_ids {
+                event(
+                    conn,
+                    case_id,
+                    "customer_unmerged",
+                    &actor,
+                    serde_json::json!({"from": target_id, "to": source.id}),
+                    now,
+                )?;
+            }
+            tracing::info!(customer.id = %source.id, from.id = %target_id, cases = case_ids.len(), "customer unmerged");
+            let restored = queries::customers::get(conn, &source.id)?.ok_or(AppError::NotFound("customer"))?;
+            customer_detail(conn, restored)
+        })
+        .await
+    }
 }

@@ -195,6 +195,22 @@ pub mod cases {
     }
 
     /// Moves every case of `from` to customer `to`; returns the moved case ids.
+    /// Moves the named cases from `from` to `to` (those still on `from`); returns them.
+    pub fn move_by_id_to_customer(
+        conn: &mut DbConn,
+        ids: &[String],
+        from: &str,
+        to: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<Vec<String>> {
+        let moved: Vec<String> =
+            c::cases.filter(c::id.eq_any(ids)).filter(c::customer_id.eq(from)).select(c::id).load(conn)?;
+        diesel::update(c::cases.filter(c::id.eq_any(&moved)))
+            .set((c::customer_id.eq(to), c::updated_at.eq(now), c::version.eq(c::version + 1)))
+            .execute(conn)?;
+        Ok(moved)
+    }
+
     pub fn move_to_customer(conn: &mut DbConn, from: &str, to: &str, now: NaiveDateTime) -> QueryResult<Vec<String>> {
         let ids: Vec<String> = c::cases.filter(c::customer_id.eq(from)).select(c::id).load(conn)?;
         diesel::update(c::cases.filter(c::customer_id.eq(from)))
@@ -537,6 +553,17 @@ pub mod customers {
     }
 
     /// Moves every identity of `from` to `to`; returns the moved identity ids.
+    /// Moves the named identities from `from` to `to` (those still on `from`); returns them.
+    pub fn move_identities_by_id(conn: &mut DbConn, ids: &[String], from: &str, to: &str) -> QueryResult<Vec<String>> {
+        let moved: Vec<String> = i::customer_identities
+            .filter(i::id.eq_any(ids))
+            .filter(i::customer_id.eq(from))
+            .select(i::id)
+            .load(conn)?;
+        diesel::update(i::customer_identities.filter(i::id.eq_any(&moved))).set(i::customer_id.eq(to)).execute(conn)?;
+        Ok(moved)
+    }
+
     pub fn move_identities(conn: &mut DbConn, from: &str, to: &str) -> QueryResult<Vec<String>> {
         let ids: Vec<String> = i::customer_identities.filter(i::customer_id.eq(from)).select(i::id).load(conn)?;
         diesel::update(i::customer_identities.filter(i::customer_id.eq(from)))
