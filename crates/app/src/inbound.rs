@@ -441,6 +441,14 @@ pub struct FetchedMail {
 type ParseResult = Result<ParsedEmail, Quarantine>;
 type Parsed = (u32, ParseResult, Vec<u8>);
 
+/// The ledger key of a message, parsed or not.
+fn dedup_key(p: &ParseResult) -> &str {
+    match p {
+        Ok(e) => &e.dedup_key,
+        Err(q) => &q.dedup_key,
+    }
+}
+
 /// Connections one PostgreSQL batch is spread over, and the smallest part worth its own.
 const PARALLEL_PARTS: usize = 8;
 const MIN_PART: usize = 16;
@@ -486,13 +494,7 @@ fn batch_journal(conn: &mut DbConn, part: &[Parsed]) -> AppResult<Journal> {
 
 /// The ledger entries already stored for a part's dedup keys (one query).
 fn known_entries(conn: &mut DbConn, part: &[Parsed]) -> AppResult<Vec<InboundMeta>> {
-    let keys: Vec<String> = part
-        .iter()
-        .map(|(_, p, _)| match p {
-            Ok(e) => e.dedup_key.clone(),
-            Err(q) => q.dedup_key.clone(),
-        })
-        .collect();
+    let keys: Vec<String> = part.iter().map(|(_, p, _)| dedup_key(p).to_owned()).collect();
     Ok(queries::inbound::find_many(conn, "email", &keys)?)
 }
 
@@ -523,10 +525,7 @@ fn receive_in(
     raw: Vec<u8>,
     now: NaiveDateTime,
 ) -> AppResult<Received> {
-    let dedup_key = match parsed {
-        Ok(e) => e.dedup_key.clone(),
-        Err(q) => q.dedup_key.clone(),
-    };
+    let dedup_key = dedup_key(parsed).to_owned();
     if let Some(seen) = j.seen(conn, "email", &dedup_key)? {
         let outcome = match seen.outcome.as_str() {
             "case_created" => Outcome::CaseCreated,
@@ -740,10 +739,7 @@ impl App {
                         let q = Quarantine {
                             reason: email::QuarantineReason::Unparseable,
                             detail: format!("processing failed ({}): {e}", e.code()),
-                            dedup_key: match parsed {
-                                Ok(p) => p.dedup_key.clone(),
-                                Err(q) => q.dedup_key.clone(),
-                            },
+                            dedup_key: dedup_key(parsed).to_owned(),
                         };
                         receive_in(conn, &mut j, &cfg, mailbox.clone(), &Err(q), raw.clone(), now)?
                     }

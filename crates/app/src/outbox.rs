@@ -80,8 +80,11 @@ impl RoundReport {
 
 enum Built {
     Mail(Box<OutgoingEmail>),
-    /// The row cannot be turned into mail (no address): a permanent failure.
-    Unsendable(String),
+    /// The row's message cannot be turned into mail (no address): a permanent failure.
+    Unsendable {
+        message_id: String,
+        why: String,
+    },
 }
 
 fn customer_email(conn: &mut DbConn, customer_id: &str) -> AppResult<Option<(String, String)>> {
@@ -106,7 +109,7 @@ impl App {
         let msg = queries::messages::get(conn, message_id)?.ok_or(AppError::NotFound("message"))?;
         let case = queries::cases::get(conn, &msg.case_id)?.ok_or(AppError::NotFound("case"))?;
         let Some((to_name, to_address)) = customer_email(conn, &case.customer_id)? else {
-            return Ok(Built::Unsendable("the customer has no email address".into()));
+            return Ok(Built::Unsendable { message_id: msg.id, why: "the customer has no email address".into() });
         };
         let email = &self.settings().email;
         let author_kind: ActorKind = stored("messages.author_kind", &msg.author_kind)?;
@@ -271,12 +274,7 @@ impl App {
                     let r = sender.send(&mail).await;
                     (Some(mail.message_id.clone()), r)
                 }
-                Ok(Built::Unsendable(why)) => {
-                    let mid = serde_json::from_str::<serde_json::Value>(&row.payload)
-                        .ok()
-                        .and_then(|p| p["message_id"].as_str().map(str::to_owned));
-                    (mid, Err(SendError::Permanent(why)))
-                }
+                Ok(Built::Unsendable { message_id, why }) => (Some(message_id), Err(SendError::Permanent(why))),
                 Err(e) => {
                     tracing::error!(outbox.id = %row.id, error = %e, "cannot build the email; will retry");
                     (None, Err(SendError::Temporary(format!("cannot build the email: {}", e.code()))))

@@ -82,6 +82,17 @@ pub fn next_case_numbers(conn: &mut DbConn, n: i64) -> QueryResult<Vec<i64>> {
     }
 }
 
+/// A multi-row INSERT. `MultiConnection` cannot express one (its backend has no batch-insert
+/// syntax), so it is written once per concrete connection; the SQL is the same.
+macro_rules! insert_rows {
+    ($conn:expr, $table:expr, $rows:expr) => {
+        match $conn {
+            DbConn::Pg(c) => diesel::insert_into($table).values($rows).execute(c).map(drop),
+            DbConn::Sqlite(c) => diesel::insert_into($table).values($rows).execute(c).map(drop),
+        }
+    };
+}
+
 pub mod cases {
     use super::*;
     use schema::cases::dsl as c;
@@ -354,18 +365,12 @@ pub mod events {
 
     /// Several rows in one statement.
     pub fn insert_case_events(conn: &mut DbConn, rows: &[CaseEventRow]) -> QueryResult<()> {
-        match conn {
-            DbConn::Pg(c) => diesel::insert_into(schema::case_events::table).values(rows).execute(c).map(drop),
-            DbConn::Sqlite(c) => diesel::insert_into(schema::case_events::table).values(rows).execute(c).map(drop),
-        }
+        insert_rows!(conn, schema::case_events::table, rows)
     }
 
     /// Several rows in one statement.
     pub fn insert_customer_events(conn: &mut DbConn, rows: &[CustomerEventRow]) -> QueryResult<()> {
-        match conn {
-            DbConn::Pg(c) => diesel::insert_into(schema::customer_events::table).values(rows).execute(c).map(drop),
-            DbConn::Sqlite(c) => diesel::insert_into(schema::customer_events::table).values(rows).execute(c).map(drop),
-        }
+        insert_rows!(conn, schema::customer_events::table, rows)
     }
 
     pub fn insert_customer_event(conn: &mut DbConn, row: &CustomerEventRow) -> QueryResult<()> {
@@ -754,10 +759,7 @@ pub mod inbound {
 
     /// Several rows in one statement.
     pub fn insert_many(conn: &mut DbConn, rows: &[InboundRow]) -> QueryResult<()> {
-        match conn {
-            DbConn::Pg(c) => diesel::insert_into(i::inbound_messages).values(rows).execute(c).map(drop),
-            DbConn::Sqlite(c) => diesel::insert_into(i::inbound_messages).values(rows).execute(c).map(drop),
-        }
+        insert_rows!(conn, i::inbound_messages, rows)
     }
 
     pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<InboundRow>> {
