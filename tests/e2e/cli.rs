@@ -5,18 +5,6 @@ use crate::helpers::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-fn caseflow() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_caseflow"));
-    // Start from a clean slate: no CASEFLOW__* from the developer's shell.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CASEFLOW__") || k == "CASEFLOW_CONFIG" {
-            c.env_remove(k);
-        }
-    }
-    c.env("RUST_LOG", "warn");
-    c
-}
-
 fn run(cmd: &mut Command) -> (i32, String, String) {
     let out = cmd.output().expect("run caseflow");
     (

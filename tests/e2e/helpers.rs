@@ -59,6 +59,33 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }
 
+/// The `caseflow` binary, started from a clean slate: no `CASEFLOW__*` from the developer's
+/// shell, warnings only.
+pub fn caseflow() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_caseflow"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CASEFLOW__") || k == "CASEFLOW_CONFIG" {
+            c.env_remove(k);
+        }
+    }
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+/// A plain-text email with a fresh Message-ID: `(message_id, raw)`.
+pub fn email(from: &str, subject: &str, extra_headers: &str, body: &str) -> (String, String) {
+    let mid = format!("{}@mail.example.org", uuid::Uuid::now_v7().simple());
+    let raw = format!(
+        "From: {from}\r\nTo: support@caseflow.localhost\r\nSubject: {subject}\r\nMessage-ID: <{mid}>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n{extra_headers}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    );
+    (mid, raw)
+}
+
+/// A case's messages (first page), as the API shows them.
+pub async fn messages(app: &TestApp, case_id: &str) -> Vec<Value> {
+    app.get(&format!("/api/v1/cases/{case_id}/messages")).await.expect(200)["items"].as_array().unwrap().clone()
+}
+
 pub fn database_url(db: Db) -> String {
     match db {
         Db::Sqlite => {

@@ -6,10 +6,7 @@ use crate::helpers::*;
 use serde_json::{json, Value};
 
 fn email(from: &str, subject: &str, extra_headers: &str, body: &str) -> String {
-    let mid = uuid::Uuid::now_v7().simple();
-    format!(
-        "From: {from}\r\nTo: support@caseflow.test\r\nSubject: {subject}\r\nMessage-ID: <{mid}@mail.example.org>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n{extra_headers}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
-    )
+    crate::helpers::email(from, subject, extra_headers, body).1
 }
 
 async fn receive(app: &TestApp, raw: &str) -> Value {
@@ -34,10 +31,6 @@ fn last_with_message_id(app: &TestApp, case_id: &str) -> caseflow_store::models:
         })
         .unwrap()
         .expect("a message with a Message-ID")
-}
-
-async fn messages(app: &TestApp, case_id: &str) -> Vec<Value> {
-    app.get(&format!("/api/v1/cases/{case_id}/messages")).await.expect(200)["items"].as_array().unwrap().clone()
 }
 
 async fn a_new_email_opens_a_case_and_a_reply_threads_back(app: &TestApp) {

@@ -19,10 +19,6 @@ async fn inbound_count(app: &TestApp, n: usize) -> Vec<Value> {
     .await
 }
 
-async fn messages(app: &TestApp, case_id: &str) -> Vec<Value> {
-    app.get(&format!("/api/v1/cases/{case_id}/messages")).await.expect(200)["items"].as_array().unwrap().clone()
-}
-
 fn find<'a>(items: &'a [Value], key: &str, value: &str) -> &'a Value {
     items.iter().find(|i| i[key] == value).unwrap_or_else(|| panic!("no item with {key} = {value} in {items:?}"))
 }
@@ -373,13 +369,7 @@ fn stored_counts(store: &caseflow_store::Store) -> (i64, i64, i64) {
 }
 
 fn serve_binary(config: &std::path::Path) -> std::process::Child {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_caseflow"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CASEFLOW__") || k == "CASEFLOW_CONFIG" {
-            c.env_remove(k);
-        }
-    }
-    c.env("RUST_LOG", "warn")
+    caseflow()
         .arg("--config")
         .arg(config)
         .arg("serve")

@@ -241,12 +241,3 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
-
-/// A plain-text email.
-pub fn email(from: &str, subject: &str, extra_headers: &str, body: &str) -> (String, String) {
-    let mid = format!("{}@mail.example.org", uuid::Uuid::now_v7().simple());
-    let raw = format!(
-        "From: {from}\r\nTo: support@caseflow.localhost\r\nSubject: {subject}\r\nMessage-ID: <{mid}>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n{extra_headers}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
-    );
-    (mid, raw)
-}
