@@ -81,9 +81,12 @@ pub fn email(from: &str, subject: &str, extra_headers: &str, body: &str) -> (Str
     (mid, raw)
 }
 
-/// A case's messages (first page), as the API shows them.
+/// A case's messages (up to 100), as the API shows them.
 pub async fn messages(app: &TestApp, case_id: &str) -> Vec<Value> {
-    app.get(&format!("/api/v1/cases/{case_id}/messages")).await.expect(200)["items"].as_array().unwrap().clone()
+    app.get(&format!("/api/v1/cases/{case_id}/messages?limit=100")).await.expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 pub fn database_url(db: Db) -> String {
@@ -111,6 +114,8 @@ pub fn settings(db: Db, extra: &[(&str, &str)]) -> Settings {
     env.insert("CASEFLOW__SERVER__WORKERS".into(), "2".into());
     env.insert("CASEFLOW__SERVER__SHUTDOWN_TIMEOUT_SECS".into(), "1".into());
     env.insert("CASEFLOW__METRICS__BIND".into(), "127.0.0.1:0".into());
+    // Tests open many chats and forms from one address; the limit has its own tests.
+    env.insert("CASEFLOW__WEB_FORM__PER_IP_BURST".into(), "1000".into());
     for (k, v) in extra {
         env.insert((*k).into(), (*v).into());
     }

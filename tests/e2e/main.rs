@@ -7,7 +7,9 @@
 mod helpers;
 
 mod auth;
+mod browser;
 mod cases;
+mod chat;
 mod cli;
 mod customers;
 mod directory;
@@ -17,3 +19,4 @@ mod integrator;
 mod mail;
 mod mailservers;
 mod openapi;
+mod webform;

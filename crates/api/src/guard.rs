@@ -6,9 +6,9 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, ResponseError};
-use caseflow_app::settings::RateLimitSettings;
+use actix_web::{web, HttpRequest, ResponseError};
 use caseflow_app::App;
+use caseflow_app::Settings;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
@@ -21,8 +21,11 @@ pub struct Limits {
     trust_forwarded_for: bool,
     per_token: DefaultKeyedRateLimiter<String>,
     per_ip: DefaultKeyedRateLimiter<String>,
+    /// New web-form submissions and chat sessions per client IP (`web_form.per_ip_*`).
+    public: DefaultKeyedRateLimiter<String>,
     token_limit: u32,
     ip_limit: u32,
+    public_limit: u32,
 }
 
 fn quota(per_minute: u32, burst: u32) -> Quota {
@@ -32,9 +35,13 @@ fn quota(per_minute: u32, burst: u32) -> Quota {
 }
 
 impl Limits {
-    /// Limiters configured from `rate_limit.*`.
-    pub fn new(s: &RateLimitSettings) -> Self {
+    /// Limiters configured from `rate_limit.*` and `web_form.per_ip_*`.
+    pub fn new(settings: &Settings) -> Self {
+        let s = &settings.rate_limit;
+        let w = &settings.web_form;
         Self {
+            public: RateLimiter::keyed(quota(w.per_ip_per_minute, w.per_ip_burst)),
+            public_limit: w.per_ip_burst,
             enabled: s.enabled,
             trust_forwarded_for: s.trust_forwarded_for,
             per_token: RateLimiter::keyed(quota(s.per_token_per_minute, s.per_token_burst)),
@@ -46,10 +53,29 @@ impl Limits {
 
     /// Forgets buckets that are full again, bounding memory.
     pub fn housekeeping(&self) {
-        self.per_token.retain_recent();
-        self.per_ip.retain_recent();
-        self.per_token.shrink_to_fit();
-        self.per_ip.shrink_to_fit();
+        for l in [&self.per_token, &self.per_ip, &self.public] {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+    }
+
+    /// The client's IP as the limits see it (`rate_limit.trust_forwarded_for`).
+    pub fn client_ip(&self, req: &HttpRequest) -> String {
+        client_ip_of(req.headers(), req.peer_addr(), self.trust_forwarded_for)
+    }
+
+    /// Takes one token from the IP's bucket for new submissions (web form, chat start).
+    /// `Err` carries the seconds to wait. Always allowed when rate limiting is disabled.
+    pub fn check_public(&self, ip: &str) -> Result<(), u64> {
+        if !self.enabled {
+            return Ok(());
+        }
+        self.public.check_key(&ip.to_owned()).map_err(|not_until| wait_secs(&not_until))
+    }
+
+    /// The burst size of the public bucket (for `RateLimit-Limit`).
+    pub fn public_limit(&self) -> u32 {
+        self.public_limit
     }
 }
 
@@ -57,10 +83,15 @@ fn exempt(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics")
 }
 
-fn client_ip(req: &ServiceRequest, trust_forwarded_for: bool) -> String {
+fn wait_secs(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> u64 {
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+fn client_ip_of(headers: &header::HeaderMap, peer: Option<std::net::SocketAddr>, trust_forwarded_for: bool) -> String {
     if trust_forwarded_for {
-        if let Some(first) = req
-            .headers()
+        if let Some(first) = headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next())
@@ -70,7 +101,7 @@ fn client_ip(req: &ServiceRequest, trust_forwarded_for: bool) -> String {
             return first.to_owned();
         }
     }
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
+    peer.map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
 }
 
 /// Applies the per-credential limit to requests that carry `Authorization`, and the per-IP
@@ -90,16 +121,14 @@ pub async fn rate_limit(
             ("token", limits.per_token.check_key(&key), limits.token_limit)
         }
         None => {
-            let key = client_ip(&req, limits.trust_forwarded_for);
+            let key = client_ip_of(req.headers(), req.peer_addr(), limits.trust_forwarded_for);
             ("ip", limits.per_ip.check_key(&key), limits.ip_limit)
         }
     };
     match outcome {
         Ok(()) => next.call(req).await.map(ServiceResponse::map_into_boxed_body),
         Err(not_until) => {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let secs = secs.max(1);
+            let secs = wait_secs(&not_until);
             if let Some(app) = req.app_data::<web::Data<App>>() {
                 app.metrics().rate_limited.with_label_values(&[kind]).inc();
             }
@@ -109,18 +138,23 @@ pub async fn rate_limit(
                 format!("too many requests; retry in {secs} s"),
             )
             .error_response();
-            let h = res.headers_mut();
-            for (name, value) in [
-                ("retry-after", secs.to_string()),
-                ("ratelimit-limit", limit.to_string()),
-                ("ratelimit-remaining", "0".to_owned()),
-                ("ratelimit-reset", secs.to_string()),
-            ] {
-                if let Ok(v) = header::HeaderValue::from_str(&value) {
-                    h.insert(header::HeaderName::from_static(name), v);
-                }
-            }
+            set_limit_headers(&mut res, limit, secs);
             Ok(req.into_response(res))
+        }
+    }
+}
+
+/// Adds `Retry-After` and the `RateLimit-*` headers to a 429 response.
+pub fn set_limit_headers(res: &mut actix_web::HttpResponse, limit: u32, secs: u64) {
+    let h = res.headers_mut();
+    for (name, value) in [
+        ("retry-after", secs.to_string()),
+        ("ratelimit-limit", limit.to_string()),
+        ("ratelimit-remaining", "0".to_owned()),
+        ("ratelimit-reset", secs.to_string()),
+    ] {
+        if let Ok(v) = header::HeaderValue::from_str(&value) {
+            h.insert(header::HeaderName::from_static(name), v);
         }
     }
 }

@@ -710,3 +710,74 @@ pub async fn inbound_raw(app: web::Data<App>, Auth(who): Auth, id: Id) -> Res {
 pub async fn reprocess_inbound(app: web::Data<App>, Auth(who): Auth, id: Id) -> Res {
     Ok(HttpResponse::Ok().json(app.reprocess_inbound(&who, id.into_inner()).await?))
 }
+
+/// The topics a support form offers.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TopicView {
+    pub key: String,
+    pub label: String,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/public/topics",
+    tag = "public",
+    summary = "The topics a support form offers (for sites that embed their own form)",
+    operation_id = "listSupportTopics",
+    responses((status = 200, description = "configured topics, in order", body = Items<TopicView>)),
+    security(())
+)]
+pub async fn list_topics(app: web::Data<App>) -> Res {
+    let w = &app.settings().web_form;
+    if !w.enabled {
+        return Err(caseflow_app::AppError::NotFound("web form").into());
+    }
+    let items = w.topics.iter().map(|t| TopicView { key: t.key.clone(), label: t.label.clone() }).collect();
+    Ok(HttpResponse::Ok().json(Items { items }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/public/support",
+    tag = "public",
+    summary = "Submit the support form as JSON (no credentials; limited per client IP)",
+    description = "Opens a case on channel `web` for the customer with this email address (one customer \
+        across channels) and queues the acknowledgement email. `website` is a honeypot and must be \
+        empty. Repeating a `submission_id` returns the first case (200) instead of opening another.",
+    operation_id = "submitSupportRequest",
+    request_body = caseflow_app::support::SupportRequest,
+    responses(
+        (status = 201, description = "case opened", body = caseflow_app::support::SupportReceipt),
+        (status = 200, description = "the submission_id was seen before; the first case", body = caseflow_app::support::SupportReceipt),
+    ),
+    security(())
+)]
+pub async fn submit_support_json(
+    req: actix_web::HttpRequest,
+    app: web::Data<App>,
+    limits: web::Data<crate::guard::Limits>,
+    body: web::Json<caseflow_app::support::SupportRequest>,
+) -> Res {
+    use caseflow_app::support::SubmitError;
+    if !app.settings().web_form.enabled {
+        return Err(caseflow_app::AppError::NotFound("web form").into());
+    }
+    let ip = limits.client_ip(&req);
+    if let Err(wait) = limits.check_public(&ip) {
+        app.count_rejected_submission(caseflow_core::Channel::Web, "rate_limited");
+        let mut res = actix_web::ResponseError::error_response(&ApiError::new(
+            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many submissions from your address; retry in {wait} s"),
+        ));
+        crate::guard::set_limit_headers(&mut res, limits.public_limit(), wait);
+        return Ok(res);
+    }
+    match app.submit_support(body.into_inner()).await {
+        Ok(r) if r.created => Ok(HttpResponse::Created().json(r)),
+        Ok(r) => Ok(HttpResponse::Ok().json(r)),
+        Err(SubmitError::Fields(errors)) => Err(caseflow_app::AppError::invalid(SubmitError::summary(&errors)).into()),
+        Err(SubmitError::Spam) => Err(caseflow_app::AppError::invalid("website: must be left empty").into()),
+        Err(SubmitError::App(e)) => Err(e.into()),
+    }
+}

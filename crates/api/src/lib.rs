@@ -2,12 +2,14 @@
 //! parse, call one `caseflow-app` use case and map the result; no SQL and no business rules
 //! live here. This crate must not depend on diesel or the store.
 
+pub mod chat;
 pub mod error;
 pub mod extract;
 pub mod guard;
 pub mod handlers;
 pub mod idempotency;
 pub mod openapi;
+pub mod pages;
 mod telemetry;
 
 use actix_web::dev::Server;
@@ -61,6 +63,9 @@ api_routes! {
     "/inbound/email" { post => h::receive_email }
     "/inbound/{id}/raw" { get => h::inbound_raw }
     "/inbound/{id}/reprocess" { post => h::reprocess_inbound }
+    "/chat/ws" { get => crate::chat::agent_ws }
+    "/public/topics" { get => h::list_topics }
+    "/public/support" { post => h::submit_support_json }
 }
 
 /// Routes outside `/api/v1` that belong in the spec.
@@ -73,6 +78,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     let json = web::Data::new(openapi::SpecJson(spec.to_json().unwrap_or_default()));
     cfg.service(res("/healthz").route(web::get().to(h::healthz)))
         .service(res("/readyz").route(web::get().to(h::readyz)))
+        .service(res("/support").route(web::get().to(pages::support_form)).route(web::post().to(pages::support_submit)))
+        .service(res("/chat").route(web::get().to(pages::chat_page)))
+        .service(res("/chat/widget.js").route(web::get().to(pages::widget_js)))
+        .service(res("/chat/ws").route(web::get().to(chat::visitor_ws)))
+        .service(res("/static/caseflow.css").route(web::get().to(pages::stylesheet)))
         .service(
             api_scope()
                 .app_data(json)
@@ -90,7 +100,7 @@ pub fn build_server(app: App, listener: TcpListener) -> std::io::Result<Server> 
     let max_body = settings.limits.max_body_bytes;
     let metrics_on_main = settings.metrics.enabled && settings.metrics.bind.is_empty();
     let data = web::Data::new(app);
-    let limits = web::Data::new(guard::Limits::new(&settings.rate_limit));
+    let limits = web::Data::new(guard::Limits::new(&settings));
     let janitor = limits.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));

@@ -30,13 +30,14 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     ValidationFailed,
     RateLimited,
+    WebsocketRequired,
     InternalError,
     ServiceUnavailable,
 }
 
 impl ErrorCode {
     /// All codes, for documentation and tests.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidParameter,
         ErrorCode::Unauthenticated,
@@ -55,6 +56,7 @@ impl ErrorCode {
         ErrorCode::UnsupportedMediaType,
         ErrorCode::ValidationFailed,
         ErrorCode::RateLimited,
+        ErrorCode::WebsocketRequired,
         ErrorCode::InternalError,
         ErrorCode::ServiceUnavailable,
     ];
@@ -71,7 +73,7 @@ pub struct ErrorBody {
 
 /// The statuses any operation may answer with besides its own, and the codes behind each.
 const STANDARD_ERRORS: [(&str, &str); 12] = [
-    ("400", "invalid_json, invalid_parameter"),
+    ("400", "invalid_json, invalid_parameter, websocket_required"),
     ("401", "unauthenticated, invalid_credentials, token_expired"),
     ("403", "forbidden"),
     ("404", "not_found"),
@@ -153,6 +155,7 @@ pub async fn serve_spec(spec: actix_web::web::Data<SpecJson>) -> actix_web::Http
         h::create_skill, h::list_skills, h::get_skill, h::update_skill, h::delete_skill,
         h::create_api_token, h::list_api_tokens, h::revoke_api_token,
         h::receive_email, h::list_inbound, h::inbound_raw, h::reprocess_inbound,
+        crate::chat::agent_ws, h::list_topics, h::submit_support_json,
     ),
     components(schemas(ErrorBody, ErrorCode)),
     modifiers(&Conventions),
@@ -163,6 +166,8 @@ pub async fn serve_spec(spec: actix_web::web::Data<SpecJson>) -> actix_web::Http
         (name = "teams"), (name = "skills"),
         (name = "api-tokens", description = "Integrator credentials"),
         (name = "inbound", description = "Raw inbound messages: email intake, quarantine"),
+        (name = "chat", description = "Live chat for agents (WebSocket)"),
+        (name = "public", description = "Endpoints for customers' browsers and embedding sites: no credentials, limited per client IP"),
         (name = "auth"), (name = "health"),
     )
 )]

@@ -166,6 +166,7 @@ pub(crate) struct NewCaseRow<'a> {
     pub team_id: Option<String>,
     pub assignee_id: Option<String>,
     pub linked_case_id: Option<String>,
+    pub topic: Option<String>,
 }
 
 impl NewCaseRow<'_> {
@@ -188,8 +189,82 @@ impl NewCaseRow<'_> {
             solved_at: None,
             closed_at: None,
             version: 1,
+            topic: self.topic,
         }
     }
+}
+
+/// What a new case starts with.
+pub(crate) struct Opening<'a> {
+    pub subject: String,
+    /// The customer's first message.
+    pub body: String,
+    pub channel: Channel,
+    pub priority: Priority,
+    pub customer_id: &'a str,
+    pub team_id: Option<String>,
+    pub assignee_id: Option<String>,
+    pub topic: Option<String>,
+    pub external_id: Option<String>,
+}
+
+/// Inserts a case with the customer's first message (conversation position 1) and its
+/// `case_created` event. Shared by the API, the web form and the chat.
+pub(crate) fn open_case(
+    conn: &mut DbConn,
+    o: Opening<'_>,
+    actor: &(ActorKind, Option<String>),
+    now: NaiveDateTime,
+) -> AppResult<(CaseRow, MessageRow)> {
+    let number = queries::next_case_number(conn)?;
+    let row = NewCaseRow {
+        number,
+        subject: o.subject,
+        priority: o.priority,
+        channel: o.channel,
+        customer_id: o.customer_id,
+        team_id: o.team_id,
+        assignee_id: o.assignee_id,
+        linked_case_id: None,
+        topic: o.topic,
+    }
+    .build(now);
+    queries::cases::insert(conn, &row)?;
+    let msg = MessageRow {
+        id: new_id(),
+        case_id: row.id.clone(),
+        direction: MessageDirection::Inbound.as_str().into(),
+        channel: o.channel.as_str().into(),
+        author_kind: ActorKind::Customer.as_str().into(),
+        author_id: Some(o.customer_id.to_owned()),
+        body_text: o.body,
+        body_html: None,
+        external_id: o.external_id,
+        message_id_header: None,
+        in_reply_to: None,
+        references_header: None,
+        thread_rule: None,
+        delivery_status: None,
+        created_at: now,
+        body_full: None,
+        delivery_error: None,
+        seq: Some(1),
+    };
+    queries::messages::insert(conn, &msg)?;
+    event(
+        conn,
+        &row.id,
+        "case_created",
+        actor,
+        serde_json::json!({
+            "number": number, "channel": o.channel, "priority": o.priority,
+            "customer_id": o.customer_id, "message_id": msg.id,
+            "team_id": row.team_id, "assignee_id": row.assignee_id, "topic": row.topic,
+        }),
+        now,
+    )?;
+    tracing::info!(case.id = %row.id, case.number = number, channel = %o.channel, "case created");
+    Ok((row, msg))
 }
 
 fn load_case(conn: &mut DbConn, id: &str) -> AppResult<CaseRow> {
@@ -282,52 +357,22 @@ impl App {
             let (customer, _) = resolve_customer(conn, &customer_ref, &actor, now)?;
             check_team(conn, team_id.as_deref())?;
             check_assignee(conn, assignee_id.as_deref())?;
-            let number = queries::next_case_number(conn)?;
-            let row = NewCaseRow {
-                number,
-                subject: subject.clone(),
-                priority,
-                channel,
-                customer_id: &customer.id,
-                team_id: team_id.clone(),
-                assignee_id: assignee_id.clone(),
-                linked_case_id: None,
-            }
-            .build(now);
-            queries::cases::insert(conn, &row)?;
-            let msg = MessageRow {
-                id: new_id(),
-                case_id: row.id.clone(),
-                direction: MessageDirection::Inbound.as_str().into(),
-                channel: channel.as_str().into(),
-                author_kind: ActorKind::Customer.as_str().into(),
-                author_id: Some(customer.id.clone()),
-                body_text: body.clone(),
-                body_html: None,
-                external_id: ext.clone(),
-                message_id_header: None,
-                in_reply_to: None,
-                references_header: None,
-                thread_rule: None,
-                delivery_status: None,
-                created_at: now,
-                body_full: None,
-                delivery_error: None,
-            };
-            queries::messages::insert(conn, &msg)?;
-            event(
+            let (row, _) = open_case(
                 conn,
-                &row.id,
-                "case_created",
+                Opening {
+                    subject: subject.clone(),
+                    body: body.clone(),
+                    channel,
+                    priority,
+                    customer_id: &customer.id,
+                    team_id: team_id.clone(),
+                    assignee_id: assignee_id.clone(),
+                    topic: None,
+                    external_id: ext.clone(),
+                },
                 &actor,
-                serde_json::json!({
-                    "number": number, "channel": channel, "priority": priority,
-                    "customer_id": customer.id, "message_id": msg.id,
-                    "team_id": row.team_id, "assignee_id": row.assignee_id,
-                }),
                 now,
             )?;
-            tracing::info!(case.id = %row.id, case.number = number, channel = %channel, "case created");
             Ok(Created { case: detail(conn, row)?, created: true })
         })
         .await?;
@@ -498,121 +543,41 @@ impl App {
         if input.kind == MessageKind::Inbound && input.status.is_some() {
             return Err(AppError::invalid("status cannot be set with an inbound message"));
         }
-        let actor = who.actor();
+        let append = Append { kind: input.kind, body, status: input.status, external_id: ext, actor: who.actor() };
+        let done = self.append(case_id, append).await?;
+        MessageView::from_row(done.message, Vec::new())
+    }
+
+    /// Runs [`append_message`] in a transaction, retrying when a concurrent message on the
+    /// same case moved its version first (the append does not depend on what the caller read),
+    /// then wakes the outbox and tells live chat sockets.
+    pub(crate) async fn append(&self, case_id: String, append: Append) -> AppResult<Appended> {
+        let rules = ReplyRules::from_settings(self.settings());
         let now = self.now_naive();
-        let kind = input.kind;
-        let mid_domain = self.settings().email.message_id_domain.clone();
-        let view = self
-            .write(move |conn| {
-                let old = load_case(conn, &case_id)?;
-                let channel: Channel = stored("cases.channel", &old.channel)?;
-                if let Some(e) = &ext {
-                    if let Some(m) = queries::messages::find_by_external_id(conn, channel.as_str(), e)? {
-                        if m.case_id != old.id {
-                            return Err(AppError::AlreadyExists("external_id is already used on another case".into()));
-                        }
-                        return MessageView::from_row(m, Vec::new());
-                    }
-                }
-                let from: CaseStatus = stored("cases.status", &old.status)?;
-                if from == CaseStatus::Closed {
-                    return Err(AppError::InvalidTransition(
-                        "the case is closed; create a new case linked to it instead".into(),
-                    ));
-                }
-                let mut new = old.clone();
-                let (direction, author_kind, author_id, delivery) = match input.kind {
-                    MessageKind::Reply => (MessageDirection::Outbound, actor.0, actor.1.clone(), Some("queued")),
-                    MessageKind::Note => (MessageDirection::Note, actor.0, actor.1.clone(), None),
-                    MessageKind::Inbound => {
-                        (MessageDirection::Inbound, ActorKind::Customer, Some(old.customer_id.clone()), None)
-                    }
-                };
-                let mut to = match input.kind {
-                    MessageKind::Reply => from.on_agent_reply(),
-                    MessageKind::Note => from,
-                    MessageKind::Inbound => from.on_customer_reply()?,
-                };
-                if let Some(explicit) = input.status {
-                    to = to.transition_to(explicit).or_else(|_| from.transition_to(explicit))?;
-                }
-                let msg_id = new_id();
-                // Our own Message-ID on every reply, so the customer's answer threads back here.
-                let message_id_header =
-                    (input.kind == MessageKind::Reply).then(|| format!("caseflow.{msg_id}@{mid_domain}"));
-                let msg = MessageRow {
-                    id: msg_id,
-                    case_id: old.id.clone(),
-                    direction: direction.as_str().into(),
-                    channel: channel.as_str().into(),
-                    author_kind: author_kind.as_str().into(),
-                    author_id,
-                    body_text: body.clone(),
-                    body_html: None,
-                    external_id: ext.clone(),
-                    message_id_header,
-                    in_reply_to: None,
-                    references_header: None,
-                    thread_rule: None,
-                    delivery_status: delivery.map(str::to_owned),
-                    created_at: now,
-                    body_full: None,
-                    delivery_error: None,
-                };
-                queries::messages::insert(conn, &msg)?;
-                if input.kind == MessageKind::Reply {
-                    if new.first_response_at.is_none() {
-                        new.first_response_at = Some(now);
-                    }
-                    queries::events::insert_outbox(
-                        conn,
-                        &OutboxRow {
-                            id: new_id(),
-                            kind: format!("reply.{}", delivery_channel(channel)),
-                            case_id: Some(old.id.clone()),
-                            payload: serde_json::json!({"message_id": msg.id, "case_id": old.id}).to_string(),
-                            status: "pending".into(),
-                            attempts: 0,
-                            next_attempt_at: now,
-                            last_error: None,
-                            created_at: now,
-                            delivered_at: None,
-                        },
-                    )?;
-                }
-                if input.kind != MessageKind::Note {
-                    new.last_message_at = now;
-                }
-                if to != from {
-                    apply_status(&mut new, to, now);
-                }
-                new.version = old.version + 1;
-                new.updated_at = now;
-                if !queries::cases::update_if_version(conn, &new, old.version)? {
-                    return Err(AppError::VersionConflict("case"));
-                }
-                event(
-                    conn,
-                    &old.id,
-                    "message_added",
-                    &actor,
-                    serde_json::json!({"message_id": msg.id, "direction": direction}),
-                    now,
-                )?;
-                if to != from {
-                    event(conn, &old.id, "status_changed", &actor, serde_json::json!({"from": from, "to": to}), now)?;
-                }
-                tracing::info!(case.id = %old.id, message.id = %msg.id, direction = %direction, "message added");
-                MessageView::from_row(msg, Vec::new())
-            })
-            .await?;
-        if kind == MessageKind::Reply {
+        let mut attempt = 0;
+        let done = loop {
+            attempt += 1;
+            let (rules, case_id, a) = (rules.clone(), case_id.clone(), append.clone());
+            match self.write(move |conn| append_message(conn, &rules, &case_id, a, now)).await {
+                Err(AppError::VersionConflict(_) | AppError::AlreadyExists(_)) if attempt < 8 => continue,
+                other => break other?,
+            }
+        };
+        if !done.new {
+            return Ok(done);
+        }
+        if done.message.direction == MessageDirection::Outbound.as_str() {
             self.wake_outbox();
         }
-        if kind == MessageKind::Inbound {
-            self.metrics().messages_ingested.with_label_values(&[view.channel.as_str()]).inc();
+        if done.message.direction == MessageDirection::Inbound.as_str() {
+            self.metrics().messages_ingested.with_label_values(&[done.message.channel.as_str()]).inc();
         }
-        Ok(view)
+        if done.case.channel == Channel::Chat.as_str() {
+            if let Some(line) = crate::chat::ChatLine::from_row(&done.message, &done.author_name) {
+                self.chat_hub().publish(crate::chat::ChatEvent::Message(line));
+            }
+        }
+        Ok(done)
     }
 
     /// The case's messages in order, with attachment metadata.
@@ -660,6 +625,192 @@ impl App {
         })
         .await
     }
+}
+
+/// A message to add to an existing case.
+#[derive(Debug, Clone)]
+pub(crate) struct Append {
+    pub kind: MessageKind,
+    /// Cleaned and length-checked.
+    pub body: String,
+    pub status: Option<CaseStatus>,
+    pub external_id: Option<String>,
+    pub actor: (ActorKind, Option<String>),
+}
+
+/// The settings an append needs, copied out so the blocking closure owns them.
+#[derive(Debug, Clone)]
+pub(crate) struct ReplyRules {
+    pub mid_domain: String,
+    /// A chat reply the visitor's browser has not confirmed after this long goes by email.
+    pub chat_email_after: chrono::Duration,
+}
+
+impl ReplyRules {
+    pub(crate) fn from_settings(s: &crate::Settings) -> Self {
+        Self {
+            mid_domain: s.email.message_id_domain.clone(),
+            chat_email_after: chrono::Duration::seconds(
+                i64::try_from(s.chat.email_after_secs).unwrap_or(i64::MAX / 1000),
+            ),
+        }
+    }
+}
+
+/// What an append wrote (or found, when `external_id` repeated an earlier message).
+#[derive(Debug, Clone)]
+pub(crate) struct Appended {
+    pub case: CaseRow,
+    pub message: MessageRow,
+    /// False when the external id matched and nothing was written.
+    pub new: bool,
+    /// The author's display name (agent or customer), for live chat.
+    pub author_name: String,
+}
+
+/// The display name of a message's author.
+pub(crate) fn author_name(conn: &mut DbConn, kind: ActorKind, id: Option<&str>) -> AppResult<String> {
+    Ok(match (kind, id) {
+        (ActorKind::Agent, Some(id)) => queries::agents::get(conn, id)?.map(|a| a.name).unwrap_or_default(),
+        (ActorKind::Customer, Some(id)) => queries::customers::get(conn, id)?.map(|c| c.name).unwrap_or_default(),
+        _ => String::new(),
+    })
+}
+
+/// Adds a message to a case in the caller's transaction: the next conversation position,
+/// status change, outbox row for replies, version bump (compare-and-set) and audit events.
+pub(crate) fn append_message(
+    conn: &mut DbConn,
+    rules: &ReplyRules,
+    case_id: &str,
+    a: Append,
+    now: NaiveDateTime,
+) -> AppResult<Appended> {
+    // Lock first: concurrent messages on one case then take their turns instead of
+    // computing the same next `seq` and retrying.
+    let old = queries::cases::get_for_update(conn, case_id)?.ok_or(AppError::NotFound("case"))?;
+    let channel: Channel = stored("cases.channel", &old.channel)?;
+    if let Some(e) = &a.external_id {
+        if let Some(m) = queries::messages::find_by_external_id(conn, channel.as_str(), e)? {
+            if m.case_id != old.id {
+                return Err(AppError::AlreadyExists("external_id is already used on another case".into()));
+            }
+            let kind: ActorKind = stored("messages.author_kind", &m.author_kind)?;
+            let author_name = author_name(conn, kind, m.author_id.as_deref())?;
+            return Ok(Appended { case: old, message: m, new: false, author_name });
+        }
+    }
+    let from: CaseStatus = stored("cases.status", &old.status)?;
+    if from == CaseStatus::Closed {
+        return Err(AppError::InvalidTransition("the case is closed; create a new case linked to it instead".into()));
+    }
+    let actor = a.actor;
+    let mut new = old.clone();
+    let (direction, author_kind, author_id, delivery) = match a.kind {
+        MessageKind::Reply => (MessageDirection::Outbound, actor.0, actor.1.clone(), Some("queued")),
+        MessageKind::Note => (MessageDirection::Note, actor.0, actor.1.clone(), None),
+        MessageKind::Inbound => (MessageDirection::Inbound, ActorKind::Customer, Some(old.customer_id.clone()), None),
+    };
+    let mut to = match a.kind {
+        MessageKind::Reply => from.on_agent_reply(),
+        MessageKind::Note => from,
+        MessageKind::Inbound => from.on_customer_reply()?,
+    };
+    if let Some(explicit) = a.status {
+        to = to.transition_to(explicit).or_else(|_| from.transition_to(explicit))?;
+    }
+    let msg_id = new_id();
+    // Our own Message-ID on every reply, so the customer's answer threads back here.
+    let message_id_header = (a.kind == MessageKind::Reply).then(|| format!("caseflow.{msg_id}@{}", rules.mid_domain));
+    // Notes are not part of the conversation the customer sees.
+    let seq = match a.kind {
+        MessageKind::Note => None,
+        _ => Some(queries::messages::next_seq(conn, &old.id)?),
+    };
+    let msg = MessageRow {
+        id: msg_id,
+        case_id: old.id.clone(),
+        direction: direction.as_str().into(),
+        channel: channel.as_str().into(),
+        author_kind: author_kind.as_str().into(),
+        author_id,
+        body_text: a.body,
+        body_html: None,
+        external_id: a.external_id,
+        message_id_header,
+        in_reply_to: None,
+        references_header: None,
+        thread_rule: None,
+        delivery_status: delivery.map(str::to_owned),
+        created_at: now,
+        body_full: None,
+        delivery_error: None,
+        seq,
+    };
+    queries::messages::insert(conn, &msg)?;
+    if a.kind == MessageKind::Reply {
+        if new.first_response_at.is_none() && author_kind != ActorKind::System {
+            new.first_response_at = Some(now);
+        }
+        let outbox = reply_outbox_row(conn, rules, &old, &msg, now)?;
+        queries::events::insert_outbox(conn, &outbox)?;
+    }
+    if a.kind != MessageKind::Note {
+        new.last_message_at = now;
+    }
+    if to != from {
+        apply_status(&mut new, to, now);
+    }
+    new.version = old.version + 1;
+    new.updated_at = now;
+    if !queries::cases::update_if_version(conn, &new, old.version)? {
+        return Err(AppError::VersionConflict("case"));
+    }
+    event(
+        conn,
+        &old.id,
+        "message_added",
+        &actor,
+        serde_json::json!({"message_id": msg.id, "direction": direction}),
+        now,
+    )?;
+    if to != from {
+        event(conn, &old.id, "status_changed", &actor, serde_json::json!({"from": from, "to": to}), now)?;
+    }
+    tracing::info!(case.id = %old.id, message.id = %msg.id, direction = %direction, "message added");
+    let author_name = author_name(conn, author_kind, msg.author_id.as_deref())?;
+    Ok(Appended { case: new, message: msg, new: true, author_name })
+}
+
+/// The outbox row that delivers a reply. Chat replies wait for the visitor's browser to
+/// confirm them and fall back to email after `chat.email_after_secs` (at once when the visitor
+/// ended the chat); the row's id is the message id so that the confirmation can settle it.
+pub(crate) fn reply_outbox_row(
+    conn: &mut DbConn,
+    rules: &ReplyRules,
+    case: &CaseRow,
+    msg: &MessageRow,
+    now: NaiveDateTime,
+) -> AppResult<OutboxRow> {
+    let channel: Channel = stored("cases.channel", &case.channel)?;
+    let (id, next_attempt_at) = if channel == Channel::Chat {
+        let ended = queries::chat::latest_for_case(conn, &case.id)?.is_some_and(|s| s.status == "ended");
+        (msg.id.clone(), if ended { now } else { now + rules.chat_email_after })
+    } else {
+        (new_id(), now)
+    };
+    Ok(OutboxRow {
+        id,
+        kind: format!("reply.{}", delivery_channel(channel)),
+        case_id: Some(case.id.clone()),
+        payload: serde_json::json!({"message_id": msg.id, "case_id": case.id}).to_string(),
+        status: "pending".into(),
+        attempts: 0,
+        next_attempt_at,
+        last_error: None,
+        created_at: now,
+        delivered_at: None,
+    })
 }
 
 /// Replies to web-form and API-created cases go out by email (to the customer's address);

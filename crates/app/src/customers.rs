@@ -79,7 +79,7 @@ pub struct MergeRequest {
     pub source_id: String,
 }
 
-fn follow_merges(conn: &mut DbConn, id: &str) -> AppResult<Option<CustomerRow>> {
+pub(crate) fn follow_merges(conn: &mut DbConn, id: &str) -> AppResult<Option<CustomerRow>> {
     let mut current = queries::customers::get(conn, id)?;
     for _ in 0..16 {
         match current {
@@ -93,7 +93,7 @@ fn follow_merges(conn: &mut DbConn, id: &str) -> AppResult<Option<CustomerRow>> 
     Err(AppError::Internal("customer merge chain too long".into()))
 }
 
-fn customer_event(
+pub(crate) fn customer_event(
     conn: &mut DbConn,
     customer_id: &str,
     kind: &str,
@@ -123,13 +123,13 @@ fn customer_event_row(
     }
 }
 
-fn clean_name(name: Option<&str>) -> AppResult<String> {
+pub(crate) fn clean_name(name: Option<&str>) -> AppResult<String> {
     let n = crate::clean(name.unwrap_or_default());
     check_len("name", &n, 200)?;
     Ok(n)
 }
 
-fn insert_customer(
+pub(crate) fn insert_customer(
     conn: &mut DbConn,
     name: String,
     tier: Tier,
@@ -152,7 +152,7 @@ fn insert_customer(
     Ok(row)
 }
 
-fn add_identity_row(
+pub(crate) fn add_identity_row(
     conn: &mut DbConn,
     customer_id: &str,
     kind: IdentityKind,

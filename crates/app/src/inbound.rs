@@ -143,6 +143,7 @@ fn insert_message(
             .map(|e| e.text.clone())
             .filter(|full| direction == MessageDirection::Inbound && !full.is_empty()),
         delivery_error: None,
+        seq: None,
     };
     queries::messages::insert(conn, &row)?;
     if let Some(e) = email {
@@ -239,6 +240,7 @@ fn new_case(
         team_id: None,
         assignee_id: None,
         linked_case_id: linked.map(str::to_owned),
+        topic: None,
     }
     .build(now);
     queries::cases::insert(conn, &row)?;

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod cases;
+pub mod chat;
 pub mod customers;
 pub mod demo;
 pub mod directory;
@@ -17,6 +18,7 @@ pub(crate) mod journal;
 pub mod metrics;
 pub mod outbox;
 pub mod settings;
+pub mod support;
 pub mod views;
 
 use caseflow_core::Clock;
@@ -55,6 +57,7 @@ struct Inner {
     metrics: metrics::Metrics,
     token_cache: auth::TokenCache,
     outbox_wake: tokio::sync::Notify,
+    chat_hub: chat::ChatHub,
 }
 
 impl App {
@@ -79,6 +82,7 @@ impl App {
                 metrics,
                 token_cache: auth::TokenCache::default(),
                 outbox_wake: tokio::sync::Notify::new(),
+                chat_hub: chat::ChatHub::default(),
             }),
         })
     }
@@ -96,6 +100,11 @@ impl App {
     /// The metrics registry.
     pub fn metrics(&self) -> &metrics::Metrics {
         &self.inner.metrics
+    }
+
+    /// The live-chat hub of this node.
+    pub fn chat_hub(&self) -> &chat::ChatHub {
+        &self.inner.chat_hub
     }
 
     /// The current time from the injected clock.

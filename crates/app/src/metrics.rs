@@ -28,6 +28,8 @@ pub struct Metrics {
     pub imap_fetched: IntCounterVec,
     pub imap_errors: IntCounterVec,
     pub imap_connected: IntGaugeVec,
+    pub submissions_rejected: IntCounterVec,
+    pub chat_connections: IntGaugeVec,
     outbox_pending: IntGauge,
     outbox_oldest_age: Gauge,
     routing_queue_depth: IntGauge,
@@ -77,6 +79,9 @@ impl Metrics {
         let imap_connected =
             IntGaugeVec::new(Opts::new("imap_connected", "1 while the mailbox's IMAP session is up"), &["mailbox"])?;
         r.register(Box::new(imap_connected.clone()))?;
+        let chat_connections =
+            IntGaugeVec::new(Opts::new("chat_connections", "Open chat WebSockets on this node"), &["side"])?;
+        r.register(Box::new(chat_connections.clone()))?;
         Ok(Self {
             http_requests: counter_vec(
                 &r,
@@ -131,6 +136,13 @@ impl Metrics {
                 &["mailbox"],
             )?,
             imap_connected,
+            submissions_rejected: counter_vec(
+                &r,
+                "submissions_rejected_total",
+                "Web-form and chat input refused (validation, honeypot, size), by channel and reason",
+                &["channel", "reason"],
+            )?,
+            chat_connections,
             outbox_pending: gauge(&r, "outbox_pending", "Undelivered outbox rows")?,
             outbox_oldest_age,
             routing_queue_depth: gauge(&r, "routing_queue_depth", "Active cases without an assignee")?,

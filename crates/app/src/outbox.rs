@@ -20,7 +20,7 @@ use std::future::Future;
 use std::time::Duration;
 
 /// Outbox kinds this dispatcher delivers by email.
-pub const EMAIL_KINDS: &[&str] = &["reply.email"];
+pub const EMAIL_KINDS: &[&str] = &["reply.email", "reply.chat"];
 
 /// An email ready to be put on the wire (the adapter only encodes it).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -46,7 +46,53 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub email: EmailSettings,
     pub smtp: SmtpSettings,
+    pub web_form: WebFormSettings,
+    pub chat: ChatSettings,
     pub demo: DemoSettings,
+}
+
+/// A topic customers pick on the web form or in the chat widget.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSettings {
+    /// Stored on the case (`cases.topic`); letters, digits, `-` and `_`.
+    pub key: String,
+    /// What the customer sees.
+    pub label: String,
+    /// Skill names routing requires for cases on this topic.
+    #[serde(default)]
+    pub skills: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebFormSettings {
+    pub enabled: bool,
+    pub title: String,
+    pub topics: Vec<TopicSettings>,
+    pub per_ip_per_minute: u32,
+    pub per_ip_burst: u32,
+    pub max_attachments: usize,
+    pub max_upload_bytes: usize,
+    pub acknowledgement: String,
+}
+
+impl WebFormSettings {
+    /// The topic with this key.
+    pub fn topic(&self, key: &str) -> Option<&TopicSettings> {
+        self.topics.iter().find(|t| t.key == key)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatSettings {
+    pub enabled: bool,
+    pub email_after_secs: u64,
+    pub greeting: String,
+    pub max_message_bytes: usize,
+    pub visitor_messages_per_minute: u32,
+    pub heartbeat_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -444,8 +490,45 @@ impl Settings {
         if !(1..=1000).contains(&smtp.batch_size) {
             return Err(invalid("smtp.batch_size", "must be between 1 and 1000"));
         }
+        self.validate_channels()?;
         if tracing_filter_is_empty(&self.logging.filter) {
             return Err(invalid("logging.filter", "must not be empty"));
+        }
+        Ok(())
+    }
+
+    fn validate_channels(&self) -> Result<(), SettingsError> {
+        let w = &self.web_form;
+        let mut keys = std::collections::HashSet::new();
+        for t in &w.topics {
+            let ok = !t.key.is_empty()
+                && t.key.len() <= 64
+                && t.key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !ok {
+                return Err(invalid("web_form.topics", format!("key {:?}: use 1-64 letters, digits, - or _", t.key)));
+            }
+            if !keys.insert(t.key.as_str()) {
+                return Err(invalid("web_form.topics", format!("key {:?} is listed twice", t.key)));
+            }
+            if t.label.trim().is_empty() {
+                return Err(invalid("web_form.topics", format!("topic {:?} needs a label", t.key)));
+            }
+        }
+        if w.per_ip_per_minute == 0 || w.per_ip_burst == 0 {
+            return Err(invalid("web_form.per_ip_per_minute", "limits must be at least 1"));
+        }
+        if w.max_upload_bytes < self.limits.max_message_bytes {
+            return Err(invalid("web_form.max_upload_bytes", "must be at least limits.max_message_bytes"));
+        }
+        let c = &self.chat;
+        if c.max_message_bytes == 0 || c.max_message_bytes > self.limits.max_message_bytes {
+            return Err(invalid("chat.max_message_bytes", "must be between 1 and limits.max_message_bytes"));
+        }
+        if c.visitor_messages_per_minute == 0 {
+            return Err(invalid("chat.visitor_messages_per_minute", "must be at least 1"));
+        }
+        if !(1..=300).contains(&c.heartbeat_secs) {
+            return Err(invalid("chat.heartbeat_secs", "must be between 1 and 300"));
         }
         Ok(())
     }

@@ -33,6 +33,8 @@ pub struct CaseView {
     pub first_response_at: Option<DateTime<Utc>>,
     pub solved_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// The topic picked on the web form or in the chat widget (a key of `web_form.topics`).
+    pub topic: Option<String>,
     /// Optimistic-concurrency version; send it back (or as `If-Match`) when updating.
     pub version: i64,
 }
@@ -57,6 +59,7 @@ impl TryFrom<CaseRow> for CaseView {
             first_response_at: r.first_response_at.map(utc),
             solved_at: r.solved_at.map(utc),
             closed_at: r.closed_at.map(utc),
+            topic: r.topic,
             version: r.version,
         })
     }
@@ -124,6 +127,9 @@ pub struct MessageView {
     pub delivery_error: Option<String>,
     /// For threaded inbound email: which threading rule matched.
     pub thread_rule: Option<String>,
+    /// Position in the case's live conversation (chat, web form, API), dense from 1; absent
+    /// for messages that arrived by email.
+    pub seq: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub attachments: Vec<AttachmentView>,
 }
@@ -144,6 +150,7 @@ impl MessageView {
             delivery_status: r.delivery_status,
             delivery_error: r.delivery_error,
             thread_rule: r.thread_rule,
+            seq: r.seq,
             created_at: utc(r.created_at),
             attachments,
         })

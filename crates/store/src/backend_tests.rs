@@ -234,6 +234,7 @@ fn text_search_treats_wildcards_literally_and_ignores_case() {
                             solved_at: None,
                             closed_at: None,
                             version: 1,
+                            topic: None,
                         },
                     )?;
                 }

@@ -128,6 +128,7 @@ pub struct CaseRow {
     pub solved_at: Option<NaiveDateTime>,
     pub closed_at: Option<NaiveDateTime>,
     pub version: i64,
+    pub topic: Option<String>,
 }
 
 /// A message on a case: inbound, outbound or internal note.
@@ -151,6 +152,8 @@ pub struct MessageRow {
     pub created_at: NaiveDateTime,
     pub body_full: Option<String>,
     pub delivery_error: Option<String>,
+    /// Position in the case's live conversation (chat); `None` for email-only messages.
+    pub seq: Option<i64>,
 }
 
 /// Attachment metadata (content is loaded separately).
@@ -268,4 +271,23 @@ pub struct InboundMeta {
     pub message_id: Option<String>,
     pub created_at: NaiveDateTime,
     pub resolved_at: Option<NaiveDateTime>,
+}
+
+/// A live-chat session of one visitor.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = chat_sessions, treat_none_as_null = true)]
+pub struct ChatSessionRow {
+    pub id: String,
+    pub customer_id: String,
+    pub case_id: Option<String>,
+    pub visitor_id: String,
+    pub token_hash: String,
+    pub name: String,
+    pub topic: Option<String>,
+    /// `active` (the visitor is in the chat) or `ended` (left; replies go by email).
+    pub status: String,
+    pub received_seq: i64,
+    pub created_at: NaiveDateTime,
+    pub last_seen_at: NaiveDateTime,
+    pub ended_at: Option<NaiveDateTime>,
 }

@@ -124,6 +124,15 @@ pub mod cases {
         c::cases.find(id).select(CaseRow::as_select()).load(conn).map(first)
     }
 
+    /// A case, locked until the transaction ends on PostgreSQL (`FOR UPDATE`), so writers of
+    /// one case queue instead of racing; SQLite's write transactions are serial anyway.
+    pub fn get_for_update(conn: &mut DbConn, id: &str) -> QueryResult<Option<CaseRow>> {
+        match conn {
+            DbConn::Pg(c) => c::cases.find(id).select(CaseRow::as_select()).for_update().load(c).map(first),
+            DbConn::Sqlite(_) => get(conn, id),
+        }
+    }
+
     /// A case with its customer's name and tier, in one query.
     pub fn get_with_customer(conn: &mut DbConn, id: &str) -> QueryResult<Option<(CaseRow, String, String)>> {
         use schema::customers::dsl as cu;
@@ -283,6 +292,36 @@ pub mod messages {
 
     pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<MessageRow>> {
         m::messages.find(id).select(MessageRow::as_select()).load(conn).map(first)
+    }
+
+    /// The next conversation position of a case (1 for the first). Call inside the
+    /// transaction that moves the case's version, so that concurrent writers conflict.
+    pub fn next_seq(conn: &mut DbConn, case_id: &str) -> QueryResult<i64> {
+        let max: Option<i64> =
+            m::messages.filter(m::case_id.eq(case_id)).select(diesel::dsl::max(m::seq)).first(conn)?;
+        Ok(max.unwrap_or(0) + 1)
+    }
+
+    /// The case's conversation messages after position `after`, in order.
+    pub fn after_seq(conn: &mut DbConn, case_id: &str, after: i64, limit: i64) -> QueryResult<Vec<MessageRow>> {
+        m::messages
+            .filter(m::case_id.eq(case_id))
+            .filter(m::seq.gt(after))
+            .order(m::seq.asc())
+            .limit(limit)
+            .select(MessageRow::as_select())
+            .load(conn)
+    }
+
+    /// Outbound messages of a case up to position `upto` not yet marked sent.
+    pub fn queued_upto_seq(conn: &mut DbConn, case_id: &str, upto: i64) -> QueryResult<Vec<MessageRow>> {
+        m::messages
+            .filter(m::case_id.eq(case_id))
+            .filter(m::seq.le(upto))
+            .filter(m::direction.eq("outbound"))
+            .filter(m::delivery_status.ne("sent"))
+            .select(MessageRow::as_select())
+            .load(conn)
     }
 
     pub fn set_delivery_status(conn: &mut DbConn, id: &str, status: &str) -> QueryResult<()> {
@@ -465,6 +504,33 @@ pub mod events {
         ))
         .execute(conn)
         .map(|n| n == 1)
+    }
+
+    /// Makes a case's waiting rows of `kind` due now (not those a worker holds).
+    pub fn outbox_due_now(conn: &mut DbConn, case_id: &str, kind: &str, now: NaiveDateTime) -> QueryResult<usize> {
+        use schema::outbox::dsl as o;
+        diesel::update(
+            o::outbox
+                .filter(o::case_id.eq(case_id))
+                .filter(o::kind.eq(kind))
+                .filter(o::status.eq("pending"))
+                .filter(o::attempts.eq(0))
+                .filter(o::next_attempt_at.gt(now)),
+        )
+        .set(o::next_attempt_at.eq(now))
+        .execute(conn)
+    }
+
+    /// Marks a pending row delivered by another path (a chat reply the visitor's browser
+    /// confirmed before the email fallback was due), unless a worker holds it right now
+    /// (`next_attempt_at` in the future with an attempt counted means a lease). True when
+    /// this call settled it.
+    pub fn outbox_settle(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<bool> {
+        use schema::outbox::dsl as o;
+        diesel::update(o::outbox.filter(o::id.eq(id)).filter(o::status.eq("pending")).filter(o::attempts.eq(0)))
+            .set((o::status.eq("delivered"), o::delivered_at.eq(Some(now)), o::next_attempt_at.eq(now)))
+            .execute(conn)
+            .map(|n| n == 1)
     }
 
     pub fn outbox_get(conn: &mut DbConn, id: &str) -> QueryResult<Option<OutboxRow>> {
@@ -789,5 +855,63 @@ pub mod inbound {
             q = q.filter(i::id.lt(a.to_owned()));
         }
         q.order(i::id.desc()).limit(limit).load(conn)
+    }
+}
+
+pub mod chat {
+    use super::*;
+    use schema::chat_sessions::dsl as s;
+
+    pub fn insert(conn: &mut DbConn, row: &ChatSessionRow) -> QueryResult<()> {
+        diesel::insert_into(s::chat_sessions).values(row).execute(conn).map(drop)
+    }
+
+    pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<ChatSessionRow>> {
+        s::chat_sessions.find(id).select(ChatSessionRow::as_select()).load(conn).map(first)
+    }
+
+    pub fn update(conn: &mut DbConn, row: &ChatSessionRow) -> QueryResult<()> {
+        diesel::update(s::chat_sessions.find(&row.id)).set(row).execute(conn).map(drop)
+    }
+
+    /// The newest session on a case.
+    pub fn latest_for_case(conn: &mut DbConn, case_id: &str) -> QueryResult<Option<ChatSessionRow>> {
+        s::chat_sessions
+            .filter(s::case_id.eq(case_id))
+            .order(s::created_at.desc())
+            .limit(1)
+            .select(ChatSessionRow::as_select())
+            .load(conn)
+            .map(first)
+    }
+
+    /// The visitor's newest session that has a case.
+    pub fn latest_with_case_for_visitor(conn: &mut DbConn, visitor_id: &str) -> QueryResult<Option<ChatSessionRow>> {
+        s::chat_sessions
+            .filter(s::visitor_id.eq(visitor_id))
+            .filter(s::case_id.is_not_null())
+            .order(s::created_at.desc())
+            .limit(1)
+            .select(ChatSessionRow::as_select())
+            .load(conn)
+            .map(first)
+    }
+
+    /// Links the session to its case, only if no other connection of the session did so
+    /// first (false then).
+    pub fn set_case_if_none(conn: &mut DbConn, id: &str, case_id: &str) -> QueryResult<bool> {
+        diesel::update(s::chat_sessions.filter(s::id.eq(id)).filter(s::case_id.is_null()))
+            .set(s::case_id.eq(Some(case_id)))
+            .execute(conn)
+            .map(|n| n == 1)
+    }
+
+    /// Records the highest position the visitor's browser confirmed (never moves back) and
+    /// that the visitor was seen.
+    pub fn confirm(conn: &mut DbConn, id: &str, seq: i64, now: NaiveDateTime) -> QueryResult<()> {
+        diesel::update(s::chat_sessions.filter(s::id.eq(id)).filter(s::received_seq.lt(seq)))
+            .set(s::received_seq.eq(seq))
+            .execute(conn)?;
+        diesel::update(s::chat_sessions.find(id)).set(s::last_seen_at.eq(now)).execute(conn).map(drop)
     }
 }

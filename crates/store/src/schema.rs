@@ -121,6 +121,7 @@ diesel::table! {
         solved_at -> Nullable<Timestamp>,
         closed_at -> Nullable<Timestamp>,
         version -> BigInt,
+        topic -> Nullable<Text>,
     }
 }
 
@@ -143,6 +144,7 @@ diesel::table! {
         created_at -> Timestamp,
         body_full -> Nullable<Text>,
         delivery_error -> Nullable<Text>,
+        seq -> Nullable<BigInt>,
     }
 }
 
@@ -236,6 +238,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    chat_sessions (id) {
+        id -> Text,
+        customer_id -> Text,
+        case_id -> Nullable<Text>,
+        visitor_id -> Text,
+        token_hash -> Text,
+        name -> Text,
+        topic -> Nullable<Text>,
+        status -> Text,
+        received_seq -> BigInt,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     counters,
     teams,
@@ -254,4 +273,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     inbound_messages,
     mailbox_state,
+    chat_sessions,
 );

@@ -1,0 +1,333 @@
+//! The public web form: validation with errors per field, the honeypot, attachments, and one
+//! transaction that resolves the customer, opens the case (channel `web`) and queues the
+//! acknowledgement email through the outbox. Shared by the HTML page and the JSON endpoint.
+
+use crate::cases::{append_message, open_case, Append, MessageKind, Opening, ReplyRules};
+use crate::customers::{resolve_customer, CustomerRef};
+use crate::error::AppError;
+use crate::{clean, new_id, App};
+use caseflow_core::*;
+use caseflow_store::models::*;
+use caseflow_store::queries;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// What a visitor submits.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SupportRequest {
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: String,
+    #[schema(min_length = 3, max_length = 254)]
+    pub email: String,
+    #[schema(min_length = 1, max_length = 200)]
+    pub subject: String,
+    #[schema(min_length = 1)]
+    pub message: String,
+    /// A key of the configured topics.
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// A value the form generated once; submitting it again (double click, retry) returns the
+    /// first case instead of opening another.
+    #[serde(default)]
+    #[schema(max_length = 100)]
+    pub submission_id: Option<String>,
+    /// The honeypot: people never fill it in (it is hidden); anything here is refused.
+    #[serde(default)]
+    pub website: Option<String>,
+    /// Files (HTML form only; the JSON endpoint takes none).
+    #[serde(skip)]
+    pub attachments: Vec<Upload>,
+}
+
+/// An uploaded file.
+#[derive(Debug, Clone, Default)]
+pub struct Upload {
+    pub filename: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A field the visitor has to correct.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// The form field's name.
+    pub field: String,
+    pub message: String,
+}
+
+/// Why a submission was not taken.
+#[derive(Debug)]
+pub enum SubmitError {
+    /// Fields to correct, in form order.
+    Fields(Vec<FieldError>),
+    /// The honeypot was filled in: an automated submission. Nothing was stored.
+    Spam,
+    /// Anything else (database unavailable, ...).
+    App(AppError),
+}
+
+impl From<AppError> for SubmitError {
+    fn from(e: AppError) -> Self {
+        SubmitError::App(e)
+    }
+}
+
+impl SubmitError {
+    /// One message for all field errors (`{code, message}` clients).
+    pub fn summary(errors: &[FieldError]) -> String {
+        errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
+    }
+}
+
+/// The confirmation shown to the visitor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct SupportReceipt {
+    /// The case number to quote (`[#1042]`).
+    pub case_number: i64,
+    /// False when `submission_id` repeated an earlier submission.
+    pub created: bool,
+    /// Whether an acknowledgement email was queued.
+    pub acknowledgement_queued: bool,
+}
+
+struct Clean {
+    name: String,
+    email: String,
+    subject: String,
+    message: String,
+    topic: Option<String>,
+    submission_id: Option<String>,
+}
+
+fn field(errors: &mut Vec<FieldError>, name: &str, message: impl Into<String>) {
+    errors.push(FieldError { field: name.into(), message: message.into() });
+}
+
+impl App {
+    /// Checks a submission as the form shows it: every problem, per field.
+    fn validate_support(&self, r: &SupportRequest) -> Result<Clean, Vec<FieldError>> {
+        let s = self.settings();
+        let mut errors = Vec::new();
+        let name = clean(&r.name);
+        if name.is_empty() {
+            field(&mut errors, "name", "Please enter your name.");
+        } else if name.chars().count() > 200 {
+            field(&mut errors, "name", "Please use at most 200 characters.");
+        }
+        let email = match normalize_identity(IdentityKind::Email, r.email.trim()) {
+            Ok(e) => e,
+            Err(_) if r.email.trim().is_empty() => {
+                field(&mut errors, "email", "Please enter your email address.");
+                String::new()
+            }
+            Err(_) => {
+                field(&mut errors, "email", "This does not look like an email address (name@example.com).");
+                String::new()
+            }
+        };
+        let subject: String = clean(&r.subject).replace(['\r', '\n'], " ");
+        if subject.is_empty() {
+            field(&mut errors, "subject", "Please enter a subject.");
+        } else if subject.chars().count() > 200 {
+            field(&mut errors, "subject", "Please use at most 200 characters.");
+        }
+        let topic = match r.topic.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            Some(t) if s.web_form.topic(t).is_some() => Some(t.to_owned()),
+            Some(_) => {
+                field(&mut errors, "topic", "Please choose one of the listed topics.");
+                None
+            }
+            None if !s.web_form.topics.is_empty() => {
+                field(&mut errors, "topic", "Please choose a topic.");
+                None
+            }
+            None => None,
+        };
+        let message = clean(&r.message);
+        if message.is_empty() {
+            field(&mut errors, "message", "Please describe your request.");
+        } else if message.len() > s.limits.max_message_bytes {
+            field(
+                &mut errors,
+                "message",
+                format!("Please shorten the message to {} bytes.", s.limits.max_message_bytes),
+            );
+        }
+        if r.attachments.len() > s.web_form.max_attachments {
+            field(&mut errors, "attachments", format!("Please attach at most {} files.", s.web_form.max_attachments));
+        }
+        for a in &r.attachments {
+            if a.bytes.len() > s.limits.max_attachment_bytes {
+                field(
+                    &mut errors,
+                    "attachments",
+                    format!("{} is larger than {} bytes.", display_name(&a.filename), s.limits.max_attachment_bytes),
+                );
+            }
+        }
+        let submission_id = match r.submission_id.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+            Some(v) if v.len() <= 100 && v.bytes().all(|b| b.is_ascii_graphic()) => Some(v.to_owned()),
+            Some(_) => {
+                field(&mut errors, "submission_id", "Must be 1-100 visible ASCII characters.");
+                None
+            }
+            None => None,
+        };
+        if errors.is_empty() {
+            Ok(Clean { name, email, subject, message, topic, submission_id })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Takes a web-form submission: one transaction creates (or finds) the customer by email,
+    /// opens the case with its attachments and queues the acknowledgement; on any error
+    /// nothing is stored.
+    pub async fn submit_support(&self, request: SupportRequest) -> Result<SupportReceipt, SubmitError> {
+        let reject = |reason: &str| {
+            self.metrics().submissions_rejected.with_label_values(&[Channel::Web.as_str(), reason]).inc();
+        };
+        if request.website.as_deref().is_some_and(|w| !w.trim().is_empty()) {
+            reject("honeypot");
+            tracing::info!("web form submission discarded: honeypot filled");
+            return Err(SubmitError::Spam);
+        }
+        let c = match self.validate_support(&request) {
+            Ok(c) => c,
+            Err(errors) => {
+                reject("validation");
+                return Err(SubmitError::Fields(errors));
+            }
+        };
+        let rules = ReplyRules::from_settings(self.settings());
+        let template = self.settings().web_form.acknowledgement.clone();
+        let now = self.now_naive();
+        let attachments = request.attachments;
+        let receipt = self
+            .write(move |conn| {
+                if let Some(sid) = &c.submission_id {
+                    if let Some(m) = queries::messages::find_by_external_id(conn, Channel::Web.as_str(), sid)? {
+                        let case = queries::cases::get(conn, &m.case_id)?.ok_or(AppError::NotFound("case"))?;
+                        return Ok(SupportReceipt {
+                            case_number: case.number,
+                            created: false,
+                            acknowledgement_queued: false,
+                        });
+                    }
+                }
+                let actor = (ActorKind::Customer, None);
+                let who =
+                    CustomerRef { email: Some(c.email.clone()), name: Some(c.name.clone()), ..Default::default() };
+                let (customer, _) = resolve_customer(conn, &who, &actor, now)?;
+                let actor = (ActorKind::Customer, Some(customer.id.clone()));
+                let (case, first) = open_case(
+                    conn,
+                    Opening {
+                        subject: c.subject.clone(),
+                        body: c.message,
+                        channel: Channel::Web,
+                        priority: Priority::Normal,
+                        customer_id: &customer.id,
+                        team_id: None,
+                        assignee_id: None,
+                        topic: c.topic,
+                        external_id: c.submission_id,
+                    },
+                    &actor,
+                    now,
+                )?;
+                for a in &attachments {
+                    queries::messages::insert_attachment(
+                        conn,
+                        &NewAttachment {
+                            id: new_id(),
+                            message_id: first.id.clone(),
+                            filename: display_name(&a.filename),
+                            content_type: content_type(&a.content_type),
+                            size_bytes: i64::try_from(a.bytes.len()).unwrap_or(i64::MAX),
+                            sha256: Sha256::digest(&a.bytes).iter().map(|b| format!("{b:02x}")).collect(),
+                            inline_cid: None,
+                            content: a.bytes.clone(),
+                            created_at: now,
+                        },
+                    )?;
+                }
+                let ack = !template.trim().is_empty();
+                if ack {
+                    let body = template
+                        .replace("{name}", &c.name)
+                        .replace("{number}", &case.number.to_string())
+                        .replace("{subject}", &c.subject);
+                    let a = Append {
+                        kind: MessageKind::Reply,
+                        body,
+                        status: None,
+                        external_id: None,
+                        actor: (ActorKind::System, None),
+                    };
+                    append_message(conn, &rules, &case.id, a, now)?;
+                }
+                Ok(SupportReceipt { case_number: case.number, created: true, acknowledgement_queued: ack })
+            })
+            .await?;
+        if receipt.created {
+            self.metrics().cases_created.with_label_values(&[Channel::Web.as_str()]).inc();
+            self.metrics().messages_ingested.with_label_values(&[Channel::Web.as_str()]).inc();
+            if receipt.acknowledgement_queued {
+                self.wake_outbox();
+            }
+        }
+        Ok(receipt)
+    }
+
+    /// Counts a submission refused before it reached [`App::submit_support`] (rate limit,
+    /// upload too large).
+    pub fn count_rejected_submission(&self, channel: Channel, reason: &str) {
+        self.metrics().submissions_rejected.with_label_values(&[channel.as_str(), reason]).inc();
+    }
+}
+
+/// A file name safe to store and show: the last path component, no control characters,
+/// at most 255 characters.
+pub fn display_name(raw: &str) -> String {
+    let last = raw.rsplit(['/', '\\']).next().unwrap_or_default();
+    let name: String = last.chars().filter(|c| !c.is_control()).take(255).collect();
+    let name = name.trim().to_owned();
+    if name.is_empty() || name == "." || name == ".." {
+        "attachment".into()
+    } else {
+        name
+    }
+}
+
+fn content_type(raw: &str) -> String {
+    let t = raw.trim();
+    let ok = !t.is_empty() && t.len() <= 255 && t.contains('/') && t.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+    if ok {
+        t.to_owned()
+    } else {
+        "application/octet-stream".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_lose_paths_and_control_characters() {
+        assert_eq!(display_name("C:\\Users\\ana\\invoice.pdf"), "invoice.pdf");
+        assert_eq!(display_name("../../etc/passwd"), "passwd");
+        assert_eq!(display_name("a\u{0}b\n.txt"), "ab.txt");
+        assert_eq!(display_name(".."), "attachment");
+        assert_eq!(display_name(""), "attachment");
+    }
+
+    #[test]
+    fn content_types_fall_back_to_octet_stream() {
+        assert_eq!(content_type("image/png"), "image/png");
+        assert_eq!(content_type("nonsense"), "application/octet-stream");
+        assert_eq!(content_type("text/plain\r\nX: y"), "application/octet-stream");
+    }
+}
