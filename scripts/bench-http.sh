@@ -4,6 +4,7 @@
 #   - GET /healthz                     (trivial endpoint of the same server: the baseline)
 #   - GET /api/v1/cases/{id}            (authenticated read; target: >= 50% of the baseline)
 #   - POST /api/v1/cases                (cases created per second)
+#   - POST /api/v1/public/support       (web-form cases per second, with the acknowledgement)
 # Usage: scripts/bench-http.sh [sqlite|postgres|all]   env: DURATION (s, default 10), CONNECTIONS (32)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +53,7 @@ bench_backend() { # backend, database URL
     run_wrk "GET /healthz (baseline)" "http://127.0.0.1:$port/healthz"
     run_wrk "GET /api/v1/cases/{id} (API token)" -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/v1/cases/$case_id"
     CASEFLOW_BENCH_TOKEN=$token run_wrk "POST /api/v1/cases" -s bench/create_case.lua "http://127.0.0.1:$port/api/v1/cases"
+    run_wrk "POST /api/v1/public/support (web form)" -s bench/support_form.lua "http://127.0.0.1:$port/api/v1/public/support"
     kill $server; wait $server 2>/dev/null || true
     rm -rf "$work"
 }

@@ -105,6 +105,7 @@ async fn a_chat_reaches_the_agent_and_the_answer_comes_back(app: &TestApp) {
     assert_eq!(msgs[0]["external_id"], format!("{}:c-1", session["session_id"].as_str().unwrap()));
     let case = app.get(&format!("/api/v1/cases/{case_id}")).await.expect(200);
     assert_eq!(case["channel"], "chat");
+    assert_eq!(case["status"], "new", "the greeting is not an answer: {case}");
     assert_eq!(case["topic"], "technical");
     assert_eq!(case["subject"], "My order is late");
 
@@ -263,21 +264,44 @@ async fn a_reconnect_resumes_and_replays_what_was_missed(app: &TestApp) {
     assert_eq!(intruder.recv_type("error").await["code"], "no_session");
     intruder.close().await;
 
-    // The same visitor opening the widget again later continues the open case.
+    // The same visitor opening the widget again later continues the open case, without its
+    // history: that is replayed only to `resume` with the session's token.
     let mut later = Ws::visitor(app).await;
     later.send(json!({"type": "start", "visitor_id": session["visitor_id"]})).await;
     let s = later.recv_type("session").await;
-    assert_eq!(s["case_id"], case_id.as_str());
+    assert_eq!((s["case_id"].as_str(), s["last_seq"].as_i64()), (Some(case_id.as_str()), Some(6)));
     assert_eq!(s["visitor_id"], session["visitor_id"]);
-    let history: Vec<i64> = {
-        let mut h = Vec::new();
-        for _ in 0..6 {
-            h.push(later.recv_type("message").await["seq"].as_i64().unwrap());
-        }
-        h
-    };
-    assert_eq!(history, [1, 2, 3, 4, 5, 6]);
+    later.quiet("message", 300).await;
+    later.send(json!({"type": "message", "client_id": "c-3", "body": "one more thing"})).await;
+    assert_eq!(later.recv_type("ack").await["seq"], 7);
+    assert_eq!(later.recv_type("message").await["seq"], 7);
+
+    // Once the case is closed, the chat goes on in a new case linked to it.
+    app.patch(&format!("/api/v1/cases/{case_id}"), json!({"status": "solved"})).await.expect(200);
+    app.patch(&format!("/api/v1/cases/{case_id}"), json!({"status": "closed"})).await.expect(200);
+    later.send(json!({"type": "message", "client_id": "c-4", "body": "it broke again"})).await;
+    let ack = later.recv_type("ack").await;
+    let new_case = ack["case_id"].as_str().unwrap().to_owned();
+    assert_ne!(new_case, case_id);
+    assert_eq!(ack["seq"], 1);
+    let first = later.recv_type("message").await;
+    assert_eq!((first["case_id"].as_str(), first["seq"].as_i64()), (Some(new_case.as_str()), Some(1)));
+    let linked = app.get(&format!("/api/v1/cases/{new_case}")).await.expect(200);
+    assert_eq!(linked["linked_case_id"], case_id.as_str());
+    assert_eq!(linked["channel"], "chat");
     later.close().await;
+
+    // Knowing someone's address shows nothing of theirs.
+    app.new_case("known@example.org", "Earlier").await;
+    let customers = app.get("/api/v1/customers?q=known%40example.org").await.expect(200);
+    let known = customers["items"][0]["id"].as_str().unwrap().to_owned();
+    app.patch(&format!("/api/v1/customers/{known}"), json!({"name": "Real Name"})).await.expect(200);
+    let mut guess = Ws::visitor(app).await;
+    guess.send(json!({"type": "start", "email": "known@example.org"})).await;
+    let s = guess.recv_type("session").await;
+    assert_eq!(s["customer_name"], "", "{s}");
+    assert!(s["case_id"].is_null());
+    guess.close().await;
 }
 
 both_backends!(
@@ -308,6 +332,18 @@ async fn sockets_refuse_what_they_should() {
     let (ws, res) = tokio_tungstenite::connect_async(req).await.expect("subprotocol auth");
     assert_eq!(res.headers()["sec-websocket-protocol"], "caseflow");
     drop(ws);
+
+    // A revoked token loses its socket at the next frame.
+    let created =
+        app.post("/api/v1/api-tokens", json!({"name": "chat bot", "scopes": ["read", "write"]})).await.expect(201);
+    let mut bot = Ws::agent(&app, created["token"].as_str().unwrap()).await;
+    bot.send(json!({"type": "history", "case_id": "none"})).await;
+    assert_eq!(bot.recv_type("error").await["code"], "not_found");
+    app.delete(&format!("/api/v1/api-tokens/{}", created["id"].as_str().unwrap())).await.expect(200);
+    bot.send(json!({"type": "typing", "case_id": "none", "typing": true})).await;
+    assert_eq!(bot.recv_type("error").await["code"], "unauthenticated");
+    let closed = tokio::time::timeout(Duration::from_secs(5), bot.0.next()).await.expect("closed in time");
+    assert!(matches!(closed, None | Some(Ok(Message::Close(_))) | Some(Err(_))), "{closed:?}");
 
     // New chats are limited per IP like web-form submissions.
     let mut v = Ws::visitor(&app).await;

@@ -91,6 +91,7 @@ async fn the_html_form_opens_a_web_case_for_the_same_customer(app: &TestApp) {
 
     let case = case_by_number(app, number).await;
     assert_eq!(case["channel"], "web");
+    assert_eq!(case["status"], "new", "the acknowledgement is not an answer: {case}");
     assert_eq!(case["topic"], "billing");
     assert_eq!(case["subject"], "Invoice <wrong>");
     assert_eq!(case["customer_id"], customer_id.as_str(), "same customer as the earlier case");
@@ -201,6 +202,13 @@ async fn the_json_endpoint_answers_with_codes(app: &TestApp) {
     assert_eq!(again["created"], false);
     let case = case_by_number(app, number).await;
     assert_eq!(case["channel"], "web");
+    // Another person's submission with the same id is their own case.
+    let other = json!({
+        "name": "Dee", "email": "dee@example.org", "subject": "Login", "message": "Me too",
+        "topic": "technical", "submission_id": "site-42",
+    });
+    let r = app.call(reqwest::Method::POST, "/api/v1/public/support", None, Some(other)).await.expect(201);
+    assert_ne!(r["case_number"], number);
 
     let before = case_count(app).await;
     let bad = json!({"name": "", "email": "x", "subject": "s", "message": "m", "topic": "general"});

@@ -159,13 +159,39 @@ struct Visitor {
     rx: Option<broadcast::Receiver<Arc<ChatEvent>>>,
     /// Highest conversation position sent on this socket.
     last_sent: i64,
+    /// Highest position this socket confirmed.
+    confirmed: i64,
     messages: DefaultDirectRateLimiter,
+    /// Every frame (bounds database work per connection).
+    frames: DefaultDirectRateLimiter,
+    /// Typing indicators forwarded (the rest are dropped).
+    typing: DefaultDirectRateLimiter,
+    /// Email addresses given on this connection.
+    emails: u32,
 }
 
 impl Visitor {
     fn new(app: Arc<App>, limits: Arc<Limits>, ip: String, ws: Session) -> Self {
         let messages = per_minute(app.settings().chat.visitor_messages_per_minute);
-        Self { app, limits, ip, ws, chat: None, rx: None, last_sent: 0, messages }
+        let frames = RateLimiter::direct(
+            Quota::per_second(NonZeroU32::MIN.saturating_add(9)).allow_burst(NonZeroU32::MIN.saturating_add(39)),
+        );
+        let typing =
+            RateLimiter::direct(Quota::per_second(NonZeroU32::MIN).allow_burst(NonZeroU32::MIN.saturating_add(1)));
+        Self {
+            app,
+            limits,
+            ip,
+            ws,
+            chat: None,
+            rx: None,
+            last_sent: 0,
+            confirmed: 0,
+            messages,
+            frames,
+            typing,
+            emails: 0,
+        }
     }
 
     async fn run(mut self, mut stream: actix_ws::AggregatedMessageStream) {
@@ -213,6 +239,9 @@ impl Visitor {
 
     /// Handles one client frame; false closes the socket.
     async fn on_text(&mut self, text: &str) -> bool {
+        if self.frames.check().is_err() {
+            return send(&mut self.ws, &error_frame("rate_limited", "too many frames; slow down", None)).await;
+        }
         let frame: VisitorFrame = match serde_json::from_str(text) {
             Ok(f) => f,
             Err(e) => return send(&mut self.ws, &error_frame("invalid_frame", &e.to_string(), None)).await,
@@ -236,7 +265,10 @@ impl Visitor {
                         if !send(&mut self.ws, &v).await {
                             return false;
                         }
-                        self.opened(started.session, 0).await
+                        // A new session continues an open case from now on: its history is
+                        // only replayed to a `resume` with the session's token.
+                        let from = started.session.last_seq;
+                        self.opened(started.session, from).await
                     }
                     Err(e) => send(&mut self.ws, &app_error_frame(&e, None)).await,
                 }
@@ -279,10 +311,12 @@ impl Visitor {
                             return false;
                         }
                         if posted.opened || self.rx.is_none() {
+                            // A new case (the first message, or after the old case was closed)
+                            // starts its own sequence.
+                            let from = if posted.opened { 0 } else { self.last_sent };
                             let mut chat = chat;
                             chat.case_id = Some(posted.ack.case_id.clone());
                             chat.case_number = Some(posted.ack.case_number);
-                            let from = self.last_sent;
                             return self.opened(chat, from).await;
                         }
                         for line in posted.lines {
@@ -296,12 +330,21 @@ impl Visitor {
                 }
             }
             VisitorFrame::Typing { typing } => {
+                if self.typing.check().is_err() {
+                    return true;
+                }
                 if let Some(ChatSession { case_id: Some(case_id), customer_name, .. }) = &self.chat {
                     self.app.chat_typing(case_id.clone(), ChatAuthor::Customer, customer_name.clone(), typing);
                 }
                 true
             }
             VisitorFrame::Received { seq } => {
+                // Only what this socket sent, and only progress.
+                let seq = seq.min(self.last_sent);
+                if seq <= self.confirmed {
+                    return true;
+                }
+                self.confirmed = seq;
                 if let Some(chat) = &self.chat {
                     if let Err(e) = self.app.chat_confirm(chat.session_id.clone(), seq).await {
                         return send(&mut self.ws, &app_error_frame(&e, None)).await;
@@ -313,6 +356,11 @@ impl Visitor {
                 let Some(chat) = &self.chat else {
                     return send(&mut self.ws, &error_frame("no_session", "send start or resume first", None)).await;
                 };
+                self.emails += 1;
+                if self.emails > 3 {
+                    return send(&mut self.ws, &error_frame("rate_limited", "too many addresses on one chat", None))
+                        .await;
+                }
                 match self.app.chat_set_email(chat.session_id.clone(), email).await {
                     Ok(chat) => {
                         let mut v = serde_json::to_value(&chat).unwrap_or_default();
@@ -324,7 +372,9 @@ impl Visitor {
                 }
             }
             VisitorFrame::End => {
-                let Some(chat) = self.chat.take() else { return false };
+                let Some(chat) = self.chat.take() else {
+                    return send(&mut self.ws, &error_frame("no_session", "send start or resume first", None)).await;
+                };
                 match self.app.chat_end(chat.session_id.clone()).await {
                     Ok(_) => {
                         let _ = send(&mut self.ws, &json!({"type": "ended"})).await;
@@ -344,6 +394,7 @@ impl Visitor {
     /// database what the client has not seen, so nothing falls between the two.
     async fn opened(&mut self, chat: ChatSession, from_seq: i64) -> bool {
         self.last_sent = from_seq;
+        self.confirmed = self.confirmed.min(from_seq);
         if let Some(case_id) = chat.case_id.clone() {
             self.rx = Some(self.app.chat_hub().subscribe_case(&case_id));
             self.app.chat_presence(&chat, SessionState::Joined);
@@ -441,6 +492,7 @@ pub async fn agent_ws(req: HttpRequest, body: web::Payload, app: web::Data<App>)
     let who = app.authenticate(&token).await?;
     who.require_read()?;
     let name = app.display_name(&who).await?;
+    drop(who);
     let (res, session, stream) =
         actix_ws::handle_with_protocols(&req, body, &["caseflow"]).map_err(|_| not_websocket())?;
     let stream = stream.max_frame_size(MAX_FRAME).aggregate_continuations().max_continuation_size(MAX_FRAME);
@@ -448,15 +500,17 @@ pub async fn agent_ws(req: HttpRequest, body: web::Payload, app: web::Data<App>)
     actix_web::rt::spawn(async move {
         let gauge = app.metrics().chat_connections.with_label_values(&["agent"]);
         gauge.inc();
-        agent_loop(app.clone(), who, name, session, stream).await;
+        agent_loop(app.clone(), token, name, session, stream).await;
         gauge.dec();
     });
     Ok(res)
 }
 
+/// The credential is checked again before every write and at every heartbeat, so a revoked
+/// token, a deactivated agent or an expired session loses the socket.
 async fn agent_loop(
     app: Arc<App>,
-    who: Principal,
+    token: String,
     name: String,
     mut ws: Session,
     mut stream: actix_ws::AggregatedMessageStream,
@@ -470,7 +524,13 @@ async fn agent_loop(
             frame = stream.recv() => {
                 last_heard = Instant::now();
                 match frame {
-                    Some(Ok(AggregatedMessage::Text(text))) => agent_frame(&app, &who, &name, &mut ws, &text).await,
+                    Some(Ok(AggregatedMessage::Text(text))) => match app.authenticate(&token).await {
+                        Ok(who) => agent_frame(&app, &who, &name, &mut ws, &text).await,
+                        Err(e) => {
+                            let _ = send(&mut ws, &app_error_frame(&e, None)).await;
+                            false
+                        }
+                    },
                     Some(Ok(AggregatedMessage::Ping(p))) => ws.pong(&p).await.is_ok(),
                     Some(Ok(AggregatedMessage::Pong(_))) => true,
                     Some(Ok(AggregatedMessage::Binary(_))) => {
@@ -496,7 +556,11 @@ async fn agent_loop(
                 Err(RecvError::Lagged(n)) => send(&mut ws, &json!({"type": "resync", "missed": n})).await,
                 Err(RecvError::Closed) => false,
             },
-            _ = heartbeat.tick() => last_heard.elapsed() <= beat * 3 && ws.ping(b"").await.is_ok(),
+            _ = heartbeat.tick() => {
+                last_heard.elapsed() <= beat * 3
+                    && app.authenticate(&token).await.is_ok()
+                    && ws.ping(b"").await.is_ok()
+            }
         };
         if !keep {
             break;
@@ -522,6 +586,9 @@ async fn agent_frame(app: &App, who: &Principal, name: &str, ws: &mut Session, t
             }
         }
         AgentFrame::Typing { case_id, typing } => {
+            if let Err(e) = who.require_write() {
+                return send(ws, &app_error_frame(&e, None)).await;
+            }
             app.chat_typing(case_id, ChatAuthor::Agent, name.to_owned(), typing);
             true
         }

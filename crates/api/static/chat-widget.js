@@ -78,6 +78,7 @@
   var session = null;
   // What this page shows; a new page load replays the whole conversation on resume.
   var lastSeq = 0;
+  var currentCase = null; // seq counts per case: a new case starts again from 1
   var pending = {};      // client_id -> {body, li}
   var pendingOrder = [];
   var retry = 0;
@@ -137,6 +138,7 @@
       try { m = JSON.parse(ev.data); } catch (e) { return; }
       if (m.type === "session") {
         session = m;
+        if (m.case_id !== currentCase) { currentCase = m.case_id; lastSeq = 0; }
         store.set("session_id", m.session_id);
         store.set("visitor_id", m.visitor_id);
         if (m.resume_token) { store.set("token", m.resume_token); }
@@ -147,12 +149,15 @@
       } else if (m.type === "message") {
         onMessage(m);
       } else if (m.type === "ack") {
+        if (m.case_id !== currentCase) { currentCase = m.case_id; lastSeq = 0; }
         if (pending[m.client_id]) { pending[m.client_id].li.classList.remove("cf-line-pending"); }
         status.textContent = "Case #" + m.case_number;
       } else if (m.type === "typing") {
         typing.textContent = m.typing ? (m.name || "Support") + " is typing…" : "";
       } else if (m.type === "ended") {
         ended = true;
+        lastSeq = 0;
+        currentCase = null;
         ["session_id", "token"].forEach(store.del);
         status.textContent = "Chat ended. We will answer by email if you left an address.";
         showForm(null);

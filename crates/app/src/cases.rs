@@ -206,6 +206,8 @@ pub(crate) struct Opening<'a> {
     pub assignee_id: Option<String>,
     pub topic: Option<String>,
     pub external_id: Option<String>,
+    /// The earlier (closed) case this one continues.
+    pub linked_case_id: Option<String>,
 }
 
 /// Inserts a case with the customer's first message (conversation position 1) and its
@@ -225,7 +227,7 @@ pub(crate) fn open_case(
         customer_id: o.customer_id,
         team_id: o.team_id,
         assignee_id: o.assignee_id,
-        linked_case_id: None,
+        linked_case_id: o.linked_case_id,
         topic: o.topic,
     }
     .build(now);
@@ -369,6 +371,7 @@ impl App {
                     assignee_id: assignee_id.clone(),
                     topic: None,
                     external_id: ext.clone(),
+                    linked_case_id: None,
                 },
                 &actor,
                 now,
@@ -712,6 +715,8 @@ pub(crate) fn append_message(
         MessageKind::Inbound => (MessageDirection::Inbound, ActorKind::Customer, Some(old.customer_id.clone()), None),
     };
     let mut to = match a.kind {
+        // Automatic messages (acknowledgement, greeting) are not an answer: the case stays new.
+        MessageKind::Reply if author_kind == ActorKind::System => from,
         MessageKind::Reply => from.on_agent_reply(),
         MessageKind::Note => from,
         MessageKind::Inbound => from.on_customer_reply()?,

@@ -181,6 +181,8 @@ pub struct ChatSession {
     pub customer_name: String,
     /// Whether an email address is known (later replies can then go by email).
     pub has_email: bool,
+    /// The conversation's current last position (0 before the first message).
+    pub last_seq: i64,
 }
 
 /// A session with its resume token (given out once, at start).
@@ -233,9 +235,9 @@ pub fn check_client_id(id: &str) -> AppResult<()> {
 }
 
 fn session_view(conn: &mut DbConn, s: &ChatSessionRow) -> AppResult<ChatSession> {
-    let number = match &s.case_id {
-        Some(c) => queries::cases::get(conn, c)?.map(|c| c.number),
-        None => None,
+    let (number, last_seq) = match &s.case_id {
+        Some(c) => (queries::cases::get(conn, c)?.map(|c| c.number), queries::messages::next_seq(conn, c)? - 1),
+        None => (None, 0),
     };
     let has_email = queries::customers::identities(conn, &s.customer_id)?.iter().any(|i| i.kind == "email");
     Ok(ChatSession {
@@ -245,6 +247,7 @@ fn session_view(conn: &mut DbConn, s: &ChatSessionRow) -> AppResult<ChatSession>
         case_number: number,
         customer_name: s.name.clone(),
         has_email,
+        last_seq,
     })
 }
 
@@ -376,7 +379,9 @@ impl App {
                         }
                     }
                 }
-                let display = if name.is_empty() { customer.name.clone() } else { name.clone() };
+                // Only what the visitor typed: never echo a stored name to someone who merely
+                // knows an address.
+                let display = name.clone();
                 let row = ChatSessionRow {
                     id: new_id(),
                     customer_id: customer.id.clone(),
@@ -448,7 +453,25 @@ impl App {
                 .write(move |conn| {
                     let session = load_session(conn, &session_id)?;
                     let actor = (ActorKind::Customer, Some(session.customer_id.clone()));
-                    match session.case_id.clone() {
+                    // A closed case takes no more messages: the chat goes on in a new case
+                    // linked to it (as an email to a closed case does).
+                    let (current, linked) = match session.case_id.clone() {
+                        Some(id) => {
+                            match queries::messages::find_by_external_id(conn, Channel::Chat.as_str(), &external)? {
+                                Some(_) => (Some(id), None),
+                                None => {
+                                    let c = queries::cases::get(conn, &id)?.ok_or(AppError::NotFound("case"))?;
+                                    if c.status == CaseStatus::Closed.as_str() {
+                                        (None, Some(id))
+                                    } else {
+                                        (Some(id), None)
+                                    }
+                                }
+                            }
+                        }
+                        None => (None, None),
+                    };
+                    match current {
                         Some(case_id) => {
                             let a = Append {
                                 kind: MessageKind::Inbound,
@@ -486,11 +509,12 @@ impl App {
                                     assignee_id: None,
                                     topic: session.topic.clone(),
                                     external_id: Some(external),
+                                    linked_case_id: linked.clone(),
                                 },
                                 &actor,
                                 now,
                             )?;
-                            if !queries::chat::set_case_if_none(conn, &session.id, &case.id)? {
+                            if !queries::chat::set_case_if(conn, &session.id, linked.as_deref(), &case.id)? {
                                 // Another connection of this session opened the case first.
                                 return Err(AppError::VersionConflict("chat session"));
                             }
@@ -549,9 +573,14 @@ impl App {
             queries::chat::confirm(conn, &session.id, seq, now)?;
             let Some(case_id) = session.case_id else { return Ok(()) };
             for m in queries::messages::queued_upto_seq(conn, &case_id, seq)? {
-                // Settles the email fallback unless a worker is sending it right now.
-                queries::events::outbox_settle(conn, &m.id, now)?;
-                queries::messages::set_delivery(conn, &m.id, "sent", None)?;
+                // Settles the email fallback unless a worker is sending it right now (that
+                // worker then records the outcome). A fallback that failed (no address) is
+                // moot: the visitor saw the answer.
+                let settled = queries::events::outbox_settle(conn, &m.id, now)?;
+                let moot = !settled && queries::events::outbox_get(conn, &m.id)?.is_none_or(|r| r.status == "failed");
+                if settled || moot {
+                    queries::messages::set_delivery(conn, &m.id, "sent", None)?;
+                }
             }
             Ok(())
         })

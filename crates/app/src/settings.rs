@@ -527,6 +527,9 @@ impl Settings {
         if c.visitor_messages_per_minute == 0 {
             return Err(invalid("chat.visitor_messages_per_minute", "must be at least 1"));
         }
+        if c.email_after_secs > 30 * 86_400 {
+            return Err(invalid("chat.email_after_secs", "must be at most 2592000 (30 days)"));
+        }
         if !(1..=300).contains(&c.heartbeat_secs) {
             return Err(invalid("chat.heartbeat_secs", "must be between 1 and 300"));
         }

@@ -174,6 +174,11 @@ impl App {
             }
             None => None,
         };
+        // Scoped to the submitter: another person's id can never return someone else's case.
+        let submission_id = submission_id.map(|sid| {
+            let digest: String = Sha256::digest(email.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect();
+            format!("{digest}:{sid}")
+        });
         if errors.is_empty() {
             Ok(Clean { name, email, subject, message, topic, submission_id })
         } else {
@@ -203,74 +208,87 @@ impl App {
         let rules = ReplyRules::from_settings(self.settings());
         let template = self.settings().web_form.acknowledgement.clone();
         let now = self.now_naive();
-        let attachments = request.attachments;
-        let receipt = self
-            .write(move |conn| {
-                if let Some(sid) = &c.submission_id {
-                    if let Some(m) = queries::messages::find_by_external_id(conn, Channel::Web.as_str(), sid)? {
-                        let case = queries::cases::get(conn, &m.case_id)?.ok_or(AppError::NotFound("case"))?;
-                        return Ok(SupportReceipt {
-                            case_number: case.number,
-                            created: false,
-                            acknowledgement_queued: false,
-                        });
+        let attachments = std::sync::Arc::new(request.attachments);
+        let c = std::sync::Arc::new(c);
+        // A second attempt after losing a race on the submission id (a double click sent
+        // twice at once) finds the first submission's case.
+        let mut attempt = 0;
+        let receipt = loop {
+            attempt += 1;
+            let (c, attachments, rules, template) = (c.clone(), attachments.clone(), rules.clone(), template.clone());
+            let r = self
+                .write(move |conn| {
+                    if let Some(sid) = &c.submission_id {
+                        if let Some(m) = queries::messages::find_by_external_id(conn, Channel::Web.as_str(), sid)? {
+                            let case = queries::cases::get(conn, &m.case_id)?.ok_or(AppError::NotFound("case"))?;
+                            return Ok(SupportReceipt {
+                                case_number: case.number,
+                                created: false,
+                                acknowledgement_queued: false,
+                            });
+                        }
                     }
-                }
-                let actor = (ActorKind::Customer, None);
-                let who =
-                    CustomerRef { email: Some(c.email.clone()), name: Some(c.name.clone()), ..Default::default() };
-                let (customer, _) = resolve_customer(conn, &who, &actor, now)?;
-                let actor = (ActorKind::Customer, Some(customer.id.clone()));
-                let (case, first) = open_case(
-                    conn,
-                    Opening {
-                        subject: c.subject.clone(),
-                        body: c.message,
-                        channel: Channel::Web,
-                        priority: Priority::Normal,
-                        customer_id: &customer.id,
-                        team_id: None,
-                        assignee_id: None,
-                        topic: c.topic,
-                        external_id: c.submission_id,
-                    },
-                    &actor,
-                    now,
-                )?;
-                for a in &attachments {
-                    queries::messages::insert_attachment(
+                    let actor = (ActorKind::Customer, None);
+                    let who =
+                        CustomerRef { email: Some(c.email.clone()), name: Some(c.name.clone()), ..Default::default() };
+                    let (customer, _) = resolve_customer(conn, &who, &actor, now)?;
+                    let actor = (ActorKind::Customer, Some(customer.id.clone()));
+                    let (case, first) = open_case(
                         conn,
-                        &NewAttachment {
-                            id: new_id(),
-                            message_id: first.id.clone(),
-                            filename: display_name(&a.filename),
-                            content_type: content_type(&a.content_type),
-                            size_bytes: i64::try_from(a.bytes.len()).unwrap_or(i64::MAX),
-                            sha256: Sha256::digest(&a.bytes).iter().map(|b| format!("{b:02x}")).collect(),
-                            inline_cid: None,
-                            content: a.bytes.clone(),
-                            created_at: now,
+                        Opening {
+                            subject: c.subject.clone(),
+                            body: c.message.clone(),
+                            channel: Channel::Web,
+                            priority: Priority::Normal,
+                            customer_id: &customer.id,
+                            team_id: None,
+                            assignee_id: None,
+                            topic: c.topic.clone(),
+                            external_id: c.submission_id.clone(),
+                            linked_case_id: None,
                         },
+                        &actor,
+                        now,
                     )?;
-                }
-                let ack = !template.trim().is_empty();
-                if ack {
-                    let body = template
-                        .replace("{name}", &c.name)
-                        .replace("{number}", &case.number.to_string())
-                        .replace("{subject}", &c.subject);
-                    let a = Append {
-                        kind: MessageKind::Reply,
-                        body,
-                        status: None,
-                        external_id: None,
-                        actor: (ActorKind::System, None),
-                    };
-                    append_message(conn, &rules, &case.id, a, now)?;
-                }
-                Ok(SupportReceipt { case_number: case.number, created: true, acknowledgement_queued: ack })
-            })
-            .await?;
+                    for a in attachments.iter() {
+                        queries::messages::insert_attachment(
+                            conn,
+                            &NewAttachment {
+                                id: new_id(),
+                                message_id: first.id.clone(),
+                                filename: display_name(&a.filename),
+                                content_type: content_type(&a.content_type),
+                                size_bytes: i64::try_from(a.bytes.len()).unwrap_or(i64::MAX),
+                                sha256: Sha256::digest(&a.bytes).iter().map(|b| format!("{b:02x}")).collect(),
+                                inline_cid: None,
+                                content: a.bytes.clone(),
+                                created_at: now,
+                            },
+                        )?;
+                    }
+                    let ack = !template.trim().is_empty();
+                    if ack {
+                        let body = template
+                            .replace("{name}", &c.name)
+                            .replace("{number}", &case.number.to_string())
+                            .replace("{subject}", &c.subject);
+                        let a = Append {
+                            kind: MessageKind::Reply,
+                            body,
+                            status: None,
+                            external_id: None,
+                            actor: (ActorKind::System, None),
+                        };
+                        append_message(conn, &rules, &case.id, a, now)?;
+                    }
+                    Ok(SupportReceipt { case_number: case.number, created: true, acknowledgement_queued: ack })
+                })
+                .await;
+            match r {
+                Err(AppError::AlreadyExists(_)) if attempt < 2 => continue,
+                other => break other?,
+            }
+        };
         if receipt.created {
             self.metrics().cases_created.with_label_values(&[Channel::Web.as_str()]).inc();
             self.metrics().messages_ingested.with_label_values(&[Channel::Web.as_str()]).inc();

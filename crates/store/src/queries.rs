@@ -897,13 +897,19 @@ pub mod chat {
             .map(first)
     }
 
-    /// Links the session to its case, only if no other connection of the session did so
-    /// first (false then).
-    pub fn set_case_if_none(conn: &mut DbConn, id: &str, case_id: &str) -> QueryResult<bool> {
-        diesel::update(s::chat_sessions.filter(s::id.eq(id)).filter(s::case_id.is_null()))
-            .set(s::case_id.eq(Some(case_id)))
-            .execute(conn)
-            .map(|n| n == 1)
+    /// Points the session at a (new) case, only if it still points at `expected` (no other
+    /// connection of the session moved it first; false then).
+    pub fn set_case_if(conn: &mut DbConn, id: &str, expected: Option<&str>, case_id: &str) -> QueryResult<bool> {
+        let target = s::chat_sessions.filter(s::id.eq(id));
+        let n = match expected {
+            Some(e) => {
+                diesel::update(target.filter(s::case_id.eq(e))).set(s::case_id.eq(Some(case_id))).execute(conn)?
+            }
+            None => {
+                diesel::update(target.filter(s::case_id.is_null())).set(s::case_id.eq(Some(case_id))).execute(conn)?
+            }
+        };
+        Ok(n == 1)
     }
 
     /// Records the highest position the visitor's browser confirmed (never moves back) and
