@@ -45,8 +45,9 @@ async fn main() {
     {
         let (sent, round_trips) = (sent.clone(), round_trips.clone());
         tokio::spawn(async move {
-            while let Some(Ok(Message::Text(t))) = agent_rx.next().await {
+            while let Some(Ok(frame)) = agent_rx.next().await {
                 let now = Instant::now();
+                let Message::Text(t) = frame else { continue };
                 let v: Value = serde_json::from_str(t.as_str()).unwrap();
                 if v["type"] == "message" && v["author"] == "customer" {
                     if let Some(at) = v["client_id"].as_str().and_then(|c| sent.lock().unwrap().remove(c)) {

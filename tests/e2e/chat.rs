@@ -170,6 +170,31 @@ async fn a_chat_reaches_the_agent_and_the_answer_comes_back(app: &TestApp) {
     assert!(kinds.contains(&"chat_visitor") && kinds.contains(&"email"), "{kinds:?}");
     visitor.close().await;
     agent.close().await;
+
+    // An anonymous chatter turns out to be a known customer: after the merge, one customer
+    // with both channels in one history, and the visitor id leads to the merged customer.
+    let mut anon = Ws::visitor(app).await;
+    let (anon_session, anon_ack) = open_chat(&mut anon, "", None, "Do you ship to Norway?").await;
+    anon.close().await;
+    let anon_case = app.get(&format!("/api/v1/cases/{}", anon_ack["case_id"].as_str().unwrap())).await.expect(200);
+    let email_case = app.new_case("lena@example.org", "Invoice copy").await;
+    let target = email_case["customer"]["id"].as_str().unwrap().to_owned();
+    let source = anon_case["customer"]["id"].as_str().unwrap();
+    app.post(&format!("/api/v1/customers/{target}/merge"), json!({"source_id": source})).await.expect(200);
+    let merged = app.get(&format!("/api/v1/customers/{target}")).await.expect(200);
+    let mut channels: Vec<&str> =
+        merged["cases"].as_array().unwrap().iter().map(|c| c["channel"].as_str().unwrap()).collect();
+    channels.sort_unstable();
+    assert_eq!(channels, ["api", "chat"]);
+    let mut again = Ws::visitor(app).await;
+    again.send(json!({"type": "start", "visitor_id": anon_session["visitor_id"]})).await;
+    let s = again.recv_type("session").await;
+    assert_eq!(s["case_id"], anon_case["id"], "the open chat case continues after the merge");
+    again.send(json!({"type": "message", "client_id": "m-1", "body": "It is Lena, by the way"})).await;
+    again.recv_type("ack").await;
+    let case = app.get(&format!("/api/v1/cases/{}", anon_case["id"].as_str().unwrap())).await.expect(200);
+    assert_eq!(case["customer_id"], target.as_str());
+    again.close().await;
 }
 
 async fn duplicates_are_acknowledged_once_and_order_holds_under_load(app: &TestApp) {

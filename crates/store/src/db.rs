@@ -108,6 +108,35 @@ impl Default for PoolOptions {
     }
 }
 
+/// SQLite's automatic checkpoint runs inside the committing writer (holding our write lock)
+/// and fsyncs the database: a stall of tens of milliseconds every ~1,000 pages. A background
+/// connection checkpoints passively instead (`CHECKPOINT_EVERY`), which never blocks writers;
+/// the automatic one stays as a backstop at a larger WAL.
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 16_000;
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Checkpoints the WAL of the database at `url` passively until `alive` can no longer be
+/// upgraded (the store was dropped).
+fn spawn_checkpointer(url: DbUrl, busy_timeout_ms: u128, alive: std::sync::Weak<Mutex<()>>) {
+    let spawned = std::thread::Builder::new().name("sqlite-checkpoint".into()).spawn(move || {
+        let Ok(mut conn) = establish(&url, busy_timeout_ms) else { return };
+        loop {
+            std::thread::sleep(CHECKPOINT_EVERY);
+            if alive.upgrade().is_none() {
+                return;
+            }
+            if let DbConn::Sqlite(c) = &mut conn {
+                if let Err(e) = c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)") {
+                    tracing::debug!(error = %e, "sqlite: passive checkpoint failed");
+                }
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "sqlite: no background checkpointer; the automatic checkpoint remains");
+    }
+}
+
 struct Manager {
     url: DbUrl,
     busy_timeout_ms: u128,
@@ -126,7 +155,8 @@ fn establish(url: &DbUrl, busy_timeout_ms: u128) -> Result<DbConn, diesel::Conne
             // SQLite; the busy timeout makes a second process wait instead of failing.
             c.batch_execute(&format!(
                 "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
-                 PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA synchronous = NORMAL;"
+                 PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA synchronous = NORMAL; \
+                 PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};"
             ))
             .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
             Ok(DbConn::Sqlite(c))
@@ -189,7 +219,11 @@ impl Store {
             .max_size(opts.max_connections.max(1))
             .connection_timeout(opts.connect_timeout)
             .build(Manager { url: url.clone(), busy_timeout_ms: busy })?;
-        Ok(Self { pool, backend: url.backend(), write_lock: Arc::new(Mutex::new(())) })
+        let write_lock = Arc::new(Mutex::new(()));
+        if url.backend() == Backend::Sqlite {
+            spawn_checkpointer(url.clone(), busy, Arc::downgrade(&write_lock));
+        }
+        Ok(Self { pool, backend: url.backend(), write_lock })
     }
 
     /// The backend in use.
