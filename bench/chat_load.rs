@@ -40,7 +40,7 @@ async fn main() {
     let round_trips = Arc::new(Mutex::new(Vec::new()));
     let mut req = format!("{base}/api/v1/chat/ws").into_client_request().unwrap();
     req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let (agent, _) = tokio_tungstenite::connect_async(req).await.expect("agent socket");
+    let (agent, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await.expect("agent socket");
     let (_, mut agent_rx) = agent.split();
     {
         let (sent, round_trips) = (sent.clone(), round_trips.clone());
@@ -62,7 +62,9 @@ async fn main() {
     let t0 = Instant::now();
     let mut sockets = Vec::with_capacity(sessions);
     for i in 0..sessions {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("{base}/chat/ws")).await.expect("visitor socket");
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(format!("{base}/chat/ws"), None, true)
+            .await
+            .expect("visitor socket");
         ws.send(Message::text(json!({"type": "start", "name": format!("Load {i}")}).to_string())).await.unwrap();
         ws.send(Message::text(
             json!({"type": "message", "client_id": format!("open-{i}"), "body": "hello"}).to_string(),

@@ -30,17 +30,12 @@ run_wrk() { # label, then wrk args; prints "label | req/s | p50 | p99"
     echo "| $label | $rps | $p50 | $p99 | ${errors:-0} |"
 }
 
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
+
 bench_backend() { # backend, database URL
-    local backend=$1 url=$2 work port token case_id
-    work=$(mktemp -d)
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    export CASEFLOW__DATABASE__URL=$url CASEFLOW__SERVER__BIND=127.0.0.1:$port CASEFLOW__METRICS__BIND=127.0.0.1:0
-    export CASEFLOW__RATE_LIMIT__ENABLED=false CASEFLOW__LOGGING__FILTER=warn RUST_LOG=warn
-    "$bin" migrate >/dev/null
-    token=$("$bin" admin create-token --name bench --scopes read,write | tail -n 1)
-    "$bin" serve >"$work/server.log" 2>&1 &
-    local server=$!
-    for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+    local backend=$1 case_id
+    bench_server_start "$2"
     case_id=$(curl -fs -X POST "http://127.0.0.1:$port/api/v1/cases" -H "Authorization: Bearer $token" \
         -H 'Content-Type: application/json' \
         -d '{"subject":"Bench","body":"read me","customer":{"email":"bench@example.org"}}' \
@@ -54,21 +49,7 @@ bench_backend() { # backend, database URL
     run_wrk "GET /api/v1/cases/{id} (API token)" -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/v1/cases/$case_id"
     CASEFLOW_BENCH_TOKEN=$token run_wrk "POST /api/v1/cases" -s bench/create_case.lua "http://127.0.0.1:$port/api/v1/cases"
     run_wrk "POST /api/v1/public/support (web form)" -s bench/support_form.lua "http://127.0.0.1:$port/api/v1/public/support"
-    kill $server; wait $server 2>/dev/null || true
-    rm -rf "$work"
+    bench_server_stop
 }
 
-if [ "$which" = sqlite ] || [ "$which" = all ]; then
-    dir=$(mktemp -d)
-    bench_backend SQLite "sqlite://$dir/bench.db"
-    rm -rf "$dir"
-fi
-if [ "$which" = postgres ] || [ "$which" = all ]; then
-    # A separate, durable cluster (fsync on), not the test one.
-    export CASEFLOW_PG_DIR=$root/target/pg-bench CASEFLOW_PG_PORT=55433 CASEFLOW_PG_DURABLE=1
-    admin=$(scripts/pg.sh start)
-    db="bench_$(date +%s)"
-    psql "$admin" -qc "CREATE DATABASE $db" >/dev/null
-    bench_backend PostgreSQL "${admin%/*}/$db"
-    scripts/pg.sh stop
-fi
+bench_backends "$which"

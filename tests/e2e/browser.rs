@@ -28,7 +28,10 @@ impl Browser {
             .find(|p| std::path::Path::new(p).exists())
             .expect("chromedriver missing: run scripts/browser/ensure-packages.sh (Debian chromium-driver)");
         let port = free_port();
+        use std::os::unix::process::CommandExt;
+        // Its own process group, so that the browser it starts goes with it (see Drop).
         let driver = Command::new(chromedriver)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -120,9 +123,16 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
-    pub async fn quit(mut self) {
+    pub async fn quit(self) {
         let _ = self.http.delete(format!("{}/session/{}", self.base, self.session)).send().await;
-        let _ = self.driver.kill();
+    }
+}
+
+impl Drop for Browser {
+    /// Also after a failed assertion: chromedriver and the browser it started go, the profile
+    /// is removed.
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", "--", &format!("-{}", self.driver.id())]).status();
         let _ = self.driver.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
     }

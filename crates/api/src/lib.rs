@@ -128,7 +128,10 @@ pub fn build_server(app: App, listener: TcpListener) -> std::io::Result<Server> 
         app.default_service(web::to(error::not_found))
     })
     .shutdown_timeout(settings.server.shutdown_timeout_secs)
-    .client_request_timeout(Duration::from_secs(30));
+    .client_request_timeout(Duration::from_secs(30))
+    // Small frames (chat lines, acks) must not wait for the peer's delayed ACK (Nagle):
+    // without this a second frame in a row could sit for 40 ms.
+    .tcp_nodelay(true);
     if settings.server.workers > 0 {
         server = server.workers(settings.server.workers);
     }

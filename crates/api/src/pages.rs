@@ -14,21 +14,7 @@ use futures_util::StreamExt;
 const CSS: &str = include_str!("../static/caseflow.css");
 const WIDGET_JS: &str = include_str!("../static/chat-widget.js");
 
-/// Escapes text for HTML element content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use caseflow_core::html::escape as esc;
 
 fn page(title: &str, body: &str) -> String {
     format!(
@@ -424,14 +410,4 @@ pub async fn stylesheet() -> HttpResponse {
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .insert_header(("Access-Control-Allow-Origin", "*"))
         .body(CSS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::esc;
-
-    #[test]
-    fn escaping_covers_markup_and_both_quotes() {
-        assert_eq!(esc("<script>\"a\" & 'b'</script>"), "&lt;script&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/script&gt;");
-    }
 }

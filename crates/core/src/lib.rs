@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod email;
 pub mod enums;
+pub mod html;
 pub mod identity;
 pub mod ids;
 pub mod status;

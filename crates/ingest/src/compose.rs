@@ -61,25 +61,12 @@ pub fn text_to_html(text: &str) -> String {
             if i > 0 {
                 html.push_str("<br>");
             }
-            escape_into(line, &mut html);
+            caseflow_core::html::escape_into(line, &mut html);
         }
         html.push_str("</p>");
     }
     html.push_str("</body></html>");
     html
-}
-
-fn escape_into(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
 }
 
 #[cfg(test)]
