@@ -1,0 +1,903 @@
+//! Caseflow's routing engine: which agent takes which waiting case. Pure: time and data come
+//! in as arguments (no clock, no I/O), so results are deterministic for equal inputs and the
+//! engine is property-tested and benchmarked directly.
+//!
+//! - **Eligibility** (per case): the agent is online, has every required skill at its minimum
+//!   level, has free capacity on the case's channel, and is in the case's team (until the team
+//!   restriction is widened). Computed as the AND of bitsets over agent slots.
+//! - **Choice** among eligible agents: least busy, longest idle or best skill match, with
+//!   deterministic tie-breaks (then longest idle, then the smaller agent id).
+//! - **Order of waiting cases**, in three classes: (1) *starving* — waiting longer than
+//!   `fairness_after_ms`, served oldest first; (2) *SLA at risk* — due within `sla_risk_ms`,
+//!   earliest due first; (3) the rest by score = priority + tier + customer value + aging.
+//!   Aging is linear in waiting time with one slope for all cases, so the order within class
+//!   3 never changes over time and a case's key is computed once.
+//! - **Fairness bound**: a case that has waited longer than `fairness_after_ms` is assigned
+//!   before any case enqueued after it, to every agent able to take both. Proven by property
+//!   tests (`tests/properties.rs`).
+//! - **Incremental**: waiting cases sit in queues keyed by their requirement (skills, channel,
+//!   team); an agent that frees capacity looks at the heads of the queues it qualifies for, not
+//!   at every case; a new case looks at agents through bitsets, not one by one.
+//! - **Explanations**: every decision carries the candidates considered, why the others were
+//!   excluded, and why this one was chosen.
+
+pub mod bits;
+
+use bits::Bits;
+use caseflow_core::{Channel, Presence, Priority, Tier};
+use serde::Serialize;
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Milliseconds since the epoch; the caller's clock.
+pub type Millis = i64;
+/// The caller's id for an agent.
+pub type AgentKey = u32;
+/// The caller's id for a case.
+pub type CaseKey = u64;
+
+/// An agent's pick: the case, the runner-up case with its class, and the queues considered.
+type Pick = (CaseKey, Option<(CaseKey, Class)>, usize);
+
+/// A strategy's ordering key for one agent (smaller is better; the agent id breaks ties).
+type AgentRank = (i64, i64, i64, AgentKey);
+
+const CHANNELS: usize = 4;
+
+fn channel_slot(c: Channel) -> usize {
+    match c {
+        Channel::Email => 0,
+        Channel::Web => 1,
+        Channel::Chat => 2,
+        Channel::Api => 3,
+    }
+}
+
+/// An agent as routing sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    pub id: AgentKey,
+    pub team: Option<u32>,
+    pub presence: Presence,
+    /// (skill, level 1–5).
+    pub skills: Vec<(u16, u8)>,
+    /// Concurrent cases per channel (email, web, chat, api).
+    pub capacity: [u16; CHANNELS],
+    pub load: [u16; CHANNELS],
+    pub last_assigned_at: Millis,
+}
+
+/// A waiting case as routing sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Case {
+    pub id: CaseKey,
+    pub channel: Channel,
+    pub priority: Priority,
+    pub tier: Tier,
+    /// The customer's value figure (≥ 0).
+    pub value: i64,
+    /// (skill, minimum level).
+    pub required: Vec<(u16, u8)>,
+    /// Preferred skills: they only break ties under best skill match, until relaxed.
+    pub optional: Vec<u16>,
+    /// Restricted to this team until `widen_team_after_ms`.
+    pub team: Option<u32>,
+    pub enqueued_at: Millis,
+    pub sla_due: Option<Millis>,
+}
+
+/// How to choose among eligible agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Lowest load on the case's channel relative to capacity.
+    LeastBusy,
+    /// Longest since the last assignment.
+    LongestIdle,
+    /// Highest required-skill levels plus preferred skills held.
+    BestSkillMatch,
+}
+
+/// Tunables; see the crate documentation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub strategy: Strategy,
+    /// The fairness bound X.
+    pub fairness_after_ms: Millis,
+    pub sla_risk_ms: Millis,
+    /// Score points per priority step (low 0 … urgent 3).
+    pub priority_points: i64,
+    /// Score points per tier step (standard 0 … platinum 3).
+    pub tier_points: i64,
+    /// Customer value counts one point per this much value, up to `value_cap_points`.
+    pub value_unit: i64,
+    pub value_cap_points: i64,
+    /// Score points per minute of waiting.
+    pub aging_points_per_minute: i64,
+    /// After this long, preferred skills no longer matter.
+    pub relax_optional_after_ms: Millis,
+    /// After this long, a team restriction is dropped.
+    pub widen_team_after_ms: Millis,
+    /// After this long unassigned, the case is raised to supervisors.
+    pub escalate_after_ms: Millis,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::LongestIdle,
+            fairness_after_ms: 30 * 60_000,
+            sla_risk_ms: 15 * 60_000,
+            priority_points: 100,
+            tier_points: 40,
+            value_unit: 1_000,
+            value_cap_points: 100,
+            aging_points_per_minute: 5,
+            relax_optional_after_ms: 2 * 60_000,
+            widen_team_after_ms: 10 * 60_000,
+            escalate_after_ms: 20 * 60_000,
+        }
+    }
+}
+
+fn priority_rank(p: Priority) -> i64 {
+    match p {
+        Priority::Low => 0,
+        Priority::Normal => 1,
+        Priority::High => 2,
+        Priority::Urgent => 3,
+    }
+}
+
+fn tier_rank(t: Tier) -> i64 {
+    match t {
+        Tier::Standard => 0,
+        Tier::Silver => 1,
+        Tier::Gold => 2,
+        Tier::Platinum => 3,
+    }
+}
+
+impl Config {
+    /// The time-independent part of a case's score.
+    pub fn base_score(&self, c: &Case) -> i64 {
+        let value = if self.value_unit > 0 { (c.value.max(0) / self.value_unit).min(self.value_cap_points) } else { 0 };
+        priority_rank(c.priority) * self.priority_points + tier_rank(c.tier) * self.tier_points + value
+    }
+
+    /// The score at `now` (explanations).
+    pub fn score_at(&self, c: &Case, now: Millis) -> i64 {
+        self.base_score(c) + self.aging_points_per_minute * (now - c.enqueued_at).max(0) / 60_000
+    }
+
+    /// A key whose order equals the order of scores at any common time (linear aging).
+    fn order_key(&self, c: &Case) -> i128 {
+        i128::from(self.base_score(c)) * 60_000 - i128::from(self.aging_points_per_minute) * i128::from(c.enqueued_at)
+    }
+}
+
+/// Which class a case was served in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    /// Waited longer than the fairness bound: oldest first.
+    Starving,
+    /// Due within the risk window: earliest due first.
+    SlaAtRisk,
+    /// By score.
+    Normal,
+}
+
+/// A step of overflow that applied to the case when it was routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overflow {
+    OptionalSkillsRelaxed,
+    TeamWidened,
+    Escalated,
+}
+
+/// Why a case went (or did not go) to an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Explanation {
+    pub case: CaseKey,
+    pub at: Millis,
+    pub strategy: Strategy,
+    pub class: Class,
+    pub score: i64,
+    pub agents_total: usize,
+    pub excluded_offline: usize,
+    pub excluded_skills: usize,
+    pub excluded_capacity: usize,
+    pub excluded_team: usize,
+    pub eligible: usize,
+    /// The chosen agent first, with the values the strategy compared; when a new case was
+    /// placed, up to two runners-up among the eligible agents.
+    pub ranking: Vec<(AgentKey, String)>,
+    /// When an agent with free capacity pulled the case: how many queues it qualified for, and
+    /// the best case it did not take.
+    pub queues_considered: usize,
+    pub runner_up_case: Option<(CaseKey, Class)>,
+    pub overflow: Vec<Overflow>,
+}
+
+/// A case assigned to an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub case: CaseKey,
+    pub agent: AgentKey,
+    pub explanation: Explanation,
+}
+
+/// Up to four skill ids, sorted: the lookup key of `by_skills` (no allocation per lookup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct SkillKey {
+    len: u8,
+    skills: [u16; 4],
+}
+
+impl SkillKey {
+    fn of(skills: impl Iterator<Item = u16>) -> Option<Self> {
+        let mut k = SkillKey { len: 0, skills: [0; 4] };
+        for s in skills {
+            *k.skills.get_mut(usize::from(k.len))? = s;
+            k.len += 1;
+        }
+        Some(k)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct QueueKey {
+    required: Vec<(u16, u8)>,
+    channel: usize,
+    team: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Queue {
+    by_age: BTreeSet<(Millis, CaseKey)>,
+    by_due: BTreeSet<(Millis, Millis, CaseKey)>,
+    by_score: BTreeSet<(Reverse<i128>, Millis, CaseKey)>,
+}
+
+#[derive(Clone)]
+struct Waiting {
+    case: Case,
+    queue: QueueKey,
+    widened: bool,
+    escalated: bool,
+}
+
+/// The routing state of one node: agents and waiting cases.
+#[derive(Clone)]
+pub struct Router {
+    config: Config,
+    slots: Vec<Agent>,
+    slot_of: HashMap<AgentKey, usize>,
+    online: Bits,
+    free: [Bits; CHANNELS],
+    /// (skill, level) → agents holding the skill at least at that level.
+    skill_at_least: HashMap<(u16, u8), Bits>,
+    teams: HashMap<u32, Bits>,
+    queues: BTreeMap<QueueKey, Queue>,
+    /// (channel, required skill ids) → the queues with exactly those skills (any levels,
+    /// teams): an agent finds its queues by enumerating subsets of its own skills.
+    by_skills: HashMap<(usize, SkillKey), BTreeSet<QueueKey>>,
+    /// Queues requiring more than four skills: always looked at.
+    wide_queues: BTreeSet<QueueKey>,
+    waiting: HashMap<CaseKey, Waiting>,
+    /// Pending overflow steps: (due, case).
+    timers: BTreeSet<(Millis, CaseKey)>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router").field("agents", &self.slots.len()).field("waiting", &self.waiting.len()).finish()
+    }
+}
+
+fn normalized(required: &[(u16, u8)]) -> Vec<(u16, u8)> {
+    let mut r: Vec<(u16, u8)> = required.iter().map(|&(s, l)| (s, l.clamp(1, 5))).collect();
+    r.sort_unstable();
+    // The highest minimum per skill.
+    r.dedup_by(|b, a| {
+        if a.0 == b.0 {
+            a.1 = a.1.max(b.1);
+            true
+        } else {
+            false
+        }
+    });
+    r
+}
+
+impl Router {
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            slots: Vec::new(),
+            slot_of: HashMap::new(),
+            online: Bits::default(),
+            free: Default::default(),
+            skill_at_least: HashMap::new(),
+            teams: HashMap::new(),
+            queues: BTreeMap::new(),
+            by_skills: HashMap::new(),
+            wide_queues: BTreeSet::new(),
+            waiting: HashMap::new(),
+            timers: BTreeSet::new(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Number of waiting cases.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// An agent's current state, if known.
+    pub fn agent(&self, id: AgentKey) -> Option<&Agent> {
+        self.slot_of.get(&id).map(|&s| &self.slots[s])
+    }
+
+    /// Whether a case is waiting.
+    pub fn is_waiting(&self, id: CaseKey) -> bool {
+        self.waiting.contains_key(&id)
+    }
+
+    fn index_agent(&mut self, slot: usize) {
+        let a = self.slots[slot].clone();
+        self.online.set(slot, a.presence == Presence::Online);
+        for ch in 0..CHANNELS {
+            self.free[ch].set(slot, a.load[ch] < a.capacity[ch]);
+        }
+        for bits in self.skill_at_least.values_mut() {
+            bits.set(slot, false);
+        }
+        for &(skill, level) in &a.skills {
+            for l in 1..=level.clamp(1, 5) {
+                self.skill_at_least.entry((skill, l)).or_default().set(slot, true);
+            }
+        }
+        for bits in self.teams.values_mut() {
+            bits.set(slot, false);
+        }
+        if let Some(t) = a.team {
+            self.teams.entry(t).or_default().set(slot, true);
+        }
+    }
+
+    /// Adds or replaces an agent (presence, skills, capacity or load changed), then assigns
+    /// waiting cases the agent can now take.
+    pub fn upsert_agent(&mut self, agent: Agent, now: Millis) -> Vec<Decision> {
+        let slot = match self.slot_of.get(&agent.id) {
+            Some(&s) => {
+                self.slots[s] = agent.clone();
+                s
+            }
+            None => {
+                self.slots.push(agent.clone());
+                let s = self.slots.len() - 1;
+                self.slot_of.insert(agent.id, s);
+                s
+            }
+        };
+        self.index_agent(slot);
+        self.fill_agent(slot, now)
+    }
+
+    /// An agent finished a case on `channel` (load − 1), then takes more work.
+    pub fn release(&mut self, agent: AgentKey, channel: Channel, now: Millis) -> Vec<Decision> {
+        let Some(&slot) = self.slot_of.get(&agent) else { return Vec::new() };
+        let ch = channel_slot(channel);
+        let a = &mut self.slots[slot];
+        a.load[ch] = a.load[ch].saturating_sub(1);
+        let free = a.load[ch] < a.capacity[ch];
+        self.free[ch].set(slot, free);
+        self.fill_agent(slot, now)
+    }
+
+    /// The agents eligible for the case (when `want_set`) and the explanation's counts, in
+    /// one pass over the words of the bitsets, without intermediate sets.
+    fn eligible_for(&self, case: &Case, team: Option<u32>, want_set: bool) -> (Bits, Explanation) {
+        let ch = channel_slot(case.channel);
+        let total = self.slots.len();
+        let words = total.div_ceil(64);
+        let required = normalized(&case.required);
+        let mut skill_sets: Vec<&Bits> = Vec::with_capacity(required.len());
+        let mut missing_skill = false;
+        for key in &required {
+            match self.skill_at_least.get(key) {
+                Some(b) => skill_sets.push(b),
+                None => missing_skill = true,
+            }
+        }
+        let team_set = team.map(|t| self.teams.get(&t));
+        let mut out = Vec::with_capacity(if want_set { words } else { 0 });
+        let (mut online, mut skilled, mut room, mut eligible) = (0usize, 0usize, 0usize, 0usize);
+        for i in 0..words {
+            let all = if i + 1 == words && total % 64 != 0 { (1u64 << (total % 64)) - 1 } else { u64::MAX };
+            let on = self.online.word(i) & all;
+            let mut w = if missing_skill { 0 } else { on };
+            for b in &skill_sets {
+                w &= b.word(i);
+            }
+            let r = w & self.free[ch].word(i);
+            let e = match team_set {
+                None => r,
+                Some(Some(t)) => r & t.word(i),
+                Some(None) => 0,
+            };
+            online += on.count_ones() as usize;
+            skilled += w.count_ones() as usize;
+            room += r.count_ones() as usize;
+            eligible += e.count_ones() as usize;
+            if want_set {
+                out.push(e);
+            }
+        }
+        let e = Explanation {
+            case: case.id,
+            at: 0,
+            strategy: self.config.strategy,
+            class: Class::Normal,
+            score: 0,
+            agents_total: total,
+            excluded_offline: total - online,
+            excluded_skills: online - skilled,
+            excluded_capacity: skilled - room,
+            excluded_team: room - eligible,
+            eligible,
+            ranking: Vec::new(),
+            queues_considered: 0,
+            runner_up_case: None,
+            overflow: Vec::new(),
+        };
+        (Bits::from_words(out), e)
+    }
+
+    /// The strategy's key for an agent (smaller is better; the agent id breaks ties).
+    fn agent_rank(&self, slot: usize, case: &Case, now: Millis) -> AgentRank {
+        let a = &self.slots[slot];
+        let ch = channel_slot(case.channel);
+        // Load relative to capacity, in thousandths.
+        let ratio = i64::from(a.load[ch]) * 1000 / i64::from(a.capacity[ch].max(1));
+        match self.config.strategy {
+            Strategy::LeastBusy => (ratio, a.last_assigned_at, 0, a.id),
+            Strategy::LongestIdle => (a.last_assigned_at, 0, 0, a.id),
+            Strategy::BestSkillMatch => {
+                let (levels, optional) = self.skill_match(a, case, now);
+                (-(levels * 10 + optional), ratio, a.last_assigned_at, a.id)
+            }
+        }
+    }
+
+    /// (the agent's levels summed over the required skills, preferred skills held unless
+    /// relaxed).
+    fn skill_match(&self, a: &Agent, case: &Case, now: Millis) -> (i64, i64) {
+        let levels =
+            case.required.iter().map(|&(s, _)| a.skills.iter().find(|k| k.0 == s).map_or(0, |k| i64::from(k.1))).sum();
+        let relaxed = now - case.enqueued_at >= self.config.relax_optional_after_ms;
+        let optional = if relaxed {
+            0
+        } else {
+            case.optional.iter().filter(|o| a.skills.iter().any(|k| k.0 == **o)).count() as i64
+        };
+        (levels, optional)
+    }
+
+    /// The strategy's key for an agent and a description of what was compared.
+    fn agent_key(&self, slot: usize, case: &Case, now: Millis) -> (AgentRank, String) {
+        let a = &self.slots[slot];
+        let ch = channel_slot(case.channel);
+        let (load, cap, idle) = (a.load[ch], a.capacity[ch], a.last_assigned_at);
+        let text = match self.config.strategy {
+            Strategy::LeastBusy => format!("load {load}/{cap}, last assigned {idle}"),
+            Strategy::LongestIdle => format!("last assigned {idle}"),
+            Strategy::BestSkillMatch => {
+                let (levels, optional) = self.skill_match(a, case, now);
+                format!("skill levels {levels}, preferred skills {optional}, load {load}/{cap}")
+            }
+        };
+        (self.agent_rank(slot, case, now), text)
+    }
+
+    fn effective_team(&self, case: &Case, now: Millis) -> Option<u32> {
+        case.team.filter(|_| now - case.enqueued_at < self.config.widen_team_after_ms)
+    }
+
+    fn queue_key(&self, case: &Case, now: Millis) -> QueueKey {
+        QueueKey {
+            required: normalized(&case.required),
+            channel: channel_slot(case.channel),
+            team: self.effective_team(case, now),
+        }
+    }
+
+    fn enqueue(&mut self, case: Case, now: Millis) {
+        let key = self.queue_key(&case, now);
+        if !self.queues.contains_key(&key) {
+            match SkillKey::of(key.required.iter().map(|r| r.0)) {
+                Some(sk) => {
+                    self.by_skills.entry((key.channel, sk)).or_default().insert(key.clone());
+                }
+                None => {
+                    self.wide_queues.insert(key.clone());
+                }
+            }
+        }
+        let q = self.queues.entry(key.clone()).or_default();
+        q.by_age.insert((case.enqueued_at, case.id));
+        if let Some(due) = case.sla_due {
+            q.by_due.insert((due, case.enqueued_at, case.id));
+        }
+        q.by_score.insert((Reverse(self.config.order_key(&case)), case.enqueued_at, case.id));
+        let c = &self.config;
+        for t in [c.widen_team_after_ms, c.escalate_after_ms] {
+            self.timers.insert((case.enqueued_at.saturating_add(t), case.id));
+        }
+        let widened = case.team.is_some() && key.team.is_none();
+        self.waiting.insert(case.id, Waiting { case, queue: key, widened, escalated: false });
+    }
+
+    fn dequeue(&mut self, id: CaseKey) -> Option<Waiting> {
+        let w = self.waiting.remove(&id)?;
+        if let Some(q) = self.queues.get_mut(&w.queue) {
+            q.by_age.remove(&(w.case.enqueued_at, id));
+            if let Some(due) = w.case.sla_due {
+                q.by_due.remove(&(due, w.case.enqueued_at, id));
+            }
+            q.by_score.remove(&(Reverse(self.config.order_key(&w.case)), w.case.enqueued_at, id));
+            if q.by_age.is_empty() {
+                self.queues.remove(&w.queue);
+                match SkillKey::of(w.queue.required.iter().map(|r| r.0)) {
+                    Some(sk) => {
+                        let index = (w.queue.channel, sk);
+                        if let Some(set) = self.by_skills.get_mut(&index) {
+                            set.remove(&w.queue);
+                            if set.is_empty() {
+                                self.by_skills.remove(&index);
+                            }
+                        }
+                    }
+                    None => {
+                        self.wide_queues.remove(&w.queue);
+                    }
+                }
+            }
+        }
+        let c = &self.config;
+        for t in [c.widen_team_after_ms, c.escalate_after_ms] {
+            self.timers.remove(&(w.case.enqueued_at.saturating_add(t), id));
+        }
+        Some(w)
+    }
+
+    /// A new case: queued, then assigned if an eligible agent has room. Returns every
+    /// assignment made (an agent with room may take an older case first: the fairness
+    /// bound).
+    pub fn route(&mut self, case: Case, now: Millis) -> (Vec<Decision>, Option<Explanation>) {
+        let id = case.id;
+        if self.waiting.contains_key(&id) {
+            return (Vec::new(), None);
+        }
+        self.enqueue(case, now);
+        let mut decisions = Vec::new();
+        while let Some(w) = self.waiting.get(&id) {
+            let case = w.case.clone();
+            let (eligible, mut why) = self.eligible_for(&case, self.effective_team(&case, now), true);
+            let mut top: Vec<(AgentRank, usize)> = Vec::with_capacity(4);
+            for s in eligible.iter() {
+                let k = self.agent_rank(s, &case, now);
+                if top.len() < 3 || top.last().is_some_and(|t| k < t.0) {
+                    top.push((k, s));
+                    top.sort_by_key(|t| t.0);
+                    top.truncate(3);
+                }
+            }
+            let Some(&(_, slot)) = top.first() else {
+                why.at = now;
+                why.class = self.class_of(&case, now);
+                why.score = self.config.score_at(&case, now);
+                return (decisions, Some(why));
+            };
+            let before = decisions.len();
+            let others: Vec<usize> = top.iter().skip(1).map(|t| t.1).collect();
+            decisions.extend(self.take_one(slot, now, Some((id, &others))));
+            if decisions.len() == before {
+                // Cannot happen (the agent is eligible for this case); stop rather than spin.
+                break;
+            }
+        }
+        (decisions, None)
+    }
+
+    fn class_of(&self, c: &Case, now: Millis) -> Class {
+        if now - c.enqueued_at > self.config.fairness_after_ms {
+            Class::Starving
+        } else if c.sla_due.is_some_and(|d| d - now < self.config.sla_risk_ms) {
+            Class::SlaAtRisk
+        } else {
+            Class::Normal
+        }
+    }
+
+    fn agent_qualifies(&self, slot: usize, key: &QueueKey) -> bool {
+        let a = &self.slots[slot];
+        if a.presence != Presence::Online || a.load[key.channel] >= a.capacity[key.channel] {
+            return false;
+        }
+        if key.team.is_some() && a.team != key.team {
+            return false;
+        }
+        key.required.iter().all(|&(s, l)| a.skills.iter().any(|k| k.0 == s && k.1 >= l))
+    }
+
+    /// The queues an agent might qualify for: those whose skills are a subset of the agent's
+    /// (looked up per subset), or every queue when the agent has so many skills that
+    /// enumerating subsets would cost more.
+    fn queues_for(&self, slot: usize) -> Vec<&QueueKey> {
+        let a = &self.slots[slot];
+        if a.presence != Presence::Online {
+            return Vec::new();
+        }
+        let mut skills: Vec<u16> = a.skills.iter().map(|k| k.0).collect();
+        skills.sort_unstable();
+        skills.dedup();
+        let subsets = 1usize.checked_shl(u32::try_from(skills.len()).unwrap_or(u32::MAX)).unwrap_or(usize::MAX);
+        if subsets.saturating_mul(CHANNELS) > self.queues.len() {
+            return self.queues.keys().collect();
+        }
+        let mut out: Vec<&QueueKey> = self.wide_queues.iter().collect();
+        for ch in (0..CHANNELS).filter(|&ch| a.load[ch] < a.capacity[ch]) {
+            for mask in 0..subsets {
+                if mask.count_ones() > 4 {
+                    continue;
+                }
+                let picked = skills.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, s)| *s);
+                if let Some(keys) = SkillKey::of(picked).and_then(|sk| self.by_skills.get(&(ch, sk))) {
+                    out.extend(keys.iter());
+                }
+            }
+        }
+        out
+    }
+
+    /// The best waiting case for the agent: (class, tie key, case).
+    /// The agent's best waiting case, the runner-up, and how many queues it qualified for.
+    fn best_case_for(&self, slot: usize, now: Millis) -> Option<Pick> {
+        type Candidate = ((Class, i128, Millis, CaseKey), CaseKey);
+        let x = self.config.fairness_after_ms;
+        let risk = self.config.sla_risk_ms;
+        let mut best: Option<Candidate> = None;
+        let mut second: Option<Candidate> = None;
+        let mut considered = 0;
+        for key in self.queues_for(slot) {
+            let Some(q) = self.queues.get(key) else { continue };
+            if !self.agent_qualifies(slot, key) {
+                continue;
+            }
+            considered += 1;
+            let candidate = match q.by_age.first() {
+                Some(&(enq, id)) if now - enq > x => Some(((Class::Starving, i128::from(enq), enq, id), id)),
+                _ => None,
+            }
+            .or_else(|| match q.by_due.first() {
+                Some(&(due, enq, id)) if due - now < risk => Some(((Class::SlaAtRisk, i128::from(due), enq, id), id)),
+                _ => None,
+            })
+            .or_else(|| q.by_score.first().map(|&(Reverse(k), enq, id)| ((Class::Normal, -k, enq, id), id)));
+            if let Some(c) = candidate {
+                if best.as_ref().is_none_or(|b| c.0.cmp(&b.0) == Ordering::Less) {
+                    second = best.take();
+                    best = Some(c);
+                } else if second.as_ref().is_none_or(|b| c.0.cmp(&b.0) == Ordering::Less) {
+                    second = Some(c);
+                }
+            }
+        }
+        best.map(|b| (b.1, second.map(|s| (s.1, s.0 .0)), considered))
+    }
+
+    /// Assigns the agent's best waiting case, if any. `others`: when a new case chose this
+    /// agent, that case and the runners-up among the agents (shown if it is the case taken).
+    fn take_one(&mut self, slot: usize, now: Millis, others: Option<(CaseKey, &[usize])>) -> Option<Decision> {
+        let (id, runner_up, considered) = self.best_case_for(slot, now)?;
+        let class = self.class_of(&self.waiting.get(&id)?.case, now);
+        let w = self.dequeue(id)?;
+        let (_, mut why) = self.eligible_for(&w.case, w.queue.team, false);
+        let agent = self.slots[slot].id;
+        let others = others.filter(|(c, _)| *c == id).map_or(&[][..], |(_, o)| o);
+        why.ranking = std::iter::once(slot)
+            .chain(others.iter().copied())
+            .map(|s| (self.slots[s].id, self.agent_key(s, &w.case, now).1))
+            .collect();
+        why.queues_considered = considered;
+        why.runner_up_case = runner_up;
+        why.at = now;
+        why.class = class;
+        why.score = self.config.score_at(&w.case, now);
+        if now - w.case.enqueued_at >= self.config.relax_optional_after_ms && !w.case.optional.is_empty() {
+            why.overflow.push(Overflow::OptionalSkillsRelaxed);
+        }
+        if w.widened {
+            why.overflow.push(Overflow::TeamWidened);
+        }
+        if w.escalated {
+            why.overflow.push(Overflow::Escalated);
+        }
+        let ch = channel_slot(w.case.channel);
+        let a = &mut self.slots[slot];
+        a.load[ch] += 1;
+        a.last_assigned_at = now;
+        let free = a.load[ch] < a.capacity[ch];
+        self.free[ch].set(slot, free);
+        Some(Decision { case: id, agent, explanation: why })
+    }
+
+    fn fill_agent(&mut self, slot: usize, now: Millis) -> Vec<Decision> {
+        let mut out = Vec::new();
+        while let Some(d) = self.take_one(slot, now, None) {
+            out.push(d);
+        }
+        out
+    }
+
+    /// Removes a waiting case (solved, withdrawn, assigned by hand).
+    pub fn withdraw(&mut self, id: CaseKey) -> bool {
+        self.dequeue(id).is_some()
+    }
+
+    /// Applies due overflow steps: team restrictions dropped (then routed again), escalations
+    /// raised. Returns the assignments made and the cases escalated now.
+    pub fn tick(&mut self, now: Millis) -> (Vec<Decision>, Vec<CaseKey>) {
+        let mut decisions = Vec::new();
+        let mut escalated = Vec::new();
+        while let Some(&(due, id)) = self.timers.first() {
+            if due > now {
+                break;
+            }
+            self.timers.remove(&(due, id));
+            let escalate_after = self.config.escalate_after_ms;
+            let Some(w) = self.waiting.get_mut(&id) else { continue };
+            if !w.escalated && now - w.case.enqueued_at >= escalate_after {
+                w.escalated = true;
+                escalated.push(id);
+            }
+            let widen = w.queue.team.is_some() && now - w.case.enqueued_at >= self.config.widen_team_after_ms;
+            if widen {
+                let Some(mut w) = self.dequeue(id) else { continue };
+                w.widened = true;
+                let escalated_before = w.escalated;
+                let (d, _) = self.route(w.case, now);
+                if let Some(again) = self.waiting.get_mut(&id) {
+                    again.widened = true;
+                    again.escalated = escalated_before;
+                }
+                decisions.extend(d);
+            }
+        }
+        (decisions, escalated)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(id: AgentKey, skills: &[(u16, u8)], capacity: u16, last: Millis) -> Agent {
+        Agent {
+            id,
+            team: None,
+            presence: Presence::Online,
+            skills: skills.to_vec(),
+            capacity: [capacity; CHANNELS],
+            load: [0; CHANNELS],
+            last_assigned_at: last,
+        }
+    }
+
+    fn case(id: CaseKey, required: &[(u16, u8)], at: Millis) -> Case {
+        Case {
+            id,
+            channel: Channel::Email,
+            priority: Priority::Normal,
+            tier: Tier::Standard,
+            value: 0,
+            required: required.to_vec(),
+            optional: Vec::new(),
+            team: None,
+            enqueued_at: at,
+            sla_due: None,
+        }
+    }
+
+    #[test]
+    fn required_skills_and_levels_decide_eligibility_with_a_reason_for_each_exclusion() {
+        let mut r = Router::new(Config::default());
+        r.upsert_agent(agent(1, &[(7, 2)], 1, 0), 0);
+        r.upsert_agent(agent(2, &[(7, 4)], 1, 0), 0);
+        r.upsert_agent(Agent { presence: Presence::Away, ..agent(3, &[(7, 5)], 1, 0) }, 0);
+        let (d, why) = r.route(case(10, &[(7, 3)], 0), 0);
+        assert!(why.is_none());
+        assert_eq!((d.len(), d[0].agent), (1, 2));
+        let e = &d[0].explanation;
+        assert_eq!((e.agents_total, e.excluded_offline, e.excluded_skills, e.eligible), (3, 1, 1, 1));
+        // Agent 2 is now full: the next case waits, and says why.
+        let (d, why) = r.route(case(11, &[(7, 3)], 1), 1);
+        assert!(d.is_empty());
+        let why = why.unwrap();
+        assert_eq!((why.excluded_capacity, why.eligible), (1, 0));
+        assert!(r.is_waiting(11));
+        // Agent 2 finishes: it takes the waiting case.
+        let d = r.release(2, Channel::Email, 5);
+        assert_eq!((d.len(), d[0].case), (1, 11));
+    }
+
+    #[test]
+    fn strategies_choose_deterministically() {
+        for (strategy, expected) in
+            [(Strategy::LongestIdle, 2), (Strategy::LeastBusy, 3), (Strategy::BestSkillMatch, 1)]
+        {
+            let mut r = Router::new(Config { strategy, ..Config::default() });
+            r.upsert_agent(Agent { load: [1; CHANNELS], ..agent(1, &[(1, 5)], 4, 50) }, 0);
+            r.upsert_agent(Agent { load: [1; CHANNELS], ..agent(2, &[(1, 1)], 4, 10) }, 0);
+            r.upsert_agent(agent(3, &[(1, 1)], 4, 40), 0);
+            let (d, _) = r.route(case(9, &[(1, 1)], 100), 100);
+            assert_eq!(d[0].agent, expected, "{strategy:?}");
+        }
+    }
+
+    #[test]
+    fn a_starving_case_goes_before_newer_valuable_ones() {
+        let cfg = Config { fairness_after_ms: 60_000, ..Config::default() };
+        let mut r = Router::new(cfg);
+        r.route(case(1, &[], 0), 0);
+        r.route(case(3, &[], 25_000), 25_000);
+        let mut rich = case(2, &[], 50_000);
+        rich.tier = Tier::Platinum;
+        rich.priority = Priority::Urgent;
+        rich.value = 1_000_000;
+        r.route(rich, 50_000);
+        // Before the bound, value wins; after it, the old case does.
+        let d = r.upsert_agent(agent(5, &[], 1, 0), 59_000);
+        assert_eq!(d[0].case, 2);
+        let mut rich = case(4, &[], 80_000);
+        rich.priority = Priority::Urgent;
+        r.route(rich, 80_000);
+        // At 90 s, cases 1 and 3 have waited past the bound: oldest first, both before the
+        // urgent newcomer 4.
+        let order: Vec<(CaseKey, Class)> = (0..3)
+            .map(|i| {
+                let d = r.release(5, Channel::Email, 90_000 + i);
+                (d[0].case, d[0].explanation.class)
+            })
+            .collect();
+        assert_eq!(order, [(1, Class::Starving), (3, Class::Starving), (4, Class::Normal)]);
+    }
+
+    #[test]
+    fn team_restrictions_widen_and_cases_escalate_on_time() {
+        let cfg = Config { widen_team_after_ms: 1_000, escalate_after_ms: 2_000, ..Config::default() };
+        let mut r = Router::new(cfg);
+        r.upsert_agent(Agent { team: Some(2), ..agent(1, &[], 1, 0) }, 0);
+        let mut c = case(1, &[], 0);
+        c.team = Some(9);
+        let (d, why) = r.route(c, 0);
+        assert!(d.is_empty());
+        assert_eq!(why.unwrap().excluded_team, 1);
+        let (d, esc) = r.tick(999);
+        assert!(d.is_empty() && esc.is_empty());
+        let (d, _) = r.tick(1_000);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].explanation.overflow, [Overflow::TeamWidened]);
+        // Escalation of a case nobody can take.
+        r.route(case(2, &[(3, 1)], 1_000), 1_000);
+        let (_, esc) = r.tick(3_000);
+        assert_eq!(esc, [2]);
+    }
+}
