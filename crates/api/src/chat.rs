@@ -234,6 +234,11 @@ impl Visitor {
         if let Some(chat) = &self.chat {
             self.app.chat_presence(chat, SessionState::Left);
         }
+        let case_id = self.chat.as_ref().and_then(|c| c.case_id.clone());
+        self.rx = None;
+        if let Some(case_id) = case_id {
+            self.app.chat_hub().forget_case(&case_id);
+        }
         let _ = self.ws.close(None).await;
     }
 

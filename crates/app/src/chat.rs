@@ -140,6 +140,15 @@ impl ChatHub {
         cases.entry(case_id.to_owned()).or_insert_with(|| broadcast::channel(256).0).subscribe()
     }
 
+    /// Forgets a case's channel once its last visitor socket is gone (called when a socket
+    /// closes), so that the map holds only conversations someone listens to.
+    pub fn forget_case(&self, case_id: &str) {
+        let mut cases = self.cases.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cases.get(case_id).is_some_and(|tx| tx.receiver_count() == 0) {
+            cases.remove(case_id);
+        }
+    }
+
     /// Events of every chat (for agents' sockets).
     pub fn subscribe_agents(&self) -> broadcast::Receiver<Arc<ChatEvent>> {
         self.agents.subscribe()
@@ -802,5 +811,11 @@ mod tests {
             typing: false,
         });
         assert!(hub.cases.lock().map(|c| c.is_empty()).unwrap_or(false), "an unheard case channel is dropped");
+        let rx = hub.subscribe_case("b");
+        hub.forget_case("b");
+        assert!(hub.cases.lock().map(|c| c.len() == 1).unwrap_or(false), "kept while someone listens");
+        drop(rx);
+        hub.forget_case("b");
+        assert!(hub.cases.lock().map(|c| c.is_empty()).unwrap_or(false), "forgotten when the last socket left");
     }
 }
