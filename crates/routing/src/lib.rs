@@ -27,7 +27,42 @@ use bits::Bits;
 use caseflow_core::{Channel, Presence, Priority, Tier};
 use serde::Serialize;
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A fast, non-cryptographic hasher for the engine's small integer keys (FxHash's multiply
+/// and rotate). The keys come from the caller's data, not from untrusted input sizes that
+/// could be used to provoke collisions at scale.
+#[derive(Default)]
+struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 /// Milliseconds since the epoch; the caller's clock.
 pub type Millis = i64;
@@ -317,15 +352,15 @@ impl Router {
         Self {
             config,
             slots: Vec::new(),
-            slot_of: HashMap::new(),
+            slot_of: HashMap::default(),
             online: Bits::default(),
             free: Default::default(),
-            skill_at_least: HashMap::new(),
-            teams: HashMap::new(),
+            skill_at_least: HashMap::default(),
+            teams: HashMap::default(),
             queues: BTreeMap::new(),
-            by_skills: HashMap::new(),
+            by_skills: HashMap::default(),
             wide_queues: BTreeSet::new(),
-            waiting: HashMap::new(),
+            waiting: HashMap::default(),
             timers: BTreeSet::new(),
         }
     }
