@@ -315,12 +315,13 @@ pub struct Router {
     /// (skill, level) → agents holding the skill at least at that level.
     skill_at_least: HashMap<(u16, u8), Bits>,
     teams: HashMap<u32, Bits>,
-    queues: BTreeMap<QueueKey, Queue>,
     /// (channel, required skill ids) → the queues with exactly those skills (any levels,
-    /// teams): an agent finds its queues by enumerating subsets of its own skills.
-    by_skills: HashMap<(usize, SkillKey), BTreeSet<QueueKey>>,
+    /// teams): an agent finds its queues by enumerating subsets of its own skills, and reads
+    /// them in place (no second lookup).
+    by_skills: HashMap<(usize, SkillKey), BTreeMap<QueueKey, Queue>>,
     /// Queues requiring more than four skills: always looked at.
-    wide_queues: BTreeSet<QueueKey>,
+    wide_queues: BTreeMap<QueueKey, Queue>,
+    queue_count: usize,
     waiting: HashMap<CaseKey, Waiting>,
     /// Pending overflow steps: (due, case).
     timers: BTreeSet<(Millis, CaseKey)>,
@@ -357,9 +358,9 @@ impl Router {
             free: Default::default(),
             skill_at_least: HashMap::default(),
             teams: HashMap::default(),
-            queues: BTreeMap::new(),
             by_skills: HashMap::default(),
-            wide_queues: BTreeSet::new(),
+            wide_queues: BTreeMap::new(),
+            queue_count: 0,
             waiting: HashMap::default(),
             timers: BTreeSet::new(),
         }
@@ -555,17 +556,17 @@ impl Router {
 
     fn enqueue(&mut self, case: Case, now: Millis) {
         let key = self.queue_key(&case, now);
-        if !self.queues.contains_key(&key) {
-            match SkillKey::of(key.required.iter().map(|r| r.0)) {
-                Some(sk) => {
-                    self.by_skills.entry((key.channel, sk)).or_default().insert(key.clone());
-                }
-                None => {
-                    self.wide_queues.insert(key.clone());
-                }
+        let bucket = match SkillKey::of(key.required.iter().map(|r| r.0)) {
+            Some(sk) => self.by_skills.entry((key.channel, sk)).or_default(),
+            None => &mut self.wide_queues,
+        };
+        let q = match bucket.entry(key.clone()) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                self.queue_count += 1;
+                e.insert(Queue::default())
             }
-        }
-        let q = self.queues.entry(key.clone()).or_default();
+        };
         q.by_age.insert((case.enqueued_at, case.id));
         if let Some(due) = case.sla_due {
             q.by_due.insert((due, case.enqueued_at, case.id));
@@ -581,27 +582,27 @@ impl Router {
 
     fn dequeue(&mut self, id: CaseKey) -> Option<Waiting> {
         let w = self.waiting.remove(&id)?;
-        if let Some(q) = self.queues.get_mut(&w.queue) {
-            q.by_age.remove(&(w.case.enqueued_at, id));
-            if let Some(due) = w.case.sla_due {
-                q.by_due.remove(&(due, w.case.enqueued_at, id));
+        let order_key = self.config.order_key(&w.case);
+        let index = SkillKey::of(w.queue.required.iter().map(|r| r.0)).map(|sk| (w.queue.channel, sk));
+        let bucket = match index {
+            Some(i) => self.by_skills.get_mut(&i),
+            None => Some(&mut self.wide_queues),
+        };
+        if let Some(bucket) = bucket {
+            if let Some(q) = bucket.get_mut(&w.queue) {
+                q.by_age.remove(&(w.case.enqueued_at, id));
+                if let Some(due) = w.case.sla_due {
+                    q.by_due.remove(&(due, w.case.enqueued_at, id));
+                }
+                q.by_score.remove(&(Reverse(order_key), w.case.enqueued_at, id));
+                if q.by_age.is_empty() {
+                    bucket.remove(&w.queue);
+                    self.queue_count -= 1;
+                }
             }
-            q.by_score.remove(&(Reverse(self.config.order_key(&w.case)), w.case.enqueued_at, id));
-            if q.by_age.is_empty() {
-                self.queues.remove(&w.queue);
-                match SkillKey::of(w.queue.required.iter().map(|r| r.0)) {
-                    Some(sk) => {
-                        let index = (w.queue.channel, sk);
-                        if let Some(set) = self.by_skills.get_mut(&index) {
-                            set.remove(&w.queue);
-                            if set.is_empty() {
-                                self.by_skills.remove(&index);
-                            }
-                        }
-                    }
-                    None => {
-                        self.wide_queues.remove(&w.queue);
-                    }
+            if bucket.is_empty() {
+                if let Some(i) = index {
+                    self.by_skills.remove(&i);
                 }
             }
         }
@@ -675,7 +676,7 @@ impl Router {
     /// The queues an agent might qualify for: those whose skills are a subset of the agent's
     /// (looked up per subset), or every queue when the agent has so many skills that
     /// enumerating subsets would cost more.
-    fn queues_for(&self, slot: usize) -> Vec<&QueueKey> {
+    fn queues_for(&self, slot: usize) -> Vec<(&QueueKey, &Queue)> {
         let a = &self.slots[slot];
         if a.presence != Presence::Online {
             return Vec::new();
@@ -684,10 +685,10 @@ impl Router {
         skills.sort_unstable();
         skills.dedup();
         let subsets = 1usize.checked_shl(u32::try_from(skills.len()).unwrap_or(u32::MAX)).unwrap_or(usize::MAX);
-        if subsets.saturating_mul(CHANNELS) > self.queues.len() {
-            return self.queues.keys().collect();
+        if subsets.saturating_mul(CHANNELS) > self.queue_count {
+            return self.by_skills.values().flat_map(|b| b.iter()).chain(self.wide_queues.iter()).collect();
         }
-        let mut out: Vec<&QueueKey> = self.wide_queues.iter().collect();
+        let mut out: Vec<(&QueueKey, &Queue)> = self.wide_queues.iter().collect();
         for ch in (0..CHANNELS).filter(|&ch| a.load[ch] < a.capacity[ch]) {
             for mask in 0..subsets {
                 if mask.count_ones() > 4 {
@@ -711,8 +712,7 @@ impl Router {
         let mut best: Option<Candidate> = None;
         let mut second: Option<Candidate> = None;
         let mut considered = 0;
-        for key in self.queues_for(slot) {
-            let Some(q) = self.queues.get(key) else { continue };
+        for (key, q) in self.queues_for(slot) {
             if !self.agent_qualifies(slot, key) {
                 continue;
             }
