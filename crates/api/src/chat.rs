@@ -196,7 +196,7 @@ impl Visitor {
 
     async fn run(mut self, mut stream: actix_ws::AggregatedMessageStream) {
         let beat = Duration::from_secs(self.app.settings().chat.heartbeat_secs);
-        let mut heartbeat = tokio::time::interval(beat);
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
         let mut last_heard = Instant::now();
         loop {
             tokio::select! {
@@ -522,7 +522,7 @@ async fn agent_loop(
 ) {
     let mut rx = Some(app.chat_hub().subscribe_agents());
     let beat = Duration::from_secs(app.settings().chat.heartbeat_secs);
-    let mut heartbeat = tokio::time::interval(beat);
+    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
     let mut last_heard = Instant::now();
     loop {
         let keep = tokio::select! {
@@ -561,11 +561,13 @@ async fn agent_loop(
                 Err(RecvError::Lagged(n)) => send(&mut ws, &json!({"type": "resync", "missed": n})).await,
                 Err(RecvError::Closed) => false,
             },
-            _ = heartbeat.tick() => {
-                last_heard.elapsed() <= beat * 3
-                    && app.authenticate(&token).await.is_ok()
-                    && ws.ping(b"").await.is_ok()
-            }
+            _ = heartbeat.tick() => match app.authenticate(&token).await {
+                Ok(_) => last_heard.elapsed() <= beat * 3 && ws.ping(b"").await.is_ok(),
+                Err(e) => {
+                    let _ = send(&mut ws, &app_error_frame(&e, None)).await;
+                    false
+                }
+            },
         };
         if !keep {
             break;
