@@ -5,12 +5,6 @@ set -euo pipefail
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
-[ ${#missing[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" -ne 0 ]; then
-    echo "browser test packages missing (${missing[*]}); install them as root:" >&2
-    echo "  apt-get install -y --no-install-recommends ${missing[*]}" >&2
-    exit 1
-fi
-echo "installing ${missing[*]}" >&2
-apt-get update >&2
-DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2
+# shellcheck source=scripts/install-missing.sh
+. "$(dirname "$0")/../install-missing.sh"
+install_missing "browser test packages" "${missing[@]}"

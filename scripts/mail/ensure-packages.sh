@@ -7,12 +7,6 @@ missing=()
 [ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || missing+=(python3-aiosmtpd)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-[ ${#missing[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" -ne 0 ]; then
-    echo "mail servers missing (${missing[*]}); install them as root:" >&2
-    echo "  apt-get install -y --no-install-recommends ${missing[*]}" >&2
-    exit 1
-fi
-echo "installing ${missing[*]}" >&2
-apt-get update >&2
-DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2
+# shellcheck source=scripts/install-missing.sh
+. "$(dirname "$0")/../install-missing.sh"
+install_missing "mail servers" "${missing[@]}"

@@ -96,10 +96,15 @@ fn app_error_frame(e: &AppError, client_id: Option<&str>) -> serde_json::Value {
     error_frame(e.code(), &message, client_id)
 }
 
-fn line_frame(l: &ChatLine) -> serde_json::Value {
-    let mut v = serde_json::to_value(l).unwrap_or_default();
-    v["type"] = json!("message");
+/// A frame: the value's fields plus `type`.
+fn typed(kind: &str, value: &impl serde::Serialize) -> serde_json::Value {
+    let mut v = serde_json::to_value(value).unwrap_or_default();
+    v["type"] = json!(kind);
     v
+}
+
+fn line_frame(l: &ChatLine) -> serde_json::Value {
+    typed("message", l)
 }
 
 async fn send(session: &mut Session, v: &serde_json::Value) -> bool {
@@ -264,8 +269,7 @@ impl Visitor {
                 }
                 match self.app.chat_start(StartChat { visitor_id, name, email, topic }).await {
                     Ok(started) => {
-                        let mut v = serde_json::to_value(&started.session).unwrap_or_default();
-                        v["type"] = json!("session");
+                        let mut v = typed("session", &started.session);
                         v["resume_token"] = json!(started.resume_token);
                         if !send(&mut self.ws, &v).await {
                             return false;
@@ -285,9 +289,7 @@ impl Visitor {
                 }
                 match self.app.chat_resume(session_id, token).await {
                     Ok(chat) => {
-                        let mut v = serde_json::to_value(&chat).unwrap_or_default();
-                        v["type"] = json!("session");
-                        if !send(&mut self.ws, &v).await {
+                        if !send(&mut self.ws, &typed("session", &chat)).await {
                             return false;
                         }
                         self.opened(chat, last_seq.max(0)).await
@@ -310,9 +312,7 @@ impl Visitor {
                 }
                 match self.app.chat_post(chat.session_id.clone(), client_id.clone(), body).await {
                     Ok(posted) => {
-                        let mut ack = serde_json::to_value(&posted.ack).unwrap_or_default();
-                        ack["type"] = json!("ack");
-                        if !send(&mut self.ws, &ack).await {
+                        if !send(&mut self.ws, &typed("ack", &posted.ack)).await {
                             return false;
                         }
                         if posted.opened || self.rx.is_none() {
@@ -368,8 +368,7 @@ impl Visitor {
                 }
                 match self.app.chat_set_email(chat.session_id.clone(), email).await {
                     Ok(chat) => {
-                        let mut v = serde_json::to_value(&chat).unwrap_or_default();
-                        v["type"] = json!("session");
+                        let v = typed("session", &chat);
                         self.chat = Some(chat);
                         send(&mut self.ws, &v).await
                     }
@@ -584,11 +583,7 @@ async fn agent_frame(app: &App, who: &Principal, name: &str, ws: &mut Session, t
     match frame {
         AgentFrame::Message { case_id, client_id, body } => {
             match app.chat_agent_reply(who, case_id, client_id.clone(), body).await {
-                Ok(ack) => {
-                    let mut v = serde_json::to_value(&ack).unwrap_or_default();
-                    v["type"] = json!("ack");
-                    send(ws, &v).await
-                }
+                Ok(ack) => send(ws, &typed("ack", &ack)).await,
                 Err(e) => send(ws, &app_error_frame(&e, Some(&client_id))).await,
             }
         }

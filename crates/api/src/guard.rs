@@ -132,16 +132,17 @@ pub async fn rate_limit(
             if let Some(app) = req.app_data::<web::Data<App>>() {
                 app.metrics().rate_limited.with_label_values(&[kind]).inc();
             }
-            let mut res = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("too many requests; retry in {secs} s"),
-            )
-            .error_response();
-            set_limit_headers(&mut res, limit, secs);
-            Ok(req.into_response(res))
+            Ok(req.into_response(rate_limited(limit, secs, "too many requests")))
         }
     }
+}
+
+/// The JSON `429 rate_limited` answer ("`what`; retry in N s") with its headers.
+pub fn rate_limited(limit: u32, secs: u64, what: &str) -> actix_web::HttpResponse {
+    let mut res = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", format!("{what}; retry in {secs} s"))
+        .error_response();
+    set_limit_headers(&mut res, limit, secs);
+    res
 }
 
 /// Adds `Retry-After` and the `RateLimit-*` headers to a 429 response.

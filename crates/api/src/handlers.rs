@@ -765,13 +765,7 @@ pub async fn submit_support_json(
     let ip = limits.client_ip(&req);
     if let Err(wait) = limits.check_public(&ip) {
         app.count_rejected_submission(caseflow_core::Channel::Web, "rate_limited");
-        let mut res = actix_web::ResponseError::error_response(&ApiError::new(
-            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many submissions from your address; retry in {wait} s"),
-        ));
-        crate::guard::set_limit_headers(&mut res, limits.public_limit(), wait);
-        return Ok(res);
+        return Ok(crate::guard::rate_limited(limits.public_limit(), wait, "too many submissions from your address"));
     }
     match app.submit_support(body.into_inner()).await {
         Ok(r) if r.created => Ok(HttpResponse::Created().json(r)),

@@ -314,9 +314,11 @@ fn external_id(v: Option<&str>) -> AppResult<Option<String>> {
     }
 }
 
-/// Retries a write once more when it lost a race on a unique key (two requests creating the
-/// same new customer identity at once): the second attempt finds the winner's row.
-async fn with_retry<T, F>(app: &App, f: F) -> AppResult<T>
+/// Runs a write again (up to `attempts` tries in all) when it lost a race to a concurrent
+/// one: on a unique key (two requests creating the same new customer identity, submission or
+/// message position at once) or on the version of the case it changes. The next attempt sees
+/// the winner's row.
+pub(crate) async fn write_retrying<T, F>(app: &App, attempts: u32, f: F) -> AppResult<T>
 where
     T: Send + 'static,
     F: Fn(&mut DbConn) -> AppResult<T> + Send + Sync + Clone + 'static,
@@ -326,7 +328,7 @@ where
         attempt += 1;
         let g = f.clone();
         match app.write(move |c| g(c)).await {
-            Err(AppError::AlreadyExists(_)) if attempt < 3 => continue,
+            Err(AppError::AlreadyExists(_) | AppError::VersionConflict(_)) if attempt < attempts => continue,
             other => return other,
         }
     }
@@ -349,7 +351,7 @@ impl App {
         let now = self.now_naive();
         let customer_ref = input.customer.clone();
         let (team_id, assignee_id) = (input.team_id.clone(), input.assignee_id.clone());
-        let created = with_retry(self, move |conn| {
+        let created = write_retrying(self, 3, move |conn| {
             if let Some(e) = &ext {
                 if let Some(m) = queries::messages::find_by_external_id(conn, channel.as_str(), e)? {
                     let case = load_case(conn, &m.case_id)?;
@@ -557,15 +559,8 @@ impl App {
     pub(crate) async fn append(&self, case_id: String, append: Append) -> AppResult<Appended> {
         let rules = ReplyRules::from_settings(self.settings());
         let now = self.now_naive();
-        let mut attempt = 0;
-        let done = loop {
-            attempt += 1;
-            let (rules, case_id, a) = (rules.clone(), case_id.clone(), append.clone());
-            match self.write(move |conn| append_message(conn, &rules, &case_id, a, now)).await {
-                Err(AppError::VersionConflict(_) | AppError::AlreadyExists(_)) if attempt < 8 => continue,
-                other => break other?,
-            }
-        };
+        let done =
+            write_retrying(self, 8, move |conn| append_message(conn, &rules, &case_id, append.clone(), now)).await?;
         if !done.new {
             return Ok(done);
         }

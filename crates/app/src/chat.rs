@@ -11,7 +11,7 @@ use crate::cases::{append_message, open_case, Append, MessageKind, Opening, Repl
 use crate::customers::{add_identity_row, customer_event, follow_merges, insert_customer};
 use crate::error::{AppError, AppResult};
 use crate::views::stored;
-use crate::{check_len, clean, new_id, utc, App, Principal};
+use crate::{check_len, clean, new_id, required, utc, App, Principal};
 use caseflow_core::*;
 use caseflow_store::models::*;
 use caseflow_store::{queries, DbConn};
@@ -438,125 +438,100 @@ impl App {
     /// first acknowledgement and stores nothing.
     pub async fn chat_post(&self, session_id: String, client_id: String, body: String) -> AppResult<Posted> {
         check_client_id(&client_id)?;
-        let body = clean(&body);
-        if body.is_empty() {
-            return Err(AppError::invalid("body must not be empty"));
-        }
+        let body = required("body", &body)?;
         check_len("body", &body, self.settings().chat.max_message_bytes)?;
         let rules = ReplyRules::from_settings(self.settings());
         let greeting = self.settings().chat.greeting.clone();
         let external = format!("{session_id}:{client_id}");
-        let mut attempt = 0;
-        let posted = loop {
-            attempt += 1;
-            let (session_id, body, external, rules, greeting, client_id) = (
-                session_id.clone(),
-                body.clone(),
-                external.clone(),
-                rules.clone(),
-                greeting.clone(),
-                client_id.clone(),
-            );
-            let now = self.now_naive();
-            let r = self
-                .write(move |conn| {
-                    let session = load_session(conn, &session_id)?;
-                    let actor = (ActorKind::Customer, Some(session.customer_id.clone()));
-                    // A closed case takes no more messages: the chat goes on in a new case
-                    // linked to it (as an email to a closed case does).
-                    let (current, linked) = match session.case_id.clone() {
-                        Some(id) => {
-                            match queries::messages::find_by_external_id(conn, Channel::Chat.as_str(), &external)? {
-                                Some(_) => (Some(id), None),
-                                None => {
-                                    let c = queries::cases::get(conn, &id)?.ok_or(AppError::NotFound("case"))?;
-                                    if c.status == CaseStatus::Closed.as_str() {
-                                        (None, Some(id))
-                                    } else {
-                                        (Some(id), None)
-                                    }
-                                }
-                            }
-                        }
-                        None => (None, None),
-                    };
-                    match current {
-                        Some(case_id) => {
-                            let a = Append {
-                                kind: MessageKind::Inbound,
-                                body,
-                                status: None,
-                                external_id: Some(external),
-                                actor,
-                            };
-                            let done = append_message(conn, &rules, &case_id, a, now)?;
-                            let line = ChatLine::from_row(&done.message, &session.name)
-                                .ok_or_else(|| AppError::Internal("chat message without position".into()))?;
-                            let ack = ChatAck {
-                                client_id,
-                                message_id: done.message.id.clone(),
-                                case_id: case_id.clone(),
-                                case_number: done.case.number,
-                                seq: line.seq,
-                            };
-                            Ok((
-                                Posted { ack, lines: if done.new { vec![line] } else { Vec::new() }, opened: false },
-                                done.new,
-                            ))
-                        }
-                        None => {
-                            let subject: String = body.lines().next().unwrap_or_default().chars().take(80).collect();
-                            let (case, first) = open_case(
-                                conn,
-                                Opening {
-                                    subject: if subject.trim().is_empty() { "Chat".into() } else { subject },
-                                    body,
-                                    channel: Channel::Chat,
-                                    priority: Priority::Normal,
-                                    customer_id: &session.customer_id,
-                                    team_id: None,
-                                    assignee_id: None,
-                                    topic: session.topic.clone(),
-                                    external_id: Some(external),
-                                    linked_case_id: linked.clone(),
-                                },
-                                &actor,
-                                now,
-                            )?;
-                            if !queries::chat::set_case_if(conn, &session.id, linked.as_deref(), &case.id)? {
-                                // Another connection of this session opened the case first.
-                                return Err(AppError::VersionConflict("chat session"));
-                            }
-                            let mut lines = vec![ChatLine::from_row(&first, &session.name)
-                                .ok_or_else(|| AppError::Internal("chat message without position".into()))?];
-                            if !greeting.trim().is_empty() {
-                                let a = Append {
-                                    kind: MessageKind::Reply,
-                                    body: fill(&greeting, &session.name, case.number),
-                                    status: None,
-                                    external_id: None,
-                                    actor: (ActorKind::System, None),
-                                };
-                                let done = append_message(conn, &rules, &case.id, a, now)?;
-                                lines.extend(ChatLine::from_row(&done.message, ""));
-                            }
-                            let ack = ChatAck {
-                                client_id,
-                                message_id: first.id.clone(),
-                                case_id: case.id.clone(),
-                                case_number: case.number,
-                                seq: 1,
-                            };
-                            Ok((Posted { ack, lines, opened: true }, true))
+        let now = self.now_naive();
+        let posted = crate::cases::write_retrying(self, 8, move |conn| {
+            let session = load_session(conn, &session_id)?;
+            let actor = (ActorKind::Customer, Some(session.customer_id.clone()));
+            // A closed case takes no more messages: the chat goes on in a new case
+            // linked to it (as an email to a closed case does).
+            let (current, linked) = match session.case_id.clone() {
+                Some(id) => match queries::messages::find_by_external_id(conn, Channel::Chat.as_str(), &external)? {
+                    Some(_) => (Some(id), None),
+                    None => {
+                        let c = queries::cases::get(conn, &id)?.ok_or(AppError::NotFound("case"))?;
+                        if c.status == CaseStatus::Closed.as_str() {
+                            (None, Some(id))
+                        } else {
+                            (Some(id), None)
                         }
                     }
-                })
-                .await;
-            match r {
-                Err(AppError::VersionConflict(_) | AppError::AlreadyExists(_)) if attempt < 8 => continue,
-                other => break other?,
+                },
+                None => (None, None),
+            };
+            match current {
+                Some(case_id) => {
+                    let a = Append {
+                        kind: MessageKind::Inbound,
+                        body: body.clone(),
+                        status: None,
+                        external_id: Some(external.clone()),
+                        actor,
+                    };
+                    let done = append_message(conn, &rules, &case_id, a, now)?;
+                    let line = ChatLine::from_row(&done.message, &session.name)
+                        .ok_or_else(|| AppError::Internal("chat message without position".into()))?;
+                    let ack = ChatAck {
+                        client_id: client_id.clone(),
+                        message_id: done.message.id.clone(),
+                        case_id: case_id.clone(),
+                        case_number: done.case.number,
+                        seq: line.seq,
+                    };
+                    Ok((Posted { ack, lines: if done.new { vec![line] } else { Vec::new() }, opened: false }, done.new))
+                }
+                None => {
+                    let subject: String = body.lines().next().unwrap_or_default().chars().take(80).collect();
+                    let (case, first) = open_case(
+                        conn,
+                        Opening {
+                            subject: if subject.trim().is_empty() { "Chat".into() } else { subject },
+                            body: body.clone(),
+                            channel: Channel::Chat,
+                            priority: Priority::Normal,
+                            customer_id: &session.customer_id,
+                            team_id: None,
+                            assignee_id: None,
+                            topic: session.topic.clone(),
+                            external_id: Some(external.clone()),
+                            linked_case_id: linked.clone(),
+                        },
+                        &actor,
+                        now,
+                    )?;
+                    if !queries::chat::set_case_if(conn, &session.id, linked.as_deref(), &case.id)? {
+                        // Another connection of this session opened the case first.
+                        return Err(AppError::VersionConflict("chat session"));
+                    }
+                    let mut lines = vec![ChatLine::from_row(&first, &session.name)
+                        .ok_or_else(|| AppError::Internal("chat message without position".into()))?];
+                    if !greeting.trim().is_empty() {
+                        let a = Append {
+                            kind: MessageKind::Reply,
+                            body: fill(&greeting, &session.name, case.number),
+                            status: None,
+                            external_id: None,
+                            actor: (ActorKind::System, None),
+                        };
+                        let done = append_message(conn, &rules, &case.id, a, now)?;
+                        lines.extend(ChatLine::from_row(&done.message, ""));
+                    }
+                    let ack = ChatAck {
+                        client_id: client_id.clone(),
+                        message_id: first.id.clone(),
+                        case_id: case.id.clone(),
+                        case_number: case.number,
+                        seq: 1,
+                    };
+                    Ok((Posted { ack, lines, opened: true }, true))
+                }
             }
-        };
+        })
+        .await?;
         let (posted, new) = posted;
         if new {
             self.metrics().messages_ingested.with_label_values(&[Channel::Chat.as_str()]).inc();
@@ -676,10 +651,7 @@ impl App {
     ) -> AppResult<ChatAck> {
         who.require_write()?;
         check_client_id(&client_id)?;
-        let body = clean(&body);
-        if body.is_empty() {
-            return Err(AppError::invalid("body must not be empty"));
-        }
+        let body = required("body", &body)?;
         check_len("body", &body, self.settings().limits.max_message_bytes)?;
         let actor = who.actor();
         let agent = actor.1.clone().unwrap_or_default();

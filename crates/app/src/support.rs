@@ -212,83 +212,72 @@ impl App {
         let c = std::sync::Arc::new(c);
         // A second attempt after losing a race on the submission id (a double click sent
         // twice at once) finds the first submission's case.
-        let mut attempt = 0;
-        let receipt = loop {
-            attempt += 1;
-            let (c, attachments, rules, template) = (c.clone(), attachments.clone(), rules.clone(), template.clone());
-            let r = self
-                .write(move |conn| {
-                    if let Some(sid) = &c.submission_id {
-                        if let Some(m) = queries::messages::find_by_external_id(conn, Channel::Web.as_str(), sid)? {
-                            let case = queries::cases::get(conn, &m.case_id)?.ok_or(AppError::NotFound("case"))?;
-                            return Ok(SupportReceipt {
-                                case_number: case.number,
-                                created: false,
-                                acknowledgement_queued: false,
-                            });
-                        }
-                    }
-                    let actor = (ActorKind::Customer, None);
-                    let who =
-                        CustomerRef { email: Some(c.email.clone()), name: Some(c.name.clone()), ..Default::default() };
-                    let (customer, _) = resolve_customer(conn, &who, &actor, now)?;
-                    let actor = (ActorKind::Customer, Some(customer.id.clone()));
-                    let (case, first) = open_case(
-                        conn,
-                        Opening {
-                            subject: c.subject.clone(),
-                            body: c.message.clone(),
-                            channel: Channel::Web,
-                            priority: Priority::Normal,
-                            customer_id: &customer.id,
-                            team_id: None,
-                            assignee_id: None,
-                            topic: c.topic.clone(),
-                            external_id: c.submission_id.clone(),
-                            linked_case_id: None,
-                        },
-                        &actor,
-                        now,
-                    )?;
-                    for a in attachments.iter() {
-                        queries::messages::insert_attachment(
-                            conn,
-                            &NewAttachment {
-                                id: new_id(),
-                                message_id: first.id.clone(),
-                                filename: display_name(&a.filename),
-                                content_type: content_type(&a.content_type),
-                                size_bytes: i64::try_from(a.bytes.len()).unwrap_or(i64::MAX),
-                                sha256: Sha256::digest(&a.bytes).iter().map(|b| format!("{b:02x}")).collect(),
-                                inline_cid: None,
-                                content: a.bytes.clone(),
-                                created_at: now,
-                            },
-                        )?;
-                    }
-                    let ack = !template.trim().is_empty();
-                    if ack {
-                        let body = template
-                            .replace("{name}", &c.name)
-                            .replace("{number}", &case.number.to_string())
-                            .replace("{subject}", &c.subject);
-                        let a = Append {
-                            kind: MessageKind::Reply,
-                            body,
-                            status: None,
-                            external_id: None,
-                            actor: (ActorKind::System, None),
-                        };
-                        append_message(conn, &rules, &case.id, a, now)?;
-                    }
-                    Ok(SupportReceipt { case_number: case.number, created: true, acknowledgement_queued: ack })
-                })
-                .await;
-            match r {
-                Err(AppError::AlreadyExists(_)) if attempt < 2 => continue,
-                other => break other?,
+        let receipt = crate::cases::write_retrying(self, 2, move |conn| {
+            if let Some(sid) = &c.submission_id {
+                if let Some(m) = queries::messages::find_by_external_id(conn, Channel::Web.as_str(), sid)? {
+                    let case = queries::cases::get(conn, &m.case_id)?.ok_or(AppError::NotFound("case"))?;
+                    return Ok(SupportReceipt {
+                        case_number: case.number,
+                        created: false,
+                        acknowledgement_queued: false,
+                    });
+                }
             }
-        };
+            let actor = (ActorKind::Customer, None);
+            let who = CustomerRef { email: Some(c.email.clone()), name: Some(c.name.clone()), ..Default::default() };
+            let (customer, _) = resolve_customer(conn, &who, &actor, now)?;
+            let actor = (ActorKind::Customer, Some(customer.id.clone()));
+            let (case, first) = open_case(
+                conn,
+                Opening {
+                    subject: c.subject.clone(),
+                    body: c.message.clone(),
+                    channel: Channel::Web,
+                    priority: Priority::Normal,
+                    customer_id: &customer.id,
+                    team_id: None,
+                    assignee_id: None,
+                    topic: c.topic.clone(),
+                    external_id: c.submission_id.clone(),
+                    linked_case_id: None,
+                },
+                &actor,
+                now,
+            )?;
+            for a in attachments.iter() {
+                queries::messages::insert_attachment(
+                    conn,
+                    &NewAttachment {
+                        id: new_id(),
+                        message_id: first.id.clone(),
+                        filename: display_name(&a.filename),
+                        content_type: content_type(&a.content_type),
+                        size_bytes: i64::try_from(a.bytes.len()).unwrap_or(i64::MAX),
+                        sha256: Sha256::digest(&a.bytes).iter().map(|b| format!("{b:02x}")).collect(),
+                        inline_cid: None,
+                        content: a.bytes.clone(),
+                        created_at: now,
+                    },
+                )?;
+            }
+            let ack = !template.trim().is_empty();
+            if ack {
+                let body = template
+                    .replace("{name}", &c.name)
+                    .replace("{number}", &case.number.to_string())
+                    .replace("{subject}", &c.subject);
+                let a = Append {
+                    kind: MessageKind::Reply,
+                    body,
+                    status: None,
+                    external_id: None,
+                    actor: (ActorKind::System, None),
+                };
+                append_message(conn, &rules, &case.id, a, now)?;
+            }
+            Ok(SupportReceipt { case_number: case.number, created: true, acknowledgement_queued: ack })
+        })
+        .await?;
         if receipt.created {
             self.metrics().cases_created.with_label_values(&[Channel::Web.as_str()]).inc();
             self.metrics().messages_ingested.with_label_values(&[Channel::Web.as_str()]).inc();
