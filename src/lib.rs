@@ -89,7 +89,10 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     let task = tokio::spawn(server);
     spawn_housekeeping(app.clone());
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
-    let workers = caseflow_mail::spawn_workers(&app, shutdown_rx).context("cannot start the email workers")?;
+    let mut workers =
+        caseflow_mail::spawn_workers(&app, shutdown_rx.clone()).context("cannot start the email workers")?;
+    let router = app.clone();
+    workers.push(tokio::spawn(async move { router.run_router(shutdown_rx).await }));
     Ok(Running { addr, app, metrics_addr, handle, metrics_handle, task, shutdown, workers })
 }
 

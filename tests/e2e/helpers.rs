@@ -278,3 +278,30 @@ macro_rules! both_backends {
         )+
     };
 }
+
+/// Starts another node on the database of `settings` (whose admin already exists).
+pub async fn spawn_node(settings: Settings) -> TestApp {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let running = caseflow::start(settings.clone(), listener).await.expect("node starts");
+    let base = format!("http://{}", running.addr);
+    let mut app =
+        TestApp { base, client: reqwest::Client::new(), admin: String::new(), running: Some(running), settings };
+    app.admin = app.login(ADMIN_EMAIL, PASSWORD).await;
+    app
+}
+
+/// Polls `probe` every 50 ms until it returns `Some`, for at most `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out after {secs} s waiting for: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -8,7 +8,6 @@ use caseflow_app::Settings;
 use futures_util::TryStreamExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 use tokio::net::TcpStream;
 
 pub const IMAP_USER: &str = "support";
@@ -226,18 +225,4 @@ impl Drop for MailServers {
     }
 }
 
-/// Polls `check` until it returns Some, for at most `secs` seconds.
-pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {secs} s waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+pub use crate::helpers::eventually;

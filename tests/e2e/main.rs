@@ -19,4 +19,5 @@ mod integrator;
 mod mail;
 mod mailservers;
 mod openapi;
+mod routing;
 mod webform;

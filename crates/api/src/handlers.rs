@@ -8,6 +8,7 @@ use caseflow_app::customers::{CustomerPatch, MergeRequest, NewCustomer, NewIdent
 use caseflow_app::directory::{
     AgentPatch, LoginRequest, NamedInput, NewAgent, NewApiToken, PresenceRequest, SetSkills,
 };
+use caseflow_app::routing::{SetCapacities, SetCaseSkills};
 use caseflow_app::App;
 use serde::Deserialize;
 
@@ -238,6 +239,33 @@ pub async fn list_case_events(app: web::Data<App>, Auth(who): Auth, id: Id, q: w
     Ok(HttpResponse::Ok().json(app.list_case_events(&who, id.into_inner(), q.cursor, q.limit).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/cases/{id}/routing",
+    tag = "routing",
+    summary = "How routing sees the case: requirements, state and the latest decisions with their explanations",
+    operation_id = "case_routing",
+    params(("id" = String, Path, description = "Resource id")),
+    responses((status = 200, description = "the case's routing", body = caseflow_app::routing::CaseRouting))
+)]
+pub async fn case_routing(app: web::Data<App>, Auth(who): Auth, id: Id) -> Res {
+    Ok(HttpResponse::Ok().json(app.case_routing(&who, id.into_inner()).await?))
+}
+
+#[utoipa::path(
+    put,
+    path = "/api/v1/cases/{id}/skills",
+    tag = "routing",
+    summary = "Replace the skills a case requires or prefers",
+    operation_id = "set_case_skills",
+    params(("id" = String, Path, description = "Resource id")),
+    request_body = SetCaseSkills,
+    responses((status = 200, description = "updated", body = caseflow_app::routing::CaseRouting))
+)]
+pub async fn set_case_skills(app: web::Data<App>, Auth(who): Auth, id: Id, body: web::Json<SetCaseSkills>) -> Res {
+    Ok(HttpResponse::Ok().json(app.set_case_skills(&who, id.into_inner(), body.into_inner()).await?))
+}
+
 // Customers
 
 #[utoipa::path(
@@ -428,6 +456,34 @@ pub async fn set_presence(app: web::Data<App>, Auth(who): Auth, id: Id, body: we
 )]
 pub async fn set_skills(app: web::Data<App>, Auth(who): Auth, id: Id, body: web::Json<SetSkills>) -> Res {
     Ok(HttpResponse::Ok().json(app.set_agent_skills(&who, id.into_inner(), body.into_inner()).await?))
+}
+
+#[utoipa::path(
+    put,
+    path = "/api/v1/agents/{id}/capacities",
+    tag = "agents",
+    summary = "Replace an agent's per-channel capacities (supervisor)",
+    operation_id = "set_capacities",
+    params(("id" = String, Path, description = "Resource id")),
+    request_body = SetCapacities,
+    responses((status = 200, description = "updated", body = caseflow_app::views::AgentView))
+)]
+pub async fn set_capacities(app: web::Data<App>, Auth(who): Auth, id: Id, body: web::Json<SetCapacities>) -> Res {
+    Ok(HttpResponse::Ok().json(app.set_agent_capacities(&who, id.into_inner(), body.into_inner()).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{id}/events",
+    tag = "agents",
+    summary = "Audit log of an agent (presence, skills, capacities, profile), oldest first",
+    operation_id = "list_agent_events",
+    params(("id" = String, Path, description = "Resource id"), PageQuery),
+    responses((status = 200, description = "one page", body = caseflow_app::Page<caseflow_app::views::EventView>))
+)]
+pub async fn list_agent_events(app: web::Data<App>, Auth(who): Auth, id: Id, q: web::Query<PageQuery>) -> Res {
+    let q = q.into_inner();
+    Ok(HttpResponse::Ok().json(app.list_agent_events(&who, id.into_inner(), q.cursor, q.limit).await?))
 }
 
 #[utoipa::path(

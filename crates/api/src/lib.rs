@@ -44,6 +44,8 @@ api_routes! {
     "/cases/{id}" { get => h::get_case, patch => h::update_case }
     "/cases/{id}/messages" { get => h::list_messages, post => h::add_message }
     "/cases/{id}/events" { get => h::list_case_events }
+    "/cases/{id}/routing" { get => h::case_routing }
+    "/cases/{id}/skills" { put => h::set_case_skills }
     "/customers" { get => h::list_customers, post => h::create_customer }
     "/customers/{id}" { get => h::get_customer, patch => h::update_customer }
     "/customers/{id}/identities" { post => h::add_identity }
@@ -53,6 +55,8 @@ api_routes! {
     "/agents/{id}" { get => h::get_agent, patch => h::update_agent }
     "/agents/{id}/presence" { put => h::set_presence }
     "/agents/{id}/skills" { put => h::set_skills }
+    "/agents/{id}/capacities" { put => h::set_capacities }
+    "/agents/{id}/events" { get => h::list_agent_events }
     "/teams" { get => h::list_teams, post => h::create_team }
     "/teams/{id}" { get => h::get_team, patch => h::update_team, delete => h::delete_team }
     "/skills" { get => h::list_skills, post => h::create_skill }

@@ -148,9 +148,9 @@ pub async fn serve_spec(spec: actix_web::web::Data<SpecJson>) -> actix_web::Http
     paths(
         h::healthz, h::readyz, h::login, h::me,
         h::create_case, h::list_cases, h::get_case, h::update_case,
-        h::list_messages, h::add_message, h::list_case_events,
+        h::list_messages, h::add_message, h::list_case_events, h::case_routing, h::set_case_skills,
         h::create_customer, h::list_customers, h::get_customer, h::update_customer, h::add_identity, h::merge_customers, h::unmerge_customer,
-        h::create_agent, h::list_agents, h::get_agent, h::update_agent, h::set_presence, h::set_skills,
+        h::create_agent, h::list_agents, h::get_agent, h::update_agent, h::set_presence, h::set_skills, h::set_capacities, h::list_agent_events,
         h::create_team, h::list_teams, h::get_team, h::update_team, h::delete_team,
         h::create_skill, h::list_skills, h::get_skill, h::update_skill, h::delete_skill,
         h::create_api_token, h::list_api_tokens, h::revoke_api_token,
@@ -162,7 +162,8 @@ pub async fn serve_spec(spec: actix_web::web::Data<SpecJson>) -> actix_web::Http
     tags(
         (name = "cases", description = "Cases, their messages and audit log"),
         (name = "customers", description = "One customer across every channel"),
-        (name = "agents", description = "Staff, presence and skills"),
+        (name = "agents", description = "Staff, presence, skills and capacities"),
+        (name = "routing", description = "Automatic assignment: case requirements and explained decisions"),
         (name = "teams"), (name = "skills"),
         (name = "api-tokens", description = "Integrator credentials"),
         (name = "inbound", description = "Raw inbound messages: email intake, quarantine"),

@@ -44,6 +44,10 @@ pub struct NewCase {
     /// the existing case instead of a duplicate.
     #[serde(default)]
     pub external_id: Option<String>,
+    /// Skills routing requires (or prefers) for this case.
+    #[serde(default)]
+    #[schema(max_items = 16)]
+    pub skills: Vec<crate::routing::CaseSkill>,
 }
 
 /// Changes to a case; absent fields are left alone, `null` clears team or assignee.
@@ -62,6 +66,10 @@ pub struct CasePatch {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>, nullable)]
     pub assignee_id: Option<Option<String>>,
+    /// Pin the case to its assignee (supervisors): routing never moves a pinned case, not
+    /// even when the agent goes away. Unassigning a case unpins it.
+    #[serde(default)]
+    pub pinned: Option<bool>,
     /// The version the client last read; the update fails with `version_conflict` if the case
     /// changed since. `If-Match` does the same.
     #[serde(default)]
@@ -171,6 +179,7 @@ pub(crate) struct NewCaseRow<'a> {
 
 impl NewCaseRow<'_> {
     pub(crate) fn build(self, now: NaiveDateTime) -> CaseRow {
+        let waiting_since = self.assignee_id.is_none().then_some(now);
         CaseRow {
             id: new_id(),
             number: self.number,
@@ -190,6 +199,8 @@ impl NewCaseRow<'_> {
             closed_at: None,
             version: 1,
             topic: self.topic,
+            waiting_since,
+            pinned: false,
         }
     }
 }
@@ -208,6 +219,8 @@ pub(crate) struct Opening<'a> {
     pub external_id: Option<String>,
     /// The earlier (closed) case this one continues.
     pub linked_case_id: Option<String>,
+    /// What routing requires or prefers.
+    pub skills: Vec<crate::routing::CaseSkill>,
 }
 
 /// Inserts a case with the customer's first message (conversation position 1) and its
@@ -232,6 +245,8 @@ pub(crate) fn open_case(
     }
     .build(now);
     queries::cases::insert(conn, &row)?;
+    let skills = crate::routing::case_skill_rows(conn, &row.id, &o.skills)?;
+    queries::routing::set_case_skills(conn, &row.id, &skills)?;
     let msg = MessageRow {
         id: new_id(),
         case_id: row.id.clone(),
@@ -351,6 +366,10 @@ impl App {
         let now = self.now_naive();
         let customer_ref = input.customer.clone();
         let (team_id, assignee_id) = (input.team_id.clone(), input.assignee_id.clone());
+        if input.skills.len() > 16 {
+            return Err(AppError::invalid("skills: at most 16"));
+        }
+        let skills = input.skills.clone();
         let created = write_retrying(self, 3, move |conn| {
             if let Some(e) = &ext {
                 if let Some(m) = queries::messages::find_by_external_id(conn, channel.as_str(), e)? {
@@ -374,6 +393,7 @@ impl App {
                     topic: None,
                     external_id: ext.clone(),
                     linked_case_id: None,
+                    skills: skills.clone(),
                 },
                 &actor,
                 now,
@@ -469,6 +489,9 @@ impl App {
                 who.require_supervisor()?;
             }
         }
+        if patch.pinned.is_some() {
+            who.require_supervisor()?;
+        }
         let expected = match (patch.version, if_match) {
             (Some(a), Some(b)) if a != b => {
                 return Err(AppError::invalid("version and If-Match disagree"));
@@ -521,9 +544,22 @@ impl App {
                     new.assignee_id = a.clone();
                 }
             }
+            if let Some(p) = patch.pinned {
+                if p != old.pinned {
+                    if p && new.assignee_id.is_none() {
+                        return Err(AppError::invalid("pinned: only an assigned case can be pinned"));
+                    }
+                    events.push((
+                        if p { "pinned" } else { "unpinned" },
+                        serde_json::json!({"assignee_id": new.assignee_id}),
+                    ));
+                    new.pinned = p;
+                }
+            }
             if events.is_empty() {
                 return detail(conn, old);
             }
+            track_waiting(&old, &mut new, now);
             new.version = old.version + 1;
             new.updated_at = now;
             if !queries::cases::update_if_version(conn, &new, old.version)? {
@@ -760,6 +796,7 @@ pub(crate) fn append_message(
     }
     if to != from {
         apply_status(&mut new, to, now);
+        track_waiting(&old, &mut new, now);
     }
     new.version = old.version + 1;
     new.updated_at = now;
@@ -819,6 +856,21 @@ fn delivery_channel(c: Channel) -> Channel {
     match c {
         Channel::Web | Channel::Api => Channel::Email,
         other => other,
+    }
+}
+
+/// Keeps the routing fields consistent after a change: a case that starts waiting for an agent
+/// (unassigned and active, and was not both before) waits from `now`; an assigned case does
+/// not wait; a pin needs an assignee.
+pub(crate) fn track_waiting(old: &CaseRow, new: &mut CaseRow, now: NaiveDateTime) {
+    let waits = |r: &CaseRow| r.assignee_id.is_none() && queries::routing::ACTIVE.contains(&r.status.as_str());
+    if waits(new) && (!waits(old) || new.waiting_since.is_none()) {
+        new.waiting_since = Some(now);
+    }
+    if new.assignee_id.is_some() {
+        new.waiting_since = None;
+    } else {
+        new.pinned = false;
     }
 }
 

@@ -442,6 +442,7 @@ impl App {
         check_len("body", &body, self.settings().chat.max_message_bytes)?;
         let rules = ReplyRules::from_settings(self.settings());
         let greeting = self.settings().chat.greeting.clone();
+        let topics = self.settings().web_form.clone();
         let external = format!("{session_id}:{client_id}");
         let now = self.now_naive();
         let posted = crate::cases::write_retrying(self, 8, move |conn| {
@@ -486,6 +487,8 @@ impl App {
                 }
                 None => {
                     let subject: String = body.lines().next().unwrap_or_default().chars().take(80).collect();
+                    let skills =
+                        crate::routing::topic_skills(conn, session.topic.as_deref().and_then(|t| topics.topic(t)))?;
                     let (case, first) = open_case(
                         conn,
                         Opening {
@@ -499,6 +502,7 @@ impl App {
                             topic: session.topic.clone(),
                             external_id: Some(external.clone()),
                             linked_case_id: linked.clone(),
+                            skills,
                         },
                         &actor,
                         now,

@@ -6,6 +6,7 @@ use crate::cases::{CasePatch, MessageKind, NewCase, NewMessage};
 use crate::customers::{CustomerRef, NewCustomer, NewIdentity};
 use crate::directory::{NamedInput, NewAgent, PresenceRequest, SetSkills, SkillLevel};
 use crate::error::AppResult;
+use crate::routing::CaseSkill;
 use crate::App;
 use caseflow_core::*;
 use caseflow_store::queries;
@@ -188,6 +189,11 @@ pub async fn seed(app: &App, password: &str) -> AppResult<()> {
         Demo { customer: 2, channel: Channel::Email, priority: Priority::Normal, subject: "Complaint: agent was rude on the phone",
             body: "I was treated badly on my last call and want this looked at.", team: Some(success.id.to_string()), assignee: None, reply: None, status: None },
     ];
+    // Routing requires the team's skill for the demo cases.
+    let skill_for_team: std::collections::HashMap<&str, &str> =
+        [(billing.id.as_str(), "billing"), (tech.id.as_str(), "technical"), (success.id.as_str(), "vip")]
+            .into_iter()
+            .collect();
     for d in cases {
         let created = app
             .create_case(
@@ -198,9 +204,14 @@ pub async fn seed(app: &App, password: &str) -> AppResult<()> {
                     customer: CustomerRef { id: Some(customer_ids[d.customer].clone()), ..CustomerRef::default() },
                     priority: Some(d.priority),
                     channel: Some(d.channel),
-                    team_id: d.team,
+                    team_id: d.team.clone(),
                     assignee_id: d.assignee.map(|i| agent_ids[i].clone()),
                     external_id: None,
+                    skills: skill_for_team
+                        .get(d.team.as_deref().unwrap_or_default())
+                        .and_then(|name| skill_ids.get(name))
+                        .map(|id| vec![CaseSkill { skill_id: id.clone(), min_level: 1, required: true }])
+                        .unwrap_or_default(),
                 },
             )
             .await?;

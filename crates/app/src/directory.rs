@@ -122,12 +122,40 @@ fn password_ok(p: &str) -> AppResult<()> {
     check_len("password", p, 1024)
 }
 
-fn agent_view(conn: &mut DbConn, row: AgentRow) -> AppResult<AgentView> {
+/// Writes an agent audit-log row.
+pub(crate) fn agent_event(
+    conn: &mut DbConn,
+    agent_id: &str,
+    kind: &str,
+    actor: &(ActorKind, Option<String>),
+    data: serde_json::Value,
+    now: chrono::NaiveDateTime,
+) -> AppResult<()> {
+    queries::agents::insert_event(
+        conn,
+        &AgentEventRow {
+            id: new_id(),
+            agent_id: agent_id.to_owned(),
+            kind: kind.to_owned(),
+            actor_kind: actor.0.as_str().to_owned(),
+            actor_id: actor.1.clone(),
+            data: data.to_string(),
+            created_at: now,
+        },
+    )?;
+    Ok(())
+}
+
+pub(crate) fn agent_view(conn: &mut DbConn, row: AgentRow) -> AppResult<AgentView> {
     let skills = queries::agents::skills(conn, std::slice::from_ref(&row.id))?
         .into_iter()
         .map(|s| AgentSkillView { skill_id: SkillId::new(s.skill_id), level: s.level })
         .collect();
-    AgentView::from_row(row, skills)
+    let capacities = queries::routing::capacities(conn, Some(std::slice::from_ref(&row.id)))?
+        .into_iter()
+        .map(|c| Ok(ChannelCapacity { channel: stored("agent_capacities.channel", &c.channel)?, capacity: c.capacity }))
+        .collect::<AppResult<Vec<_>>>()?;
+    AgentView::from_row(row, skills, capacities)
 }
 
 fn check_team(conn: &mut DbConn, team: Option<&str>) -> AppResult<()> {
@@ -256,6 +284,7 @@ impl App {
                 active: true,
                 created_at: now,
                 updated_at: now,
+                last_assigned_at: None,
             };
             queries::agents::insert(conn, &row)?;
             tracing::info!(agent.id = %row.id, role = %input.role, "agent created");
@@ -271,6 +300,7 @@ impl App {
             let rows = queries::agents::list(conn)?;
             let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
             let skills = queries::agents::skills(conn, &ids)?;
+            let caps = queries::routing::capacities(conn, Some(&ids))?;
             rows.into_iter()
                 .map(|r| {
                     let mine = skills
@@ -278,7 +308,17 @@ impl App {
                         .filter(|s| s.agent_id == r.id)
                         .map(|s| AgentSkillView { skill_id: SkillId::new(s.skill_id.clone()), level: s.level })
                         .collect();
-                    AgentView::from_row(r, mine)
+                    let capacities = caps
+                        .iter()
+                        .filter(|c| c.agent_id == r.id)
+                        .map(|c| {
+                            Ok(ChannelCapacity {
+                                channel: stored("agent_capacities.channel", &c.channel)?,
+                                capacity: c.capacity,
+                            })
+                        })
+                        .collect::<AppResult<Vec<_>>>()?;
+                    AgentView::from_row(r, mine, capacities)
                 })
                 .collect()
         })
@@ -353,31 +393,66 @@ impl App {
             }
             row.updated_at = now;
             queries::agents::update(conn, &row)?;
+            let data = serde_json::json!({
+                "name_changed": patch.name.is_some(), "role": patch.role, "team_id": row.team_id,
+                "max_load": patch.max_load, "active": patch.active, "password_changed": patch.password.is_some(),
+            });
+            agent_event(conn, &row.id, "agent_updated", &actor, data, now)?;
             tracing::info!(agent.id = %row.id, actor.kind = %actor.0, "agent updated");
             agent_view(conn, row)
         })
         .await
     }
 
-    /// Sets an agent's presence (their own, or anyone's for supervisors).
+    /// Sets an agent's presence (their own, or anyone's for supervisors). Leaving `online`
+    /// gives the agent's unstarted cases back to routing when `routing.reroute_on_away`.
     pub async fn set_presence(&self, who: &Principal, id: String, req: PresenceRequest) -> AppResult<AgentView> {
         if who.agent_id().map(AgentId::as_str) != Some(id.as_str()) {
             who.require_supervisor()?;
         }
         let now = self.now_naive();
+        let actor = who.actor();
+        let reroute = self.settings().routing.enabled && self.settings().routing.reroute_on_away;
         self.write(move |conn| {
             let mut row = queries::agents::get(conn, &id)?.ok_or(AppError::NotFound("agent"))?;
             if !row.active && req.presence != Presence::Offline {
                 return Err(AppError::invalid("a deactivated agent cannot go online"));
             }
             if row.presence != req.presence.as_str() {
-                row.presence = req.presence.as_str().into();
+                let from = std::mem::replace(&mut row.presence, req.presence.as_str().into());
                 row.presence_changed_at = now;
                 row.updated_at = now;
                 queries::agents::update(conn, &row)?;
-                tracing::info!(agent.id = %row.id, presence = %req.presence, "presence changed");
+                let rerouted = if reroute && from == Presence::Online.as_str() {
+                    crate::routing::take_back_unstarted(conn, &row.id, &actor, now)?
+                } else {
+                    0
+                };
+                let data = serde_json::json!({"from": from, "to": req.presence, "cases_rerouted": rerouted});
+                agent_event(conn, &row.id, "presence_changed", &actor, data, now)?;
+                tracing::info!(agent.id = %row.id, presence = %req.presence, rerouted, "presence changed");
             }
             agent_view(conn, row)
+        })
+        .await
+    }
+
+    /// An agent's audit log (supervisors, or the agent themself), oldest first.
+    pub async fn list_agent_events(
+        &self,
+        who: &Principal,
+        id: String,
+        cursor: Option<String>,
+        limit: Option<i64>,
+    ) -> AppResult<crate::Page<EventView>> {
+        if who.agent_id().map(AgentId::as_str) != Some(id.as_str()) {
+            who.require_supervisor()?;
+        }
+        let limit = self.page_limit(limit)?;
+        self.read(move |conn| {
+            queries::agents::get(conn, &id)?.ok_or(AppError::NotFound("agent"))?;
+            let rows = queries::agents::events(conn, &id, cursor.as_deref(), limit + 1)?;
+            crate::Page::try_from_rows(rows, limit, |r| r.id.clone(), EventView::try_from)
         })
         .await
     }
@@ -385,6 +460,8 @@ impl App {
     /// Replaces an agent's skills (supervisor or admin).
     pub async fn set_agent_skills(&self, who: &Principal, id: String, req: SetSkills) -> AppResult<AgentView> {
         who.require_supervisor()?;
+        let actor = who.actor();
+        let now = self.now_naive();
         let mut seen = std::collections::HashSet::new();
         for s in &req.skills {
             if !(1..=5).contains(&s.level) {
@@ -404,6 +481,10 @@ impl App {
                 rows.push(AgentSkillRow { agent_id: row.id.clone(), skill_id: s.skill_id.clone(), level: s.level });
             }
             queries::agents::set_skills(conn, &row.id, &rows)?;
+            let data = serde_json::json!({
+                "skills": rows.iter().map(|r| serde_json::json!({"skill_id": r.skill_id, "level": r.level})).collect::<Vec<_>>(),
+            });
+            agent_event(conn, &row.id, "skills_set", &actor, data, now)?;
             tracing::info!(agent.id = %row.id, skills = rows.len(), "agent skills set");
             agent_view(conn, row)
         })

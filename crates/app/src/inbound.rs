@@ -329,6 +329,7 @@ fn human(
                 if to.is_active() {
                     new.solved_at = None;
                 }
+                crate::cases::track_waiting(&case, &mut new, now);
                 j.case_event(
                     conn,
                     event_row(

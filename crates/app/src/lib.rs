@@ -17,6 +17,7 @@ pub mod inbound;
 pub(crate) mod journal;
 pub mod metrics;
 pub mod outbox;
+pub mod routing;
 pub mod settings;
 pub mod support;
 pub mod views;
@@ -57,6 +58,7 @@ struct Inner {
     metrics: metrics::Metrics,
     token_cache: auth::TokenCache,
     outbox_wake: tokio::sync::Notify,
+    routing_wake: tokio::sync::Notify,
     chat_hub: chat::ChatHub,
 }
 
@@ -82,6 +84,7 @@ impl App {
                 metrics,
                 token_cache: auth::TokenCache::default(),
                 outbox_wake: tokio::sync::Notify::new(),
+                routing_wake: tokio::sync::Notify::new(),
                 chat_hub: chat::ChatHub::default(),
             }),
         })
@@ -126,6 +129,11 @@ impl App {
         self.inner.outbox_wake.notified().await;
     }
 
+    /// Resolves after a use case committed a write (which may have left routing signals).
+    pub(crate) async fn routing_woken(&self) {
+        self.inner.routing_wake.notified().await;
+    }
+
     pub(crate) fn token_cache(&self) -> &auth::TokenCache {
         &self.inner.token_cache
     }
@@ -151,7 +159,13 @@ impl App {
         F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
     {
         let store = self.inner.store.clone();
-        blocking(move || store.write(f)).await
+        let done = blocking(move || store.write(f)).await;
+        if done.is_ok() {
+            // The change may matter to routing (triggers left a signal): the router on this
+            // node looks at once instead of at its next poll.
+            self.inner.routing_wake.notify_one();
+        }
+        done
     }
 
     /// Checks that the database answers.

@@ -48,7 +48,30 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     pub web_form: WebFormSettings,
     pub chat: ChatSettings,
+    pub routing: RoutingSettings,
     pub demo: DemoSettings,
+}
+
+/// Automatic assignment; see `config/default.toml` and `docs/routing.md`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingSettings {
+    pub enabled: bool,
+    pub strategy: caseflow_routing::Strategy,
+    pub fairness_after_secs: u64,
+    pub sla_risk_secs: u64,
+    pub priority_points: i64,
+    pub tier_points: i64,
+    pub value_unit: i64,
+    pub value_cap_points: i64,
+    pub aging_points_per_minute: i64,
+    pub relax_optional_after_secs: u64,
+    pub widen_team_after_secs: u64,
+    pub escalate_after_secs: u64,
+    pub reroute_on_away: bool,
+    pub poll_ms: u64,
+    pub resync_secs: u64,
+    pub leader_retry_secs: u64,
 }
 
 /// A topic customers pick on the web form or in the chat widget.
@@ -532,6 +555,41 @@ impl Settings {
         }
         if !(1..=300).contains(&c.heartbeat_secs) {
             return Err(invalid("chat.heartbeat_secs", "must be between 1 and 300"));
+        }
+        let r = &self.routing;
+        if !(10..=60_000).contains(&r.poll_ms) {
+            return Err(invalid("routing.poll_ms", "must be between 10 and 60000"));
+        }
+        if !(1..=86_400).contains(&r.resync_secs) {
+            return Err(invalid("routing.resync_secs", "must be between 1 and 86400"));
+        }
+        if !(1..=3_600).contains(&r.leader_retry_secs) {
+            return Err(invalid("routing.leader_retry_secs", "must be between 1 and 3600"));
+        }
+        let week = 7 * 86_400;
+        for (key, v) in [
+            ("routing.fairness_after_secs", r.fairness_after_secs),
+            ("routing.sla_risk_secs", r.sla_risk_secs),
+            ("routing.relax_optional_after_secs", r.relax_optional_after_secs),
+            ("routing.widen_team_after_secs", r.widen_team_after_secs),
+            ("routing.escalate_after_secs", r.escalate_after_secs),
+        ] {
+            if v > week {
+                return Err(invalid(key, "must be at most 604800 (a week)"));
+            }
+        }
+        for (key, v) in [
+            ("routing.priority_points", r.priority_points),
+            ("routing.tier_points", r.tier_points),
+            ("routing.value_cap_points", r.value_cap_points),
+            ("routing.aging_points_per_minute", r.aging_points_per_minute),
+        ] {
+            if !(0..=1_000_000).contains(&v) {
+                return Err(invalid(key, "must be between 0 and 1000000"));
+            }
+        }
+        if r.value_unit < 1 {
+            return Err(invalid("routing.value_unit", "must be at least 1"));
         }
         Ok(())
     }

@@ -208,6 +208,7 @@ impl App {
         let rules = ReplyRules::from_settings(self.settings());
         let template = self.settings().web_form.acknowledgement.clone();
         let now = self.now_naive();
+        let topic = c.topic.as_deref().and_then(|t| self.settings().web_form.topic(t)).cloned();
         let attachments = std::sync::Arc::new(request.attachments);
         let c = std::sync::Arc::new(c);
         // A second attempt after losing a race on the submission id (a double click sent
@@ -227,6 +228,7 @@ impl App {
             let who = CustomerRef { email: Some(c.email.clone()), name: Some(c.name.clone()), ..Default::default() };
             let (customer, _) = resolve_customer(conn, &who, &actor, now)?;
             let actor = (ActorKind::Customer, Some(customer.id.clone()));
+            let skills = crate::routing::topic_skills(conn, topic.as_ref())?;
             let (case, first) = open_case(
                 conn,
                 Opening {
@@ -240,6 +242,7 @@ impl App {
                     topic: c.topic.clone(),
                     external_id: c.submission_id.clone(),
                     linked_case_id: None,
+                    skills,
                 },
                 &actor,
                 now,

@@ -35,6 +35,10 @@ pub struct CaseView {
     pub closed_at: Option<DateTime<Utc>>,
     /// The topic picked on the web form or in the chat widget (a key of `web_form.topics`).
     pub topic: Option<String>,
+    /// Since when the case waits for an agent (unassigned and active); routing serves by it.
+    pub waiting_since: Option<DateTime<Utc>>,
+    /// A pinned case stays with its assignee: routing never moves it.
+    pub pinned: bool,
     /// Optimistic-concurrency version; send it back (or as `If-Match`) when updating.
     pub version: i64,
 }
@@ -60,6 +64,8 @@ impl TryFrom<CaseRow> for CaseView {
             solved_at: r.solved_at.map(utc),
             closed_at: r.closed_at.map(utc),
             topic: r.topic,
+            waiting_since: r.waiting_since.map(utc),
+            pinned: r.pinned,
             version: r.version,
         })
     }
@@ -183,6 +189,20 @@ impl TryFrom<CaseEventRow> for EventView {
     }
 }
 
+impl TryFrom<AgentEventRow> for EventView {
+    type Error = AppError;
+    fn try_from(r: AgentEventRow) -> AppResult<Self> {
+        Ok(Self {
+            actor_kind: stored("agent_events.actor_kind", &r.actor_kind)?,
+            id: EventId::new(r.id),
+            kind: r.kind,
+            actor_id: r.actor_id,
+            data: serde_json::from_str(&r.data).unwrap_or(serde_json::Value::Null),
+            created_at: utc(r.created_at),
+        })
+    }
+}
+
 impl TryFrom<CustomerEventRow> for EventView {
     type Error = AppError;
     fn try_from(r: CustomerEventRow) -> AppResult<Self> {
@@ -279,16 +299,33 @@ pub struct AgentView {
     pub team_id: Option<TeamId>,
     pub presence: Presence,
     pub presence_changed_at: DateTime<Utc>,
-    /// Most cases this agent works at once.
+    /// Most active cases this agent works at once on a channel without its own capacity.
     pub max_load: i32,
     pub active: bool,
     pub skills: Vec<AgentSkillView>,
+    /// Per-channel capacities that override `max_load`.
+    pub capacities: Vec<ChannelCapacity>,
+    /// When routing last assigned this agent a case.
+    pub last_assigned_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
+/// How many active cases an agent takes on one channel.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelCapacity {
+    pub channel: Channel,
+    #[schema(minimum = 0, maximum = 1000)]
+    pub capacity: i32,
+}
+
 impl AgentView {
-    pub(crate) fn from_row(r: AgentRow, skills: Vec<AgentSkillView>) -> AppResult<Self> {
+    pub(crate) fn from_row(
+        r: AgentRow,
+        skills: Vec<AgentSkillView>,
+        capacities: Vec<ChannelCapacity>,
+    ) -> AppResult<Self> {
         Ok(Self {
             role: stored("agents.role", &r.role)?,
             presence: stored("agents.presence", &r.presence)?,
@@ -300,6 +337,8 @@ impl AgentView {
             max_load: r.max_load,
             active: r.active,
             skills,
+            capacities,
+            last_assigned_at: r.last_assigned_at.map(utc),
             created_at: utc(r.created_at),
             updated_at: utc(r.updated_at),
         })

@@ -25,7 +25,7 @@ pub mod bits;
 
 use bits::Bits;
 use caseflow_core::{Channel, Presence, Priority, Tier};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -122,7 +122,7 @@ pub struct Case {
 }
 
 /// How to choose among eligible agents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// Lowest load on the case's channel relative to capacity.

@@ -83,7 +83,16 @@ fn indexes(conn: &mut DbConn) -> BTreeSet<String> {
         }
         DbConn::Sqlite(_) => "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL",
     };
-    diesel::sql_query(sql).load::<Idx>(conn).unwrap().into_iter().map(|i| i.name).collect()
+    let mut names: BTreeSet<String> =
+        diesel::sql_query(sql).load::<Idx>(conn).unwrap().into_iter().map(|i| i.name).collect();
+    let triggers = match conn {
+        DbConn::Pg(_) => "SELECT tgname::text AS name FROM pg_trigger WHERE NOT tgisinternal",
+        DbConn::Sqlite(_) => "SELECT name FROM sqlite_master WHERE type = 'trigger'",
+    };
+    names.extend(
+        diesel::sql_query(triggers).load::<Idx>(conn).unwrap().into_iter().map(|i| format!("trigger {}", i.name)),
+    );
+    names
 }
 
 #[test]
@@ -95,7 +104,8 @@ fn migration_trees_define_the_same_tables_columns_and_indexes() {
     let only_lite: Vec<_> = lite.0.difference(&pg.0).collect();
     let only_pg: Vec<_> = pg.0.difference(&lite.0).collect();
     assert!(only_lite.is_empty() && only_pg.is_empty(), "only in sqlite: {only_lite:?}\nonly in postgres: {only_pg:?}");
-    assert_eq!(std::mem::take(&mut lite.1), std::mem::take(&mut pg.1), "index names differ");
+    assert!(lite.1.iter().any(|n| n.starts_with("trigger ")), "triggers are compared too");
+    assert_eq!(std::mem::take(&mut lite.1), std::mem::take(&mut pg.1), "index or trigger names differ");
 }
 
 #[test]
@@ -235,6 +245,8 @@ fn text_search_treats_wildcards_literally_and_ignores_case() {
                             closed_at: None,
                             version: 1,
                             topic: None,
+                            waiting_since: Some(now()),
+                            pinned: false,
                         },
                     )?;
                 }
@@ -266,4 +278,118 @@ fn postgres_database_urls_keep_credentials_and_options() {
     let url = create_postgres_database(&admin, &name).unwrap();
     assert!(url.ends_with(&format!("/{name}")) || url.contains(&format!("/{name}?")), "{url}");
     assert!(create_postgres_database(&admin, "Bad-Name").is_err());
+}
+
+fn case_row(id: &str, number: i64) -> CaseRow {
+    CaseRow {
+        id: id.into(),
+        number,
+        subject: "Help".into(),
+        status: "new".into(),
+        priority: "normal".into(),
+        channel: "email".into(),
+        customer_id: "c1".into(),
+        team_id: None,
+        assignee_id: None,
+        linked_case_id: None,
+        created_at: now(),
+        updated_at: now(),
+        last_message_at: now(),
+        first_response_at: None,
+        solved_at: None,
+        closed_at: None,
+        version: 1,
+        topic: None,
+        waiting_since: Some(now()),
+        pinned: false,
+    }
+}
+
+fn agent_row(id: &str) -> AgentRow {
+    AgentRow {
+        id: id.into(),
+        email: format!("{id}@example.org"),
+        name: id.into(),
+        role: "agent".into(),
+        password_hash: None,
+        team_id: None,
+        presence: "offline".into(),
+        presence_changed_at: now(),
+        max_load: 2,
+        active: true,
+        created_at: now(),
+        updated_at: now(),
+        last_assigned_at: None,
+    }
+}
+
+#[test]
+fn triggers_leave_a_routing_signal_for_every_change_that_matters_and_taking_them_clears_them() {
+    for store in both() {
+        let taken = |store: &Store| {
+            let mut s =
+                store.write(|c| queries::routing::take_signals(c, 100).map_err(crate::StoreError::from)).unwrap();
+            s.sort();
+            s
+        };
+        store
+            .write(|c| {
+                queries::customers::insert(c, &customer("c1"))?;
+                queries::agents::insert(c, &agent_row("a1"))?;
+                queries::cases::insert(c, &case_row("k1", 1))?;
+                Ok::<_, crate::StoreError>(())
+            })
+            .unwrap();
+        let sig = |k: &str, id: &str| (k.to_owned(), id.to_owned());
+        assert_eq!(taken(&store), vec![sig("agent", "a1"), sig("case", "k1")], "{:?}", store.backend());
+        assert!(taken(&store).is_empty(), "taking removes them");
+
+        // An agent's presence, skills and capacities; a customer's tier; a case's skills.
+        store
+            .write(|c| {
+                let mut a = agent_row("a1");
+                a.presence = "online".into();
+                queries::agents::update(c, &a)?;
+                queries::routing::set_capacities(
+                    c,
+                    "a1",
+                    &[AgentCapacityRow { agent_id: "a1".into(), channel: "chat".into(), capacity: 3 }],
+                )?;
+                let mut cu = customer("c1");
+                cu.tier = "gold".into();
+                queries::customers::update_if_version(c, &cu, 1)?;
+                diesel::sql_query("INSERT INTO skills (id, name, description, created_at) VALUES ('s1', 'billing', '', '2027-01-15 08:00:00')")
+                    .execute(c)?;
+                queries::routing::set_case_skills(
+                    c,
+                    "k1",
+                    &[CaseSkillRow { case_id: "k1".into(), skill_id: "s1".into(), min_level: 2, required: true }],
+                )?;
+                Ok::<_, crate::StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(
+            taken(&store),
+            vec![sig("agent", "a1"), sig("case", "k1"), sig("customer", "c1")],
+            "{:?}",
+            store.backend()
+        );
+
+        // The compare-and-set assignment: once only.
+        let first = store
+            .write(|c| queries::routing::assign_if_waiting(c, "k1", "a1", now()).map_err(crate::StoreError::from))
+            .unwrap();
+        let second = store
+            .write(|c| queries::routing::assign_if_waiting(c, "k1", "a1", now()).map_err(crate::StoreError::from))
+            .unwrap();
+        assert_eq!(first, Some(2), "{:?}", store.backend());
+        assert_eq!(second, None, "{:?}", store.backend());
+        assert_eq!(
+            store.read(|c| queries::routing::load(c, "a1", "email").map_err(crate::StoreError::from)).unwrap(),
+            1
+        );
+        assert_eq!(taken(&store), vec![sig("case", "k1")], "{:?}", store.backend());
+        let case = store.read(|c| queries::cases::get(c, "k1").map_err(crate::StoreError::from)).unwrap().unwrap();
+        assert_eq!((case.assignee_id.as_deref(), case.waiting_since), (Some("a1"), None));
+    }
 }

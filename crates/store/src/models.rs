@@ -42,6 +42,7 @@ pub struct AgentRow {
     pub active: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub last_assigned_at: Option<NaiveDateTime>,
 }
 
 /// An agent's level in a skill.
@@ -129,6 +130,10 @@ pub struct CaseRow {
     pub closed_at: Option<NaiveDateTime>,
     pub version: i64,
     pub topic: Option<String>,
+    /// When the case last started waiting for an agent (routing serves by it).
+    pub waiting_since: Option<NaiveDateTime>,
+    /// Stays with its assignee: never re-routed automatically.
+    pub pinned: bool,
 }
 
 /// A message on a case: inbound, outbound or internal note.
@@ -290,4 +295,64 @@ pub struct ChatSessionRow {
     pub created_at: NaiveDateTime,
     pub last_seen_at: NaiveDateTime,
     pub ended_at: Option<NaiveDateTime>,
+}
+
+/// A skill a case requires (at a minimum level) or prefers.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = case_skills)]
+pub struct CaseSkillRow {
+    pub case_id: String,
+    pub skill_id: String,
+    pub min_level: i32,
+    pub required: bool,
+}
+
+/// How many active cases an agent takes on one channel.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = agent_capacities)]
+pub struct AgentCapacityRow {
+    pub agent_id: String,
+    pub channel: String,
+    pub capacity: i32,
+}
+
+/// One routing decision and its explanation (JSON).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = routing_decisions)]
+pub struct RoutingDecisionRow {
+    pub id: String,
+    pub case_id: String,
+    pub agent_id: Option<String>,
+    /// `assigned`, `waiting`, `escalated` or `unassigned`.
+    pub outcome: String,
+    pub explanation: String,
+    pub created_at: NaiveDateTime,
+}
+
+/// A case routing sees: the case with its customer's tier and value.
+#[derive(Debug, Clone, Queryable)]
+pub struct RoutableCase {
+    pub id: String,
+    pub status: String,
+    pub priority: String,
+    pub channel: String,
+    pub team_id: Option<String>,
+    pub assignee_id: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub waiting_since: Option<NaiveDateTime>,
+    pub tier: String,
+    pub value: i64,
+}
+
+/// An agent audit-log row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = agent_events)]
+pub struct AgentEventRow {
+    pub id: String,
+    pub agent_id: String,
+    pub kind: String,
+    pub actor_kind: String,
+    pub actor_id: Option<String>,
+    pub data: String,
+    pub created_at: NaiveDateTime,
 }

@@ -681,6 +681,26 @@ pub mod agents {
             .load(conn)
     }
 
+    pub fn insert_event(conn: &mut DbConn, row: &AgentEventRow) -> QueryResult<()> {
+        use schema::agent_events::dsl as e;
+        diesel::insert_into(e::agent_events).values(row).execute(conn).map(drop)
+    }
+
+    /// The agent's audit log, oldest first, after the cursor (an event id).
+    pub fn events(
+        conn: &mut DbConn,
+        agent_id: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> QueryResult<Vec<AgentEventRow>> {
+        use schema::agent_events::dsl as e;
+        let mut q = e::agent_events.filter(e::agent_id.eq(agent_id)).into_boxed();
+        if let Some(a) = after {
+            q = q.filter(e::id.gt(a.to_owned()));
+        }
+        q.order(e::id.asc()).limit(limit).select(AgentEventRow::as_select()).load(conn)
+    }
+
     /// Replaces the agent's whole skill set.
     pub fn set_skills(conn: &mut DbConn, agent_id: &str, rows: &[AgentSkillRow]) -> QueryResult<()> {
         diesel::delete(s::agent_skills.filter(s::agent_id.eq(agent_id))).execute(conn)?;
@@ -919,5 +939,256 @@ pub mod chat {
             .set(s::received_seq.eq(seq))
             .execute(conn)?;
         diesel::update(s::chat_sessions.find(id)).set(s::last_seen_at.eq(now)).execute(conn).map(drop)
+    }
+}
+
+pub mod routing {
+    use super::*;
+    use schema::agent_capacities::dsl as ac;
+    use schema::case_skills::dsl as cs;
+    use schema::cases::dsl as c;
+    use schema::customers::dsl as cu;
+    use schema::routing_decisions::dsl as rd;
+    use schema::routing_signals::dsl as rs;
+
+    /// Statuses in which a case occupies its assignee and, unassigned, waits for routing.
+    pub const ACTIVE: [&str; 2] = ["new", "open"];
+
+    type RoutableColumns = (
+        c::id,
+        c::status,
+        c::priority,
+        c::channel,
+        c::team_id,
+        c::assignee_id,
+        c::created_at,
+        c::waiting_since,
+        cu::tier,
+        cu::value,
+    );
+    const ROUTABLE: RoutableColumns = (
+        c::id,
+        c::status,
+        c::priority,
+        c::channel,
+        c::team_id,
+        c::assignee_id,
+        c::created_at,
+        c::waiting_since,
+        cu::tier,
+        cu::value,
+    );
+
+    /// Every active case that is unassigned (waiting) or assigned (occupying its agent).
+    pub fn active_cases(conn: &mut DbConn) -> QueryResult<Vec<RoutableCase>> {
+        c::cases.inner_join(cu::customers).filter(c::status.eq_any(ACTIVE)).select(ROUTABLE).load(conn)
+    }
+
+    /// The named cases, whatever their state.
+    pub fn cases(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<RoutableCase>> {
+        c::cases.inner_join(cu::customers).filter(c::id.eq_any(ids)).select(ROUTABLE).load(conn)
+    }
+
+    /// The active cases of the named customers (their tier or value changed).
+    pub fn active_case_ids_of_customers(conn: &mut DbConn, customers: &[String]) -> QueryResult<Vec<String>> {
+        c::cases.filter(c::customer_id.eq_any(customers)).filter(c::status.eq_any(ACTIVE)).select(c::id).load(conn)
+    }
+
+    /// Skills of the named cases (all of them when `ids` is `None`).
+    pub fn case_skills(conn: &mut DbConn, ids: Option<&[String]>) -> QueryResult<Vec<CaseSkillRow>> {
+        match ids {
+            Some(ids) => cs::case_skills.filter(cs::case_id.eq_any(ids)).select(CaseSkillRow::as_select()).load(conn),
+            None => cs::case_skills
+                .inner_join(c::cases)
+                .filter(c::status.eq_any(ACTIVE))
+                .filter(c::assignee_id.is_null())
+                .select(CaseSkillRow::as_select())
+                .load(conn),
+        }
+    }
+
+    pub fn set_case_skills(conn: &mut DbConn, case_id: &str, rows: &[CaseSkillRow]) -> QueryResult<()> {
+        diesel::delete(cs::case_skills.filter(cs::case_id.eq(case_id))).execute(conn)?;
+        if !rows.is_empty() {
+            insert_rows!(conn, cs::case_skills, rows)?;
+        }
+        Ok(())
+    }
+
+    /// Capacities of the named agents (all when `None`).
+    pub fn capacities(conn: &mut DbConn, agents: Option<&[String]>) -> QueryResult<Vec<AgentCapacityRow>> {
+        match agents {
+            Some(ids) => ac::agent_capacities
+                .filter(ac::agent_id.eq_any(ids))
+                .order((ac::agent_id.asc(), ac::channel.asc()))
+                .select(AgentCapacityRow::as_select())
+                .load(conn),
+            None => ac::agent_capacities.select(AgentCapacityRow::as_select()).load(conn),
+        }
+    }
+
+    /// Replaces an agent's per-channel capacities.
+    pub fn set_capacities(conn: &mut DbConn, agent_id: &str, rows: &[AgentCapacityRow]) -> QueryResult<()> {
+        diesel::delete(ac::agent_capacities.filter(ac::agent_id.eq(agent_id))).execute(conn)?;
+        if !rows.is_empty() {
+            insert_rows!(conn, ac::agent_capacities, rows)?;
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` pending signals (a plain read: no write lock when there are none).
+    pub fn peek_signals(conn: &mut DbConn, limit: i64) -> QueryResult<Vec<(String, String)>> {
+        rs::routing_signals.select((rs::kind, rs::ref_id)).order((rs::kind, rs::ref_id)).limit(limit).load(conn)
+    }
+
+    /// Removes these signals. The caller reads the entities again after this commits, so a
+    /// change committed later leaves a new signal, and one committed earlier is seen.
+    pub fn remove_signals(conn: &mut DbConn, signals: &[(String, String)]) -> QueryResult<()> {
+        let mut by_kind: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
+        for (k, r) in signals {
+            by_kind.entry(k.as_str()).or_default().push(r.as_str());
+        }
+        for (kind, refs) in by_kind {
+            for chunk in refs.chunks(500) {
+                diesel::delete(rs::routing_signals.filter(rs::kind.eq(kind)).filter(rs::ref_id.eq_any(chunk)))
+                    .execute(conn)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` pending signals, removed.
+    pub fn take_signals(conn: &mut DbConn, limit: i64) -> QueryResult<Vec<(String, String)>> {
+        let rows = peek_signals(conn, limit)?;
+        remove_signals(conn, &rows)?;
+        Ok(rows)
+    }
+
+    /// Whether the case was escalated since it last started waiting.
+    pub fn escalated_since(conn: &mut DbConn, case_id: &str) -> QueryResult<bool> {
+        let since: Option<Option<NaiveDateTime>> =
+            c::cases.find(case_id).select(c::waiting_since).load(conn).map(first)?;
+        let Some(Some(since)) = since else { return Ok(false) };
+        let n: i64 = rd::routing_decisions
+            .filter(rd::case_id.eq(case_id))
+            .filter(rd::outcome.eq("escalated"))
+            .filter(rd::created_at.ge(since))
+            .count()
+            .get_result(conn)?;
+        Ok(n > 0)
+    }
+
+    /// Drops every pending signal (before a full load).
+    pub fn clear_signals(conn: &mut DbConn) -> QueryResult<usize> {
+        diesel::delete(rs::routing_signals).execute(conn)
+    }
+
+    pub fn pending_signals(conn: &mut DbConn) -> QueryResult<i64> {
+        rs::routing_signals.count().get_result(conn)
+    }
+
+    /// Assigns the case if it is still active and unassigned (the compare-and-set that keeps a
+    /// case from being assigned twice, whoever else assigns at the same time). Returns the new
+    /// version when it did.
+    pub fn assign_if_waiting(
+        conn: &mut DbConn,
+        case_id: &str,
+        agent_id: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<Option<i64>> {
+        let n = diesel::update(
+            c::cases.filter(c::id.eq(case_id)).filter(c::assignee_id.is_null()).filter(c::status.eq_any(ACTIVE)),
+        )
+        .set((
+            c::assignee_id.eq(agent_id),
+            c::waiting_since.eq(None::<NaiveDateTime>),
+            c::updated_at.eq(now),
+            c::version.eq(c::version + 1),
+        ))
+        .execute(conn)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        c::cases.find(case_id).select(c::version).get_result(conn).map(Some)
+    }
+
+    /// The agent's active cases on one channel (its load there).
+    pub fn load(conn: &mut DbConn, agent_id: &str, channel: &str) -> QueryResult<i64> {
+        c::cases
+            .filter(c::assignee_id.eq(agent_id))
+            .filter(c::status.eq_any(ACTIVE))
+            .filter(c::channel.eq(channel))
+            .count()
+            .get_result(conn)
+    }
+
+    /// Locks the agent's row until the transaction ends (PostgreSQL), so that two nodes
+    /// checking the agent's load at once queue instead of both seeing room.
+    pub fn lock_agent(conn: &mut DbConn, agent_id: &str) -> QueryResult<Option<AgentRow>> {
+        use schema::agents::dsl as a;
+        match conn {
+            DbConn::Pg(p) => a::agents.find(agent_id).select(AgentRow::as_select()).for_update().load(p).map(first),
+            DbConn::Sqlite(_) => a::agents.find(agent_id).select(AgentRow::as_select()).load(conn).map(first),
+        }
+    }
+
+    pub fn touch_agent(conn: &mut DbConn, agent_id: &str, now: NaiveDateTime) -> QueryResult<()> {
+        use schema::agents::dsl as a;
+        diesel::update(a::agents.find(agent_id)).set(a::last_assigned_at.eq(now)).execute(conn).map(drop)
+    }
+
+    /// The agent's unstarted cases (status `new`, not pinned): re-routed when they go away.
+    pub fn unstarted(conn: &mut DbConn, agent_id: &str) -> QueryResult<Vec<CaseRow>> {
+        c::cases
+            .filter(c::assignee_id.eq(agent_id))
+            .filter(c::status.eq("new"))
+            .filter(c::pinned.eq(false))
+            .select(CaseRow::as_select())
+            .load(conn)
+    }
+
+    pub fn insert_decisions(conn: &mut DbConn, rows: &[RoutingDecisionRow]) -> QueryResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        insert_rows!(conn, rd::routing_decisions, rows)
+    }
+
+    /// The case's latest decisions, newest first.
+    pub fn decisions(conn: &mut DbConn, case_id: &str, limit: i64) -> QueryResult<Vec<RoutingDecisionRow>> {
+        rd::routing_decisions
+            .filter(rd::case_id.eq(case_id))
+            .order(rd::id.desc())
+            .limit(limit)
+            .select(RoutingDecisionRow::as_select())
+            .load(conn)
+    }
+}
+
+/// Leader election for background work that must run on one node at a time.
+pub mod leader {
+    use super::*;
+
+    #[derive(QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        locked: bool,
+    }
+
+    /// Takes the session advisory lock `key` if free (PostgreSQL). The lock lives as long as
+    /// this connection. SQLite has one node: always true.
+    pub fn try_lock(conn: &mut DbConn, key: i64) -> QueryResult<bool> {
+        match conn {
+            DbConn::Pg(c) => diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
+                .bind::<diesel::sql_types::BigInt, _>(key)
+                .get_result::<Locked>(c)
+                .map(|l| l.locked),
+            DbConn::Sqlite(_) => Ok(true),
+        }
+    }
+
+    /// Whether the connection (and so its session lock) is still alive.
+    pub fn ping(conn: &mut DbConn) -> QueryResult<()> {
+        diesel::sql_query("SELECT 1").execute(conn).map(drop)
     }
 }

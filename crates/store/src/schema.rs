@@ -41,6 +41,7 @@ diesel::table! {
         active -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        last_assigned_at -> Nullable<Timestamp>,
     }
 }
 
@@ -122,6 +123,8 @@ diesel::table! {
         closed_at -> Nullable<Timestamp>,
         version -> BigInt,
         topic -> Nullable<Text>,
+        waiting_since -> Nullable<Timestamp>,
+        pinned -> Bool,
     }
 }
 
@@ -197,6 +200,8 @@ diesel::joinable!(cases -> customers (customer_id));
 diesel::joinable!(messages -> cases (case_id));
 diesel::joinable!(attachments -> messages (message_id));
 diesel::joinable!(case_events -> cases (case_id));
+
+diesel::joinable!(case_skills -> cases (case_id));
 
 diesel::table! {
     idempotency_keys (scope, key) {
@@ -274,4 +279,56 @@ diesel::allow_tables_to_appear_in_same_query!(
     inbound_messages,
     mailbox_state,
     chat_sessions,
+    case_skills,
+    agent_capacities,
+    routing_decisions,
+    routing_signals,
+    agent_events,
 );
+
+diesel::table! {
+    case_skills (case_id, skill_id) {
+        case_id -> Text,
+        skill_id -> Text,
+        min_level -> Integer,
+        required -> Bool,
+    }
+}
+
+diesel::table! {
+    agent_capacities (agent_id, channel) {
+        agent_id -> Text,
+        channel -> Text,
+        capacity -> Integer,
+    }
+}
+
+diesel::table! {
+    routing_decisions (id) {
+        id -> Text,
+        case_id -> Text,
+        agent_id -> Nullable<Text>,
+        outcome -> Text,
+        explanation -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    routing_signals (kind, ref_id) {
+        kind -> Text,
+        ref_id -> Text,
+    }
+}
+
+diesel::table! {
+    agent_events (id) {
+        id -> Text,
+        agent_id -> Text,
+        kind -> Text,
+        actor_kind -> Text,
+        actor_id -> Nullable<Text>,
+        data -> Text,
+        created_at -> Timestamp,
+    }
+}

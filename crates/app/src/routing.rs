@@ -1,0 +1,1029 @@
+//! The routing service: keeps the pure engine (`caseflow-routing`) fed from the database and
+//! writes its decisions back. See `docs/routing.md` and ADR 0008.
+//!
+//! - **One router at a time.** On PostgreSQL the node holding a session advisory lock routes;
+//!   the others stand by and take over when its connection ends. SQLite is one node.
+//! - **Event-driven.** Triggers record every change that matters to routing (case created or
+//!   changed, case skills, agent presence/skills/capacity/team, customer tier/value) as a
+//!   row in `routing_signals`, in the writer's own transaction. The router takes the signals,
+//!   reads those entities again, and lets the engine decide. Nothing a write path forgets can
+//!   leave a case unrouted; a periodic full resync is the safety net.
+//! - **Safe commits.** Each assignment is a compare-and-set (`assignee_id IS NULL` and still
+//!   active) after locking the agent's row and counting its load again, so a case is never
+//!   assigned twice and automatic assignment never exceeds capacity, even if two routers ran
+//!   at once.
+
+use crate::error::{AppError, AppResult};
+use crate::views::stored;
+use crate::{new_id, App};
+use caseflow_core::*;
+use caseflow_routing as engine;
+use caseflow_store::models::*;
+use caseflow_store::{queries, DbConn, Store};
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// The advisory-lock key of the routing leader ("cfrouter" in ASCII).
+const LEADER_LOCK_KEY: i64 = 0x6366_726f_7574_6572;
+
+/// Signals taken per round.
+const SIGNAL_BATCH: i64 = 5_000;
+
+/// One agent's part in an explanation.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RankedAgent {
+    pub agent_id: String,
+    /// The values the strategy compared.
+    pub why: String,
+}
+
+/// Why routing decided what it did, as stored with each decision.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Explanation {
+    /// `least_busy`, `longest_idle` or `best_skill_match`.
+    pub strategy: String,
+    /// The class the case was served in: `starving` (waited past the fairness bound),
+    /// `sla_at_risk` or `normal` (by score).
+    pub class: String,
+    /// Priority + tier + customer value + aging points at the time of the decision.
+    pub score: i64,
+    pub agents_total: usize,
+    pub excluded_offline: usize,
+    pub excluded_skills: usize,
+    pub excluded_capacity: usize,
+    pub excluded_team: usize,
+    pub eligible: usize,
+    /// The chosen agent first, then runners-up.
+    pub ranking: Vec<RankedAgent>,
+    /// When an agent with free capacity pulled the case: how many queues it qualified for.
+    pub queues_considered: usize,
+    /// The best case the agent did not take instead.
+    pub runner_up_case_id: Option<String>,
+    /// Overflow steps that applied: `optional_skills_relaxed`, `team_widened`, `escalated`.
+    pub overflow: Vec<String>,
+    /// Who decided: `router` for automatic decisions.
+    pub decided_by: String,
+}
+
+/// A stored routing decision.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RoutingDecisionView {
+    pub id: String,
+    /// `assigned`, `waiting` (no eligible agent yet), `escalated` (raised to supervisors)
+    /// or `rerouted` (taken back from an agent who went away).
+    pub outcome: String,
+    pub agent_id: Option<AgentId>,
+    pub explanation: Explanation,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A skill a case needs.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseSkill {
+    pub skill_id: String,
+    /// The lowest level that qualifies, 1 to 5 (default 1).
+    #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 5)]
+    pub min_level: i32,
+    /// Required (default) or only preferred: preferred skills rank agents and stop mattering
+    /// after `routing.relax_optional_after_secs`.
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+fn one() -> i32 {
+    1
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A case's routing: requirements, state and the latest decisions.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CaseRouting {
+    pub case_id: CaseId,
+    /// `waiting` (active and unassigned), `assigned` or `inactive` (pending, on hold, solved
+    /// or closed: not routed).
+    pub state: String,
+    pub assignee_id: Option<AgentId>,
+    pub pinned: bool,
+    pub waiting_since: Option<chrono::DateTime<chrono::Utc>>,
+    pub skills: Vec<CaseSkill>,
+    /// Newest first, at most 50.
+    pub decisions: Vec<RoutingDecisionView>,
+}
+
+/// Replaces an agent's per-channel capacities.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetCapacities {
+    pub capacities: Vec<crate::views::ChannelCapacity>,
+}
+
+/// Replaces a case's skills.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetCaseSkills {
+    pub skills: Vec<CaseSkill>,
+}
+
+fn millis(t: NaiveDateTime) -> i64 {
+    t.and_utc().timestamp_millis()
+}
+
+fn channel_of(s: &str) -> AppResult<Channel> {
+    stored("cases.channel", s)
+}
+
+/// Checks skill input and turns it into rows.
+pub(crate) fn case_skill_rows(conn: &mut DbConn, case_id: &str, skills: &[CaseSkill]) -> AppResult<Vec<CaseSkillRow>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut rows = Vec::with_capacity(skills.len());
+    for s in skills {
+        if !(1..=5).contains(&s.min_level) {
+            return Err(AppError::invalid("skills: min_level must be between 1 and 5"));
+        }
+        if !seen.insert(s.skill_id.as_str()) {
+            return Err(AppError::invalid("skills: a skill is listed twice"));
+        }
+        if queries::skills::get(conn, &s.skill_id)?.is_none() {
+            return Err(AppError::invalid("skills: no such skill"));
+        }
+        rows.push(CaseSkillRow {
+            case_id: case_id.to_owned(),
+            skill_id: s.skill_id.clone(),
+            min_level: s.min_level,
+            required: s.required,
+        });
+    }
+    Ok(rows)
+}
+
+/// The required skills of a topic (`web_form.topics[].skills`, by name); unknown names are
+/// skipped with a warning (a skill renamed after the configuration was written).
+pub(crate) fn topic_skills(
+    conn: &mut DbConn,
+    topic: Option<&crate::settings::TopicSettings>,
+) -> AppResult<Vec<CaseSkill>> {
+    let Some(topic) = topic.filter(|t| !t.skills.is_empty()) else { return Ok(Vec::new()) };
+    let all = queries::skills::list(conn)?;
+    let mut out = Vec::new();
+    for name in &topic.skills {
+        match all.iter().find(|s| s.name.eq_ignore_ascii_case(name)) {
+            Some(s) => out.push(CaseSkill { skill_id: s.id.clone(), min_level: 1, required: true }),
+            None => tracing::warn!(topic = %topic.key, "a topic names a skill that does not exist; not required"),
+        }
+    }
+    Ok(out)
+}
+
+fn decision_view(r: RoutingDecisionRow) -> AppResult<RoutingDecisionView> {
+    let explanation = serde_json::from_str(&r.explanation)
+        .map_err(|e| AppError::Internal(format!("routing_decisions.explanation: {e}")))?;
+    Ok(RoutingDecisionView {
+        id: r.id,
+        outcome: r.outcome,
+        agent_id: r.agent_id.map(AgentId::new),
+        explanation,
+        created_at: crate::utc(r.created_at),
+    })
+}
+
+impl App {
+    /// A case's routing requirements, state and latest decisions.
+    pub async fn case_routing(&self, who: &crate::Principal, id: String) -> AppResult<CaseRouting> {
+        who.require_read()?;
+        self.read(move |conn| {
+            let case = queries::cases::get(conn, &id)?.ok_or(AppError::NotFound("case"))?;
+            let skills = queries::routing::case_skills(conn, Some(std::slice::from_ref(&case.id)))?
+                .into_iter()
+                .map(|s| CaseSkill { skill_id: s.skill_id, min_level: s.min_level, required: s.required })
+                .collect();
+            let decisions = queries::routing::decisions(conn, &case.id, 50)?
+                .into_iter()
+                .map(decision_view)
+                .collect::<AppResult<Vec<_>>>()?;
+            let active = queries::routing::ACTIVE.contains(&case.status.as_str());
+            let state = match (&case.assignee_id, active) {
+                (_, false) => "inactive",
+                (None, true) => "waiting",
+                (Some(_), true) => "assigned",
+            };
+            Ok(CaseRouting {
+                case_id: CaseId::new(case.id),
+                state: state.into(),
+                assignee_id: case.assignee_id.map(AgentId::new),
+                pinned: case.pinned,
+                waiting_since: case.waiting_since.map(crate::utc),
+                skills,
+                decisions,
+            })
+        })
+        .await
+    }
+
+    /// Replaces a case's skills (staff with write access); audited on the case.
+    pub async fn set_case_skills(
+        &self,
+        who: &crate::Principal,
+        id: String,
+        req: SetCaseSkills,
+    ) -> AppResult<CaseRouting> {
+        who.require_write()?;
+        let actor = who.actor();
+        let now = self.now_naive();
+        let case_id = id.clone();
+        self.write(move |conn| {
+            let case = queries::cases::get_for_update(conn, &case_id)?.ok_or(AppError::NotFound("case"))?;
+            let rows = case_skill_rows(conn, &case.id, &req.skills)?;
+            queries::routing::set_case_skills(conn, &case.id, &rows)?;
+            let data = serde_json::json!({"skills": req.skills});
+            crate::cases::event(conn, &case.id, "skills_set", &actor, data, now)?;
+            Ok(())
+        })
+        .await?;
+        self.case_routing(who, id).await
+    }
+
+    /// Replaces an agent's per-channel capacities (supervisors); audited on the agent.
+    pub async fn set_agent_capacities(
+        &self,
+        who: &crate::Principal,
+        id: String,
+        req: SetCapacities,
+    ) -> AppResult<crate::views::AgentView> {
+        who.require_supervisor()?;
+        let mut seen = std::collections::HashSet::new();
+        for c in &req.capacities {
+            if !(0..=1000).contains(&c.capacity) {
+                return Err(AppError::invalid("capacity must be between 0 and 1000"));
+            }
+            if !seen.insert(c.channel) {
+                return Err(AppError::invalid("a channel is listed twice"));
+            }
+        }
+        let actor = who.actor();
+        let now = self.now_naive();
+        self.write(move |conn| {
+            let row = queries::agents::get(conn, &id)?.ok_or(AppError::NotFound("agent"))?;
+            let rows: Vec<AgentCapacityRow> = req
+                .capacities
+                .iter()
+                .map(|c| AgentCapacityRow {
+                    agent_id: row.id.clone(),
+                    channel: c.channel.as_str().into(),
+                    capacity: c.capacity,
+                })
+                .collect();
+            queries::routing::set_capacities(conn, &row.id, &rows)?;
+            crate::directory::agent_event(
+                conn,
+                &row.id,
+                "capacities_set",
+                &actor,
+                serde_json::json!({"capacities": req.capacities}),
+                now,
+            )?;
+            crate::directory::agent_view(conn, row)
+        })
+        .await
+    }
+}
+
+/// When an agent leaves `online`: their unstarted cases (status `new`, not pinned) go back
+/// to the queue, keeping the customer's place (waiting since the case was opened). Audited on
+/// each case. Returns how many.
+pub(crate) fn take_back_unstarted(
+    conn: &mut DbConn,
+    agent_id: &str,
+    actor: &(ActorKind, Option<String>),
+    now: NaiveDateTime,
+) -> AppResult<usize> {
+    let cases = queries::routing::unstarted(conn, agent_id)?;
+    let mut decisions = Vec::with_capacity(cases.len());
+    for old in &cases {
+        let mut new = old.clone();
+        new.assignee_id = None;
+        new.waiting_since = Some(old.created_at);
+        new.version = old.version + 1;
+        new.updated_at = now;
+        if !queries::cases::update_if_version(conn, &new, old.version)? {
+            return Err(AppError::VersionConflict("case"));
+        }
+        let data = serde_json::json!({"from": agent_id, "to": null, "reason": "agent_away"});
+        crate::cases::event(conn, &old.id, "assignee_changed", actor, data, now)?;
+        let why = Explanation {
+            strategy: String::new(),
+            class: String::new(),
+            score: 0,
+            agents_total: 0,
+            excluded_offline: 0,
+            excluded_skills: 0,
+            excluded_capacity: 0,
+            excluded_team: 0,
+            eligible: 0,
+            ranking: Vec::new(),
+            queues_considered: 0,
+            runner_up_case_id: None,
+            overflow: Vec::new(),
+            decided_by: "agent_away".into(),
+        };
+        decisions.push(decision_row(&old.id, Some(agent_id), "rerouted", &why, now));
+    }
+    queries::routing::insert_decisions(conn, &decisions)?;
+    Ok(cases.len())
+}
+
+fn decision_row(
+    case_id: &str,
+    agent: Option<&str>,
+    outcome: &str,
+    why: &Explanation,
+    now: NaiveDateTime,
+) -> RoutingDecisionRow {
+    RoutingDecisionRow {
+        id: new_id(),
+        case_id: case_id.to_owned(),
+        agent_id: agent.map(str::to_owned),
+        outcome: outcome.to_owned(),
+        explanation: serde_json::to_string(why).unwrap_or_else(|_| "{}".into()),
+        created_at: now,
+    }
+}
+
+/// Ids both ways between the database's text ids and the engine's integers.
+#[derive(Debug, Default)]
+struct Interner<K: Copy> {
+    to_key: HashMap<String, K>,
+    to_id: HashMap<K, String>,
+    next: u64,
+}
+
+impl<K: Copy + Eq + std::hash::Hash + TryFrom<u64> + From<u16>> Interner<K> {
+    fn key(&mut self, id: &str) -> K {
+        if let Some(&k) = self.to_key.get(id) {
+            return k;
+        }
+        // Keys start at 1. A key type that ran out (65,535 distinct skills seen by one
+        // process) maps further ids to 0, which no other id has: such skills match nothing.
+        self.next += 1;
+        let Ok(k) = K::try_from(self.next) else { return K::from(0) };
+        self.to_key.insert(id.to_owned(), k);
+        self.to_id.insert(k, id.to_owned());
+        k
+    }
+
+    fn get(&self, id: &str) -> Option<K> {
+        self.to_key.get(id).copied()
+    }
+
+    fn id(&self, k: K) -> &str {
+        self.to_id.get(&k).map_or("", String::as_str)
+    }
+
+    fn forget(&mut self, id: &str) {
+        if let Some(k) = self.to_key.remove(id) {
+            self.to_id.remove(&k);
+        }
+    }
+}
+
+/// An assignment to write.
+#[derive(Debug)]
+struct Pending {
+    case_id: String,
+    agent_id: String,
+    channel: Channel,
+    why: Explanation,
+}
+
+/// The leader's in-memory routing state.
+struct State {
+    router: engine::Router,
+    cases: Interner<u64>,
+    agents: Interner<u32>,
+    skills: Interner<u16>,
+    teams: Interner<u32>,
+    /// Active assigned cases: which agent they occupy, on which channel.
+    occupying: HashMap<u64, (u32, Channel)>,
+    /// Per agent, the count of `occupying` per channel slot.
+    loads: HashMap<u32, [u16; 4]>,
+    /// The channel of each case the engine holds.
+    channels: HashMap<u64, Channel>,
+    /// Each agent as last read (without load), to rebuild it when its load changes.
+    agent_base: HashMap<u32, engine::Agent>,
+    /// Entities to read again next round (a commit that lost a race).
+    dirty: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State").field("waiting", &self.router.waiting()).finish_non_exhaustive()
+    }
+}
+
+fn engine_config(s: &crate::settings::RoutingSettings) -> engine::Config {
+    let ms = |secs: u64| i64::try_from(secs).unwrap_or(i64::MAX / 2_000).saturating_mul(1_000);
+    engine::Config {
+        strategy: s.strategy,
+        fairness_after_ms: ms(s.fairness_after_secs),
+        sla_risk_ms: ms(s.sla_risk_secs),
+        priority_points: s.priority_points,
+        tier_points: s.tier_points,
+        value_unit: s.value_unit,
+        value_cap_points: s.value_cap_points,
+        aging_points_per_minute: s.aging_points_per_minute,
+        relax_optional_after_ms: ms(s.relax_optional_after_secs),
+        widen_team_after_ms: ms(s.widen_team_after_secs),
+        escalate_after_ms: ms(s.escalate_after_secs),
+    }
+}
+
+const CHANNELS: [Channel; 4] = [Channel::Email, Channel::Web, Channel::Chat, Channel::Api];
+
+fn slot(c: Channel) -> usize {
+    CHANNELS.iter().position(|&x| x == c).unwrap_or(0)
+}
+
+impl State {
+    fn new(config: engine::Config) -> Self {
+        Self {
+            router: engine::Router::new(config),
+            cases: Interner::default(),
+            agents: Interner::default(),
+            skills: Interner::default(),
+            teams: Interner::default(),
+            occupying: HashMap::new(),
+            loads: HashMap::new(),
+            channels: HashMap::new(),
+            agent_base: HashMap::new(),
+            dirty: Vec::new(),
+        }
+    }
+
+    fn load_of(&self, agent: u32) -> [u16; 4] {
+        self.loads.get(&agent).copied().unwrap_or_default()
+    }
+
+    /// Records what the case occupies now (`None`: nothing); returns what it occupied.
+    fn occupy(&mut self, case: u64, now: Option<(u32, Channel)>) -> Option<(u32, Channel)> {
+        let before = match now {
+            Some(o) => self.occupying.insert(case, o),
+            None => self.occupying.remove(&case),
+        };
+        if before != now {
+            if let Some((a, ch)) = before {
+                let l = self.loads.entry(a).or_default();
+                l[slot(ch)] = l[slot(ch)].saturating_sub(1);
+            }
+            if let Some((a, ch)) = now {
+                let l = self.loads.entry(a).or_default();
+                l[slot(ch)] = l[slot(ch)].saturating_add(1);
+            }
+        }
+        before
+    }
+
+    /// Drops a case the engine no longer needs to know.
+    fn forget_case(&mut self, key: u64, id: &str) {
+        self.channels.remove(&key);
+        self.cases.forget(id);
+    }
+
+    /// Builds the engine's agent from its rows.
+    fn agent_from(&mut self, row: &AgentRow, skills: &[AgentSkillRow], caps: &[AgentCapacityRow]) -> engine::Agent {
+        let presence = if row.active { row.presence.parse().unwrap_or(Presence::Offline) } else { Presence::Offline };
+        let mut capacity = [u16::try_from(row.max_load.max(0)).unwrap_or(u16::MAX); 4];
+        for c in caps {
+            if let Ok(ch) = channel_of(&c.channel) {
+                capacity[slot(ch)] = u16::try_from(c.capacity.max(0)).unwrap_or(u16::MAX);
+            }
+        }
+        let id = self.agents.key(&row.id);
+        engine::Agent {
+            id,
+            team: row.team_id.as_deref().map(|t| self.teams.key(t)),
+            presence,
+            skills: skills
+                .iter()
+                .map(|s| (self.skills.key(&s.skill_id), u8::try_from(s.level.clamp(1, 5)).unwrap_or(1)))
+                .collect(),
+            capacity,
+            load: [0; 4],
+            last_assigned_at: row.last_assigned_at.map_or(0, millis),
+        }
+    }
+
+    /// Sets the agent in the engine with its current load; returns assignments it takes.
+    fn put_agent(&mut self, mut a: engine::Agent, now: i64) -> Vec<engine::Decision> {
+        a.load = self.load_of(a.id);
+        if let Some(known) = self.router.agent(a.id) {
+            // The engine's own last assignment time is newer than the one read back when a
+            // decision is still being committed.
+            a.last_assigned_at = a.last_assigned_at.max(known.last_assigned_at);
+        }
+        self.agent_base.insert(a.id, a.clone());
+        self.router.upsert_agent(a, now)
+    }
+
+    fn engine_case(&mut self, c: &RoutableCase, skills: &[&CaseSkillRow]) -> AppResult<engine::Case> {
+        let mut required = Vec::new();
+        let mut optional = Vec::new();
+        for s in skills {
+            let k = self.skills.key(&s.skill_id);
+            if s.required {
+                required.push((k, u8::try_from(s.min_level.clamp(1, 5)).unwrap_or(1)));
+            } else {
+                optional.push(k);
+            }
+        }
+        Ok(engine::Case {
+            id: self.cases.key(&c.id),
+            channel: channel_of(&c.channel)?,
+            priority: stored("cases.priority", &c.priority)?,
+            tier: stored("customers.tier", &c.tier)?,
+            value: c.value,
+            required,
+            optional,
+            team: c.team_id.as_deref().map(|t| self.teams.key(t)),
+            enqueued_at: millis(c.waiting_since.unwrap_or(c.created_at)),
+            sla_due: None,
+        })
+    }
+
+    /// Applies the current state of these cases; returns assignments and "still waiting"
+    /// explanations of cases that were not waiting before.
+    fn apply_cases(
+        &mut self,
+        rows: Vec<RoutableCase>,
+        skills: &[CaseSkillRow],
+        missing: &[String],
+        now: i64,
+    ) -> (Vec<engine::Decision>, Vec<engine::Explanation>) {
+        let mut decisions = Vec::new();
+        let mut waiting = Vec::new();
+        for id in missing {
+            if let Some(k) = self.cases.get(id) {
+                self.router.withdraw(k);
+                if let Some((agent, _)) = self.occupy(k, None) {
+                    decisions.extend(self.refresh_agent(agent, now));
+                }
+                self.forget_case(k, id);
+            }
+        }
+        for c in rows {
+            let active = queries::routing::ACTIVE.contains(&c.status.as_str());
+            let key = self.cases.key(&c.id);
+            let Ok(channel) = channel_of(&c.channel) else { continue };
+            // What the case occupies now versus what the engine counted.
+            let now_occupies = match (&c.assignee_id, active) {
+                (Some(a), true) => Some((self.agents.key(a), channel)),
+                _ => None,
+            };
+            self.channels.insert(key, channel);
+            let before = self.occupy(key, now_occupies);
+            if before != now_occupies {
+                for (agent, _) in [before, now_occupies].into_iter().flatten() {
+                    decisions.extend(self.refresh_agent(agent, now));
+                }
+            }
+            if active && c.assignee_id.is_none() {
+                let mine: Vec<&CaseSkillRow> = skills.iter().filter(|s| s.case_id == c.id).collect();
+                let Ok(case) = self.engine_case(&c, &mine) else { continue };
+                let was_waiting = self.router.withdraw(key);
+                let (d, why) = self.router.route(case, now);
+                decisions.extend(d);
+                if let (Some(w), false) = (why, was_waiting) {
+                    waiting.push(w);
+                }
+            } else {
+                self.router.withdraw(key);
+                if now_occupies.is_none() {
+                    self.forget_case(key, &c.id);
+                }
+            }
+        }
+        (decisions, waiting)
+    }
+
+    /// Sets the agent again with its current load (after its load changed).
+    fn refresh_agent(&mut self, agent: u32, now: i64) -> Vec<engine::Decision> {
+        match self.agent_base.get(&agent).cloned() {
+            Some(a) => self.put_agent(a, now),
+            None => Vec::new(),
+        }
+    }
+
+    /// Records the engine's decisions as occupying, and turns them into assignments to write.
+    fn pending(&mut self, decisions: Vec<engine::Decision>) -> Vec<Pending> {
+        decisions
+            .into_iter()
+            .filter_map(|d| {
+                let case_id = self.cases.id(d.case).to_owned();
+                let agent_id = self.agents.id(d.agent).to_owned();
+                let channel = *self.channels.get(&d.case)?;
+                self.occupy(d.case, Some((d.agent, channel)));
+                let why = self.explain(&d.explanation, "router");
+                Some(Pending { case_id, agent_id, channel, why })
+            })
+            .collect()
+    }
+
+    fn explain(&self, e: &engine::Explanation, by: &str) -> Explanation {
+        let name = |v: &dyn erased::AsSnake| v.snake();
+        Explanation {
+            strategy: name(&e.strategy),
+            class: name(&e.class),
+            score: e.score,
+            agents_total: e.agents_total,
+            excluded_offline: e.excluded_offline,
+            excluded_skills: e.excluded_skills,
+            excluded_capacity: e.excluded_capacity,
+            excluded_team: e.excluded_team,
+            eligible: e.eligible,
+            ranking: e
+                .ranking
+                .iter()
+                .map(|(a, why)| RankedAgent { agent_id: self.agents.id(*a).to_owned(), why: why.clone() })
+                .collect(),
+            queues_considered: e.queues_considered,
+            runner_up_case_id: e.runner_up_case.map(|(c, _)| self.cases.id(c).to_owned()),
+            overflow: e.overflow.iter().map(|o| name(o)).collect(),
+            decided_by: by.to_owned(),
+        }
+    }
+}
+
+mod erased {
+    /// The snake_case name serde gives a unit enum variant.
+    pub trait AsSnake {
+        fn snake(&self) -> String;
+    }
+
+    impl<T: serde::Serialize> AsSnake for T {
+        fn snake(&self) -> String {
+            match serde_json::to_value(self) {
+                Ok(serde_json::Value::String(s)) => s,
+                _ => String::new(),
+            }
+        }
+    }
+}
+
+/// What one round produced: assignments to write, explanations of newly waiting cases, and
+/// cases escalated now.
+#[derive(Debug, Default)]
+struct Round {
+    assign: Vec<Pending>,
+    waiting: Vec<(String, Explanation)>,
+    escalated: Vec<(String, Explanation)>,
+}
+
+impl State {
+    fn round(&mut self, decisions: Vec<engine::Decision>, waiting: Vec<engine::Explanation>) -> Round {
+        let waiting = waiting.iter().map(|w| (self.cases.id(w.case).to_owned(), self.explain(w, "router"))).collect();
+        Round { assign: self.pending(decisions), waiting, escalated: Vec::new() }
+    }
+
+    /// Ticks the engine's overflow timers.
+    fn tick(&mut self, now: i64, round: &mut Round) {
+        let (decisions, escalated) = self.router.tick(now);
+        let more = self.pending(decisions);
+        round.assign.extend(more);
+        for key in escalated {
+            let why = engine::Explanation {
+                case: key,
+                at: now,
+                strategy: self.router.config().strategy,
+                class: engine::Class::Normal,
+                score: 0,
+                agents_total: 0,
+                excluded_offline: 0,
+                excluded_skills: 0,
+                excluded_capacity: 0,
+                excluded_team: 0,
+                eligible: 0,
+                ranking: Vec::new(),
+                queues_considered: 0,
+                runner_up_case: None,
+                overflow: vec![engine::Overflow::Escalated],
+            };
+            round.escalated.push((self.cases.id(key).to_owned(), self.explain(&why, "router")));
+        }
+    }
+}
+
+/// Reads everything and builds the state (on becoming leader, and at each resync).
+fn full_load(store: &Store, config: engine::Config, now: NaiveDateTime) -> AppResult<(State, Round)> {
+    store.write(|conn| queries::routing::clear_signals(conn).map_err(AppError::from))?;
+    let (agents, agent_skills, caps, cases, case_skills) = store.read(|conn| {
+        let agents = queries::agents::list(conn)?;
+        let ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
+        let agent_skills = queries::agents::skills(conn, &ids)?;
+        let caps = queries::routing::capacities(conn, None)?;
+        let cases = queries::routing::active_cases(conn)?;
+        let case_skills = queries::routing::case_skills(conn, None)?;
+        Ok::<_, AppError>((agents, agent_skills, caps, cases, case_skills))
+    })?;
+    let mut st = State::new(config);
+    let at = millis(now);
+    let (mut waiting, assigned): (Vec<RoutableCase>, Vec<RoutableCase>) =
+        cases.into_iter().partition(|c| c.assignee_id.is_none());
+    // Loads first (no agent is known yet, so nothing is assigned), then the agents, then the
+    // waiting cases in the order they started waiting.
+    st.apply_cases(assigned, &[], &[], at);
+    for a in &agents {
+        let mine: Vec<AgentSkillRow> = agent_skills.iter().filter(|s| s.agent_id == a.id).cloned().collect();
+        let my_caps: Vec<AgentCapacityRow> = caps.iter().filter(|c| c.agent_id == a.id).cloned().collect();
+        let agent = st.agent_from(a, &mine, &my_caps);
+        st.put_agent(agent, at);
+    }
+    waiting.sort_by_key(|c| c.waiting_since.unwrap_or(c.created_at));
+    let (decisions, _) = st.apply_cases(waiting, &case_skills, &[], at);
+    let mut round = st.round(decisions, Vec::new());
+    st.tick(at, &mut round);
+    Ok((st, round))
+}
+
+/// Takes pending signals, reads those entities again and lets the engine decide.
+fn signal_round(store: &Store, st: &mut State, now: NaiveDateTime) -> AppResult<Round> {
+    let mut signals = store.read(|conn| queries::routing::peek_signals(conn, SIGNAL_BATCH).map_err(AppError::from))?;
+    if !signals.is_empty() {
+        store.write(|conn| queries::routing::remove_signals(conn, &signals).map_err(AppError::from))?;
+    }
+    signals.append(&mut st.dirty);
+    let at = millis(now);
+    if signals.is_empty() {
+        let mut round = Round::default();
+        st.tick(at, &mut round);
+        return Ok(round);
+    }
+    let mut case_ids = Vec::new();
+    let mut agent_ids = Vec::new();
+    let mut customer_ids = Vec::new();
+    for (kind, id) in signals {
+        match kind.as_str() {
+            "case" => case_ids.push(id),
+            "agent" => agent_ids.push(id),
+            "customer" => customer_ids.push(id),
+            _ => {}
+        }
+    }
+    let (agents, agent_skills, caps, cases, case_skills, case_ids) = store.read(|conn| {
+        agent_ids.sort();
+        agent_ids.dedup();
+        let mut agents = Vec::new();
+        for id in &agent_ids {
+            agents.extend(queries::agents::get(conn, id)?);
+        }
+        let agent_skills = queries::agents::skills(conn, &agent_ids)?;
+        let caps = queries::routing::capacities(conn, Some(&agent_ids))?;
+        if !customer_ids.is_empty() {
+            case_ids.extend(queries::routing::active_case_ids_of_customers(conn, &customer_ids)?);
+        }
+        case_ids.sort();
+        case_ids.dedup();
+        let mut cases = Vec::with_capacity(case_ids.len());
+        let mut skills = Vec::new();
+        for chunk in case_ids.chunks(500) {
+            cases.extend(queries::routing::cases(conn, chunk)?);
+            skills.extend(queries::routing::case_skills(conn, Some(chunk))?);
+        }
+        Ok::<_, AppError>((agents, agent_skills, caps, cases, skills, case_ids))
+    })?;
+    let mut decisions = Vec::new();
+    for a in &agents {
+        let mine: Vec<AgentSkillRow> = agent_skills.iter().filter(|s| s.agent_id == a.id).cloned().collect();
+        let my_caps: Vec<AgentCapacityRow> = caps.iter().filter(|c| c.agent_id == a.id).cloned().collect();
+        let agent = st.agent_from(a, &mine, &my_caps);
+        decisions.extend(st.put_agent(agent, at));
+    }
+    let found: std::collections::HashSet<&str> = cases.iter().map(|c| c.id.as_str()).collect();
+    let missing: Vec<String> = case_ids.iter().filter(|id| !found.contains(id.as_str())).cloned().collect();
+    let mut ordered = cases;
+    ordered.sort_by_key(|c| c.waiting_since.unwrap_or(c.created_at));
+    let (d, waiting) = st.apply_cases(ordered, &case_skills, &missing, at);
+    decisions.extend(d);
+    let mut round = st.round(decisions, waiting);
+    st.tick(at, &mut round);
+    Ok(round)
+}
+
+/// Writes one assignment if it still holds: the agent online and active with room on the
+/// channel (counted again under the agent's row lock), the case active and unassigned.
+fn commit_assignment(conn: &mut DbConn, p: &Pending, now: NaiveDateTime) -> AppResult<bool> {
+    let Some(agent) = queries::routing::lock_agent(conn, &p.agent_id)? else { return Ok(false) };
+    if !agent.active || agent.presence != Presence::Online.as_str() {
+        return Ok(false);
+    }
+    let caps = queries::routing::capacities(conn, Some(std::slice::from_ref(&agent.id)))?;
+    let capacity = caps
+        .iter()
+        .find(|c| c.channel == p.channel.as_str())
+        .map_or(i64::from(agent.max_load), |c| i64::from(c.capacity));
+    if queries::routing::load(conn, &agent.id, p.channel.as_str())? >= capacity {
+        return Ok(false);
+    }
+    if queries::routing::assign_if_waiting(conn, &p.case_id, &agent.id, now)?.is_none() {
+        return Ok(false);
+    }
+    queries::routing::touch_agent(conn, &agent.id, now)?;
+    let data = serde_json::json!({"from": null, "to": agent.id, "by": "routing", "strategy": p.why.strategy});
+    crate::cases::event(conn, &p.case_id, "assignee_changed", &(ActorKind::System, None), data, now)?;
+    queries::routing::insert_decisions(conn, &[decision_row(&p.case_id, Some(&agent.id), "assigned", &p.why, now)])?;
+    Ok(true)
+}
+
+/// Writes a round: each assignment in its own transaction (one that lost a race is read
+/// again next round), then the waiting and escalation records in one.
+fn write_round(app: &App, st: &mut State, round: Round, now: NaiveDateTime) -> AppResult<()> {
+    let store = app.store();
+    let m = app.metrics();
+    for p in &round.assign {
+        let done = store.write(|conn| commit_assignment(conn, p, now));
+        match done {
+            Ok(true) => {
+                m.routing_decisions.with_label_values(&["assigned"]).inc();
+                tracing::info!(case.id = %p.case_id, agent.id = %p.agent_id, "case assigned by routing");
+            }
+            Ok(false) | Err(_) => {
+                if let Err(e) = &done {
+                    tracing::warn!(case.id = %p.case_id, error = %e, "routing assignment failed; reading the case again");
+                }
+                m.routing_decisions.with_label_values(&["lost_race"]).inc();
+                st.dirty.push(("case".into(), p.case_id.clone()));
+                st.dirty.push(("agent".into(), p.agent_id.clone()));
+            }
+        }
+    }
+    if round.waiting.is_empty() && round.escalated.is_empty() {
+        return Ok(());
+    }
+    let escalated = store.write(|conn| {
+        let mut rows: Vec<RoutingDecisionRow> =
+            round.waiting.iter().map(|(id, why)| decision_row(id, None, "waiting", why, now)).collect();
+        let mut escalated = Vec::new();
+        for (id, why) in &round.escalated {
+            // After a restart or resync the engine sees long waits afresh: escalate once.
+            if queries::routing::escalated_since(conn, id)? {
+                continue;
+            }
+            escalated.push(id.as_str());
+            rows.push(decision_row(id, None, "escalated", why, now));
+            let data = serde_json::json!({"waited_secs": app.settings().routing.escalate_after_secs});
+            crate::cases::event(conn, id, "routing_escalated", &(ActorKind::System, None), data, now)?;
+        }
+        queries::routing::insert_decisions(conn, &rows)?;
+        Ok::<_, AppError>(escalated)
+    })?;
+    m.routing_decisions.with_label_values(&["waiting"]).inc_by(round.waiting.len() as u64);
+    m.routing_decisions.with_label_values(&["escalated"]).inc_by(escalated.len() as u64);
+    for id in escalated {
+        tracing::warn!(case.id = %id, "case escalated: no agent took it in time");
+    }
+    Ok(())
+}
+
+/// This node's part in routing: whether it leads, and the state while it does.
+#[derive(Default)]
+struct Leader {
+    /// PostgreSQL: the connection holding (or trying for) the advisory lock.
+    lock: Option<DbConn>,
+    leading: bool,
+    state: Option<State>,
+    loaded_at: Option<std::time::Instant>,
+    tried_at: Option<std::time::Instant>,
+}
+
+impl Leader {
+    /// Whether this node routes now: SQLite always; PostgreSQL while its lock connection holds
+    /// the advisory lock (tried again every `leader_retry` on a standby node).
+    fn check(&mut self, app: &App, retry: Duration) -> AppResult<bool> {
+        let url = caseflow_store::DbUrl::parse(app.settings().database.url.expose())
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        if url.backend() == caseflow_store::Backend::Sqlite {
+            self.leading = true;
+            return Ok(true);
+        }
+        if self.leading {
+            let alive = self.lock.as_mut().is_some_and(|c| queries::leader::ping(c).is_ok());
+            if alive {
+                return Ok(true);
+            }
+            tracing::warn!("routing: lost the leader lock connection; standing by");
+            *self = Leader::default();
+        }
+        if self.tried_at.is_some_and(|t| t.elapsed() < retry) {
+            return Ok(false);
+        }
+        self.tried_at = Some(std::time::Instant::now());
+        if self.lock.is_none() {
+            self.lock = Some(caseflow_store::db::connect_once(&url)?);
+        }
+        let Some(conn) = self.lock.as_mut() else { return Ok(false) };
+        match queries::leader::try_lock(conn, LEADER_LOCK_KEY) {
+            Ok(true) => {
+                tracing::info!("routing: this node is the router now");
+                self.leading = true;
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(e) => {
+                self.lock = None;
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// One pass: lead or stand by; load everything when starting or resyncing; else take the
+/// signals; write the decisions.
+fn pass(app: &App, leader: &mut Leader) -> AppResult<()> {
+    let s = &app.settings().routing;
+    if !leader.check(app, Duration::from_secs(s.leader_retry_secs))? {
+        app.metrics().routing_leader.set(0);
+        return Ok(());
+    }
+    app.metrics().routing_leader.set(1);
+    let now = app.now_naive();
+    let resync = leader.loaded_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(s.resync_secs));
+    let round = match leader.state.take() {
+        Some(mut st) if !resync => {
+            let round = signal_round(app.store(), &mut st, now);
+            leader.state = Some(st);
+            round?
+        }
+        _ => {
+            let (st, round) = full_load(app.store(), engine_config(s), now)?;
+            tracing::info!(waiting = st.router.waiting(), "routing: state loaded");
+            leader.state = Some(st);
+            leader.loaded_at = Some(std::time::Instant::now());
+            round
+        }
+    };
+    if let Some(st) = leader.state.as_mut() {
+        write_round(app, st, round, now)?;
+    }
+    Ok(())
+}
+
+impl App {
+    /// The routing worker: routes while this node leads, stands by otherwise. Runs until
+    /// `shutdown` turns true.
+    pub async fn run_router(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let s = self.settings().routing.clone();
+        if !s.enabled {
+            return;
+        }
+        let poll = Duration::from_millis(s.poll_ms);
+        let mut leader = Some(Leader::default());
+        let mut failures = 0u32;
+        loop {
+            let Some(mut l) = leader.take() else { break };
+            let app = self.clone();
+            let span = tracing::Span::current();
+            let joined = tokio::task::spawn_blocking(move || {
+                let r = span.in_scope(|| pass(&app, &mut l));
+                (l, r)
+            })
+            .await;
+            let pause = match joined {
+                Ok((l, r)) => {
+                    leader = Some(l);
+                    match r {
+                        Ok(()) => {
+                            failures = 0;
+                            poll
+                        }
+                        Err(e) => {
+                            failures = failures.saturating_add(1);
+                            tracing::warn!(error = %e, "routing pass failed; state is read again");
+                            if let Some(l) = leader.as_mut() {
+                                l.state = None;
+                            }
+                            poll * failures.min(25)
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "routing pass panicked; starting over");
+                    leader = Some(Leader::default());
+                    poll * 5
+                }
+            };
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = self.routing_woken() => {}
+                _ = tokio::time::sleep(pause) => {}
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+        }
+        self.metrics().routing_leader.set(0);
+    }
+}
