@@ -6,10 +6,10 @@
 bench_server_start() {
     work=$(mktemp -d)
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    export CASEFLOW__DATABASE__URL=$1 CASEFLOW__SERVER__BIND=127.0.0.1:$port CASEFLOW__METRICS__BIND=127.0.0.1:0
+    export CASEFLOW__DATABASE__URL=$1 CASEFLOW__SERVER__BIND=127.0.0.1:$port CASEFLOW__METRICS__BIND=${BENCH_METRICS_BIND:-127.0.0.1:0}
     export CASEFLOW__RATE_LIMIT__ENABLED=false CASEFLOW__LOGGING__FILTER=warn RUST_LOG=warn
     "$bin" migrate >/dev/null
-    token=$("$bin" admin create-token --name bench --scopes read,write | tail -n 1)
+    token=$("$bin" admin create-token --name bench --scopes "${BENCH_SCOPES:-read,write}" | tail -n 1)
     "$bin" serve >"$work/server.log" 2>&1 &
     server=$!
     for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done

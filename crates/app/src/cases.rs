@@ -542,10 +542,17 @@ impl App {
                     check_assignee(conn, a.as_deref())?;
                     events.push(("assignee_changed", serde_json::json!({"from": old.assignee_id, "to": a})));
                     new.assignee_id = a.clone();
+                    if old.pinned {
+                        // A pin belongs to the assignee it was given to.
+                        new.pinned = false;
+                        if patch.pinned != Some(true) {
+                            events.push(("unpinned", serde_json::json!({"assignee_id": old.assignee_id})));
+                        }
+                    }
                 }
             }
             if let Some(p) = patch.pinned {
-                if p != old.pinned {
+                if p != new.pinned {
                     if p && new.assignee_id.is_none() {
                         return Err(AppError::invalid("pinned: only an assigned case can be pinned"));
                     }

@@ -366,6 +366,7 @@ impl App {
         };
         let actor = who.actor();
         let now = self.now_naive();
+        let reroute = self.settings().routing.enabled && self.settings().routing.reroute_on_away;
         self.write(move |conn| {
             let mut row = queries::agents::get(conn, &id)?.ok_or(AppError::NotFound("agent"))?;
             if let Some(n) = name {
@@ -381,12 +382,18 @@ impl App {
             if let Some(m) = patch.max_load {
                 row.max_load = m;
             }
+            let mut rerouted = 0;
             if let Some(a) = patch.active {
-                row.active = a;
-                if !a {
+                if !a && row.active {
+                    // A deactivated agent works nothing: their unstarted cases go back to the
+                    // queue like when they go away.
+                    if reroute {
+                        rerouted = crate::routing::take_back_unstarted(conn, &row.id, true, &actor, now)?;
+                    }
                     row.presence = Presence::Offline.as_str().into();
                     row.presence_changed_at = now;
                 }
+                row.active = a;
             }
             if hash.is_some() {
                 row.password_hash = hash;
@@ -396,6 +403,7 @@ impl App {
             let data = serde_json::json!({
                 "name_changed": patch.name.is_some(), "role": patch.role, "team_id": row.team_id,
                 "max_load": patch.max_load, "active": patch.active, "password_changed": patch.password.is_some(),
+                "cases_rerouted": rerouted,
             });
             agent_event(conn, &row.id, "agent_updated", &actor, data, now)?;
             tracing::info!(agent.id = %row.id, actor.kind = %actor.0, "agent updated");
@@ -424,7 +432,7 @@ impl App {
                 row.updated_at = now;
                 queries::agents::update(conn, &row)?;
                 let rerouted = if reroute && from == Presence::Online.as_str() {
-                    crate::routing::take_back_unstarted(conn, &row.id, &actor, now)?
+                    crate::routing::take_back_unstarted(conn, &row.id, false, &actor, now)?
                 } else {
                     0
                 };

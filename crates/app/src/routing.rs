@@ -234,6 +234,9 @@ impl App {
         req: SetCaseSkills,
     ) -> AppResult<CaseRouting> {
         who.require_write()?;
+        if req.skills.len() > 16 {
+            return Err(AppError::invalid("skills: at most 16"));
+        }
         let actor = who.actor();
         let now = self.now_naive();
         let case_id = id.clone();
@@ -294,20 +297,22 @@ impl App {
     }
 }
 
-/// When an agent leaves `online`: their unstarted cases (status `new`, not pinned) go back
-/// to the queue, keeping the customer's place (waiting since the case was opened). Audited on
-/// each case. Returns how many.
+/// When an agent leaves `online`: their unstarted cases (status `new`; not pinned, unless
+/// the agent is being deactivated) go back to the queue, keeping the customer's place
+/// (waiting since the case was opened). Audited on each case. Returns how many.
 pub(crate) fn take_back_unstarted(
     conn: &mut DbConn,
     agent_id: &str,
+    with_pinned: bool,
     actor: &(ActorKind, Option<String>),
     now: NaiveDateTime,
 ) -> AppResult<usize> {
-    let cases = queries::routing::unstarted(conn, agent_id)?;
+    let cases = queries::routing::unstarted(conn, agent_id, with_pinned)?;
     let mut decisions = Vec::with_capacity(cases.len());
     for old in &cases {
         let mut new = old.clone();
         new.assignee_id = None;
+        new.pinned = false;
         new.waiting_since = Some(old.created_at);
         new.version = old.version + 1;
         new.updated_at = now;
@@ -369,7 +374,8 @@ impl<K: Copy + Eq + std::hash::Hash + TryFrom<u64> + From<u16>> Interner<K> {
             return k;
         }
         // Keys start at 1. A key type that ran out (65,535 distinct skills seen by one
-        // process) maps further ids to 0, which no other id has: such skills match nothing.
+        // process) maps every further id to 0: those skills are then one skill to the engine
+        // (an agent holding any of them qualifies for all) until the process restarts.
         self.next += 1;
         let Ok(k) = K::try_from(self.next) else { return K::from(0) };
         self.to_key.insert(id.to_owned(), k);
@@ -401,6 +407,16 @@ struct Pending {
     why: Explanation,
 }
 
+/// Something to read again next round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Dirty {
+    Case(String),
+    Agent(String),
+    /// Recount the agent's load: their active cases in the database and those the state
+    /// holds for them are read again (a commit refused for capacity).
+    Load(String),
+}
+
 /// The leader's in-memory routing state.
 struct State {
     router: engine::Router,
@@ -408,16 +424,19 @@ struct State {
     agents: Interner<u32>,
     skills: Interner<u16>,
     teams: Interner<u32>,
-    /// Active assigned cases: which agent they occupy, on which channel.
+    /// Active assigned cases: which agent they occupy, on which channel. A decision occupies
+    /// the moment the engine makes it; a commit that fails is corrected by reading again.
     occupying: HashMap<u64, (u32, Channel)>,
     /// Per agent, the count of `occupying` per channel slot.
     loads: HashMap<u32, [u16; 4]>,
-    /// The channel of each case the engine holds.
+    /// The channel of each case the state holds.
     channels: HashMap<u64, Channel>,
     /// Each agent as last read (without load), to rebuild it when its load changes.
     agent_base: HashMap<u32, engine::Agent>,
-    /// Entities to read again next round (a commit that lost a race).
-    dirty: Vec<(String, String)>,
+    /// Decisions made and not yet written.
+    out: Vec<Pending>,
+    /// Entities to read again next round.
+    dirty: Vec<Dirty>,
 }
 
 impl std::fmt::Debug for State {
@@ -449,6 +468,18 @@ fn slot(c: Channel) -> usize {
     CHANNELS.iter().position(|&x| x == c).unwrap_or(0)
 }
 
+/// Rows read for one round.
+#[derive(Debug, Default)]
+struct Reads {
+    agents: Vec<AgentRow>,
+    agent_skills: Vec<AgentSkillRow>,
+    capacities: Vec<AgentCapacityRow>,
+    cases: Vec<RoutableCase>,
+    case_skills: Vec<CaseSkillRow>,
+    /// Case ids asked for and not found.
+    missing: Vec<String>,
+}
+
 impl State {
     fn new(config: engine::Config) -> Self {
         Self {
@@ -461,6 +492,7 @@ impl State {
             loads: HashMap::new(),
             channels: HashMap::new(),
             agent_base: HashMap::new(),
+            out: Vec::new(),
             dirty: Vec::new(),
         }
     }
@@ -488,14 +520,28 @@ impl State {
         before
     }
 
-    /// Drops a case the engine no longer needs to know.
-    fn forget_case(&mut self, key: u64, id: &str) {
-        self.channels.remove(&key);
-        self.cases.forget(id);
+    /// Takes the engine's decisions: each occupies its agent at once and waits to be written.
+    fn take(&mut self, decisions: Vec<engine::Decision>) {
+        for d in decisions {
+            let case_id = self.cases.id(d.case).to_owned();
+            let agent_id = self.agents.id(d.agent).to_owned();
+            match self.channels.get(&d.case).copied() {
+                Some(channel) => {
+                    self.occupy(d.case, Some((d.agent, channel)));
+                    let why = self.explain(&d.explanation, "router");
+                    self.out.push(Pending { case_id, agent_id, channel, why });
+                }
+                None => {
+                    // Not expected: read both again rather than guess.
+                    self.dirty.push(Dirty::Case(case_id));
+                    self.dirty.push(Dirty::Load(agent_id));
+                }
+            }
+        }
     }
 
     /// Builds the engine's agent from its rows.
-    fn agent_from(&mut self, row: &AgentRow, skills: &[AgentSkillRow], caps: &[AgentCapacityRow]) -> engine::Agent {
+    fn agent_from(&mut self, row: &AgentRow, skills: &[&AgentSkillRow], caps: &[&AgentCapacityRow]) -> engine::Agent {
         let presence = if row.active { row.presence.parse().unwrap_or(Presence::Offline) } else { Presence::Offline };
         let mut capacity = [u16::try_from(row.max_load.max(0)).unwrap_or(u16::MAX); 4];
         for c in caps {
@@ -518,16 +564,24 @@ impl State {
         }
     }
 
-    /// Sets the agent in the engine with its current load; returns assignments it takes.
-    fn put_agent(&mut self, mut a: engine::Agent, now: i64) -> Vec<engine::Decision> {
+    /// Sets the agent in the engine with its current load; takes the assignments it makes.
+    fn put_agent(&mut self, mut a: engine::Agent, now: i64) {
         a.load = self.load_of(a.id);
         if let Some(known) = self.router.agent(a.id) {
-            // The engine's own last assignment time is newer than the one read back when a
-            // decision is still being committed.
+            // The engine's own last assignment time is newer than the one read back while a
+            // decision is still being written.
             a.last_assigned_at = a.last_assigned_at.max(known.last_assigned_at);
         }
         self.agent_base.insert(a.id, a.clone());
-        self.router.upsert_agent(a, now)
+        let d = self.router.upsert_agent(a, now);
+        self.take(d);
+    }
+
+    /// Sets the agent again with its current load (after its load changed).
+    fn refresh_agent(&mut self, agent: u32, now: i64) {
+        if let Some(a) = self.agent_base.get(&agent).cloned() {
+            self.put_agent(a, now);
+        }
     }
 
     fn engine_case(&mut self, c: &RoutableCase, skills: &[&CaseSkillRow]) -> AppResult<engine::Case> {
@@ -555,82 +609,87 @@ impl State {
         })
     }
 
-    /// Applies the current state of these cases; returns assignments and "still waiting"
-    /// explanations of cases that were not waiting before.
-    fn apply_cases(
-        &mut self,
-        rows: Vec<RoutableCase>,
-        skills: &[CaseSkillRow],
-        missing: &[String],
-        now: i64,
-    ) -> (Vec<engine::Decision>, Vec<engine::Explanation>) {
-        let mut decisions = Vec::new();
-        let mut waiting = Vec::new();
-        for id in missing {
+    /// Applies what was read, in three phases so that no decision is made on a row the same
+    /// round is about to change: (1) every case's occupancy, withdrawn from the queues;
+    /// (2) the waiting cases of the round are routed, oldest wait first; (3) the agents read,
+    /// then agents whose load changed, take waiting work. Returns the explanations of cases
+    /// that started waiting with nobody to take them.
+    fn apply(&mut self, mut r: Reads, now: i64) -> Vec<(String, Explanation)> {
+        let mut affected: Vec<u32> = Vec::new();
+        for id in &r.missing {
             if let Some(k) = self.cases.get(id) {
                 self.router.withdraw(k);
                 if let Some((agent, _)) = self.occupy(k, None) {
-                    decisions.extend(self.refresh_agent(agent, now));
+                    affected.push(agent);
                 }
-                self.forget_case(k, id);
+                self.channels.remove(&k);
+                self.cases.forget(id);
             }
         }
-        for c in rows {
+        r.cases.sort_by_key(|c| c.waiting_since.unwrap_or(c.created_at));
+        let mut to_route = Vec::new();
+        for c in r.cases {
+            let Ok(channel) = channel_of(&c.channel) else { continue };
             let active = queries::routing::ACTIVE.contains(&c.status.as_str());
             let key = self.cases.key(&c.id);
-            let Ok(channel) = channel_of(&c.channel) else { continue };
-            // What the case occupies now versus what the engine counted.
-            let now_occupies = match (&c.assignee_id, active) {
+            self.channels.insert(key, channel);
+            let was_waiting = self.router.withdraw(key);
+            let occupies = match (&c.assignee_id, active) {
                 (Some(a), true) => Some((self.agents.key(a), channel)),
                 _ => None,
             };
-            self.channels.insert(key, channel);
-            let before = self.occupy(key, now_occupies);
-            if before != now_occupies {
-                for (agent, _) in [before, now_occupies].into_iter().flatten() {
-                    decisions.extend(self.refresh_agent(agent, now));
-                }
+            let before = self.occupy(key, occupies);
+            if before != occupies {
+                affected.extend([before, occupies].into_iter().flatten().map(|o| o.0));
             }
             if active && c.assignee_id.is_none() {
-                let mine: Vec<&CaseSkillRow> = skills.iter().filter(|s| s.case_id == c.id).collect();
-                let Ok(case) = self.engine_case(&c, &mine) else { continue };
-                let was_waiting = self.router.withdraw(key);
-                let (d, why) = self.router.route(case, now);
-                decisions.extend(d);
-                if let (Some(w), false) = (why, was_waiting) {
-                    waiting.push(w);
-                }
-            } else {
-                self.router.withdraw(key);
-                if now_occupies.is_none() {
-                    self.forget_case(key, &c.id);
-                }
+                to_route.push((c, was_waiting));
+            } else if occupies.is_none() {
+                self.channels.remove(&key);
+                self.cases.forget(&c.id);
             }
         }
-        (decisions, waiting)
-    }
-
-    /// Sets the agent again with its current load (after its load changed).
-    fn refresh_agent(&mut self, agent: u32, now: i64) -> Vec<engine::Decision> {
-        match self.agent_base.get(&agent).cloned() {
-            Some(a) => self.put_agent(a, now),
-            None => Vec::new(),
+        // Waiting cases first, so that agents with room then pull the best of all of them
+        // (the engine's order: starving, SLA at risk, score) rather than whichever was
+        // routed first — this matters most for a whole backlog at start-up.
+        let mut newly_waiting = Vec::new();
+        for (c, was_waiting) in to_route {
+            let skills: Vec<&CaseSkillRow> = r.case_skills.iter().filter(|s| s.case_id == c.id).collect();
+            let Ok(case) = self.engine_case(&c, &skills) else { continue };
+            let (d, why) = self.router.route(case.clone(), now);
+            self.take(d);
+            if why.is_some() && !was_waiting {
+                newly_waiting.push(case);
+            }
         }
-    }
-
-    /// Records the engine's decisions as occupying, and turns them into assignments to write.
-    fn pending(&mut self, decisions: Vec<engine::Decision>) -> Vec<Pending> {
-        decisions
-            .into_iter()
-            .filter_map(|d| {
-                let case_id = self.cases.id(d.case).to_owned();
-                let agent_id = self.agents.id(d.agent).to_owned();
-                let channel = *self.channels.get(&d.case)?;
-                self.occupy(d.case, Some((d.agent, channel)));
-                let why = self.explain(&d.explanation, "router");
-                Some(Pending { case_id, agent_id, channel, why })
-            })
-            .collect()
+        let mut put = Vec::with_capacity(r.agents.len());
+        for a in &r.agents {
+            let skills: Vec<&AgentSkillRow> = r.agent_skills.iter().filter(|s| s.agent_id == a.id).collect();
+            let caps: Vec<&AgentCapacityRow> = r.capacities.iter().filter(|c| c.agent_id == a.id).collect();
+            let agent = self.agent_from(a, &skills, &caps);
+            put.push(agent.id);
+            self.put_agent(agent, now);
+        }
+        affected.sort_unstable();
+        affected.dedup();
+        for a in affected.into_iter().filter(|a| !put.contains(a)) {
+            self.refresh_agent(a, now);
+        }
+        // Why the new cases that are still waiting wait, now that every agent is up to date
+        // (routing them again re-queues them in place: their order keys do not change).
+        let mut waiting = Vec::new();
+        for case in newly_waiting {
+            let key = case.id;
+            if !self.router.withdraw(key) {
+                continue;
+            }
+            let (d, why) = self.router.route(case, now);
+            self.take(d);
+            if let Some(w) = why {
+                waiting.push((self.cases.id(key).to_owned(), self.explain(&w, "router")));
+            }
+        }
+        waiting
     }
 
     fn explain(&self, e: &engine::Explanation, by: &str) -> Explanation {
@@ -656,6 +715,35 @@ impl State {
             decided_by: by.to_owned(),
         }
     }
+
+    /// Ticks the engine's overflow timers; returns the cases escalated now.
+    fn tick(&mut self, now: i64) -> Vec<(String, Explanation)> {
+        let (decisions, escalated) = self.router.tick(now);
+        self.take(decisions);
+        escalated
+            .into_iter()
+            .map(|key| {
+                let why = engine::Explanation {
+                    case: key,
+                    at: now,
+                    strategy: self.router.config().strategy,
+                    class: engine::Class::Normal,
+                    score: 0,
+                    agents_total: 0,
+                    excluded_offline: 0,
+                    excluded_skills: 0,
+                    excluded_capacity: 0,
+                    excluded_team: 0,
+                    eligible: 0,
+                    ranking: Vec::new(),
+                    queues_considered: 0,
+                    runner_up_case: None,
+                    overflow: vec![engine::Overflow::Escalated],
+                };
+                (self.cases.id(key).to_owned(), self.explain(&why, "router"))
+            })
+            .collect()
+    }
 }
 
 mod erased {
@@ -674,98 +762,68 @@ mod erased {
     }
 }
 
-/// What one round produced: assignments to write, explanations of newly waiting cases, and
-/// cases escalated now.
+/// What one round produced besides the assignments (`State::out`): explanations of newly
+/// waiting cases and cases escalated now.
 #[derive(Debug, Default)]
 struct Round {
-    assign: Vec<Pending>,
     waiting: Vec<(String, Explanation)>,
     escalated: Vec<(String, Explanation)>,
 }
 
-impl State {
-    fn round(&mut self, decisions: Vec<engine::Decision>, waiting: Vec<engine::Explanation>) -> Round {
-        let waiting = waiting.iter().map(|w| (self.cases.id(w.case).to_owned(), self.explain(w, "router"))).collect();
-        Round { assign: self.pending(decisions), waiting, escalated: Vec::new() }
-    }
-
-    /// Ticks the engine's overflow timers.
-    fn tick(&mut self, now: i64, round: &mut Round) {
-        let (decisions, escalated) = self.router.tick(now);
-        let more = self.pending(decisions);
-        round.assign.extend(more);
-        for key in escalated {
-            let why = engine::Explanation {
-                case: key,
-                at: now,
-                strategy: self.router.config().strategy,
-                class: engine::Class::Normal,
-                score: 0,
-                agents_total: 0,
-                excluded_offline: 0,
-                excluded_skills: 0,
-                excluded_capacity: 0,
-                excluded_team: 0,
-                eligible: 0,
-                ranking: Vec::new(),
-                queues_considered: 0,
-                runner_up_case: None,
-                overflow: vec![engine::Overflow::Escalated],
-            };
-            round.escalated.push((self.cases.id(key).to_owned(), self.explain(&why, "router")));
+fn read_agents(conn: &mut DbConn, ids: Option<&[String]>, r: &mut Reads) -> AppResult<()> {
+    r.agents = match ids {
+        None => queries::agents::list(conn)?,
+        Some(ids) => {
+            let mut rows = Vec::with_capacity(ids.len());
+            for id in ids {
+                rows.extend(queries::agents::get(conn, id)?);
+            }
+            rows
         }
-    }
+    };
+    let ids: Vec<String> = r.agents.iter().map(|a| a.id.clone()).collect();
+    r.agent_skills = queries::agents::skills(conn, &ids)?;
+    r.capacities = queries::routing::capacities(conn, Some(&ids))?;
+    Ok(())
 }
 
 /// Reads everything and builds the state (on becoming leader, and at each resync).
 fn full_load(store: &Store, config: engine::Config, now: NaiveDateTime) -> AppResult<(State, Round)> {
     store.write(|conn| queries::routing::clear_signals(conn).map_err(AppError::from))?;
-    let (agents, agent_skills, caps, cases, case_skills) = store.read(|conn| {
-        let agents = queries::agents::list(conn)?;
-        let ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
-        let agent_skills = queries::agents::skills(conn, &ids)?;
-        let caps = queries::routing::capacities(conn, None)?;
-        let cases = queries::routing::active_cases(conn)?;
-        let case_skills = queries::routing::case_skills(conn, None)?;
-        Ok::<_, AppError>((agents, agent_skills, caps, cases, case_skills))
+    let (reads, unexplained) = store.read(|conn| {
+        let mut r = Reads::default();
+        read_agents(conn, None, &mut r)?;
+        r.cases = queries::routing::active_cases(conn)?;
+        r.case_skills = queries::routing::case_skills(conn, None)?;
+        let unexplained: std::collections::HashSet<String> =
+            queries::routing::waiting_without_decision(conn)?.into_iter().collect();
+        Ok::<_, AppError>((r, unexplained))
     })?;
     let mut st = State::new(config);
     let at = millis(now);
-    let (mut waiting, assigned): (Vec<RoutableCase>, Vec<RoutableCase>) =
-        cases.into_iter().partition(|c| c.assignee_id.is_none());
-    // Loads first (no agent is known yet, so nothing is assigned), then the agents, then the
-    // waiting cases in the order they started waiting.
-    st.apply_cases(assigned, &[], &[], at);
-    for a in &agents {
-        let mine: Vec<AgentSkillRow> = agent_skills.iter().filter(|s| s.agent_id == a.id).cloned().collect();
-        let my_caps: Vec<AgentCapacityRow> = caps.iter().filter(|c| c.agent_id == a.id).cloned().collect();
-        let agent = st.agent_from(a, &mine, &my_caps);
-        st.put_agent(agent, at);
-    }
-    waiting.sort_by_key(|c| c.waiting_since.unwrap_or(c.created_at));
-    let (decisions, _) = st.apply_cases(waiting, &case_skills, &[], at);
-    let mut round = st.round(decisions, Vec::new());
-    st.tick(at, &mut round);
-    Ok((st, round))
+    // Everything is new to a fresh state: record why a case waits only when nothing was
+    // recorded for its current wait (after a restart or failover), not at every resync.
+    let waiting = st.apply(reads, at).into_iter().filter(|(id, _)| unexplained.contains(id)).collect();
+    let escalated = st.tick(at);
+    Ok((st, Round { waiting, escalated }))
 }
 
 /// Takes pending signals, reads those entities again and lets the engine decide.
 fn signal_round(store: &Store, st: &mut State, now: NaiveDateTime) -> AppResult<Round> {
-    let mut signals = store.read(|conn| queries::routing::peek_signals(conn, SIGNAL_BATCH).map_err(AppError::from))?;
+    let signals = store.read(|conn| queries::routing::peek_signals(conn, SIGNAL_BATCH).map_err(AppError::from))?;
     if !signals.is_empty() {
         store.write(|conn| queries::routing::remove_signals(conn, &signals).map_err(AppError::from))?;
     }
-    signals.append(&mut st.dirty);
     let at = millis(now);
-    if signals.is_empty() {
-        let mut round = Round::default();
-        st.tick(at, &mut round);
-        return Ok(round);
+    let dirty = std::mem::take(&mut st.dirty);
+    if signals.is_empty() && dirty.is_empty() {
+        return Ok(Round { waiting: Vec::new(), escalated: st.tick(at) });
     }
     let mut case_ids = Vec::new();
     let mut agent_ids = Vec::new();
     let mut customer_ids = Vec::new();
-    for (kind, id) in signals {
+    let mut recount = Vec::new();
+    for (kind, id, _) in signals {
         match kind.as_str() {
             "case" => case_ids.push(id),
             "agent" => agent_ids.push(id),
@@ -773,52 +831,54 @@ fn signal_round(store: &Store, st: &mut State, now: NaiveDateTime) -> AppResult<
             _ => {}
         }
     }
-    let (agents, agent_skills, caps, cases, case_skills, case_ids) = store.read(|conn| {
-        agent_ids.sort();
-        agent_ids.dedup();
-        let mut agents = Vec::new();
-        for id in &agent_ids {
-            agents.extend(queries::agents::get(conn, id)?);
+    for d in dirty {
+        match d {
+            Dirty::Case(id) => case_ids.push(id),
+            Dirty::Agent(id) => agent_ids.push(id),
+            Dirty::Load(id) => {
+                if let Some(k) = st.agents.get(&id) {
+                    case_ids
+                        .extend(st.occupying.iter().filter(|(_, o)| o.0 == k).map(|(c, _)| st.cases.id(*c).to_owned()));
+                }
+                recount.push(id.clone());
+                agent_ids.push(id);
+            }
         }
-        let agent_skills = queries::agents::skills(conn, &agent_ids)?;
-        let caps = queries::routing::capacities(conn, Some(&agent_ids))?;
+    }
+    agent_ids.sort();
+    agent_ids.dedup();
+    let reads = store.read(|conn| {
+        let mut r = Reads::default();
+        read_agents(conn, Some(&agent_ids), &mut r)?;
+        for id in &recount {
+            case_ids.extend(queries::routing::active_case_ids_of_agent(conn, id)?);
+        }
         if !customer_ids.is_empty() {
             case_ids.extend(queries::routing::active_case_ids_of_customers(conn, &customer_ids)?);
         }
         case_ids.sort();
         case_ids.dedup();
-        let mut cases = Vec::with_capacity(case_ids.len());
-        let mut skills = Vec::new();
         for chunk in case_ids.chunks(500) {
-            cases.extend(queries::routing::cases(conn, chunk)?);
-            skills.extend(queries::routing::case_skills(conn, Some(chunk))?);
+            r.cases.extend(queries::routing::cases(conn, chunk)?);
+            r.case_skills.extend(queries::routing::case_skills(conn, Some(chunk))?);
         }
-        Ok::<_, AppError>((agents, agent_skills, caps, cases, skills, case_ids))
+        let found: std::collections::HashSet<&str> = r.cases.iter().map(|c| c.id.as_str()).collect();
+        r.missing = case_ids.iter().filter(|id| !found.contains(id.as_str())).cloned().collect();
+        Ok::<_, AppError>(r)
     })?;
-    let mut decisions = Vec::new();
-    for a in &agents {
-        let mine: Vec<AgentSkillRow> = agent_skills.iter().filter(|s| s.agent_id == a.id).cloned().collect();
-        let my_caps: Vec<AgentCapacityRow> = caps.iter().filter(|c| c.agent_id == a.id).cloned().collect();
-        let agent = st.agent_from(a, &mine, &my_caps);
-        decisions.extend(st.put_agent(agent, at));
-    }
-    let found: std::collections::HashSet<&str> = cases.iter().map(|c| c.id.as_str()).collect();
-    let missing: Vec<String> = case_ids.iter().filter(|id| !found.contains(id.as_str())).cloned().collect();
-    let mut ordered = cases;
-    ordered.sort_by_key(|c| c.waiting_since.unwrap_or(c.created_at));
-    let (d, waiting) = st.apply_cases(ordered, &case_skills, &missing, at);
-    decisions.extend(d);
-    let mut round = st.round(decisions, waiting);
-    st.tick(at, &mut round);
-    Ok(round)
+    let waiting = st.apply(reads, at);
+    Ok(Round { waiting, escalated: st.tick(at) })
 }
 
 /// Writes one assignment if it still holds: the agent online and active with room on the
 /// channel (counted again under the agent's row lock), the case active and unassigned.
-fn commit_assignment(conn: &mut DbConn, p: &Pending, now: NaiveDateTime) -> AppResult<bool> {
-    let Some(agent) = queries::routing::lock_agent(conn, &p.agent_id)? else { return Ok(false) };
+/// `Ok(None)` when it no longer holds: what to read again.
+fn commit_assignment(conn: &mut DbConn, p: &Pending, now: NaiveDateTime) -> AppResult<Option<Dirty>> {
+    let Some(agent) = queries::routing::lock_agent(conn, &p.agent_id)? else {
+        return Ok(Some(Dirty::Agent(p.agent_id.clone())));
+    };
     if !agent.active || agent.presence != Presence::Online.as_str() {
-        return Ok(false);
+        return Ok(Some(Dirty::Agent(p.agent_id.clone())));
     }
     let caps = queries::routing::capacities(conn, Some(std::slice::from_ref(&agent.id)))?;
     let capacity = caps
@@ -826,44 +886,37 @@ fn commit_assignment(conn: &mut DbConn, p: &Pending, now: NaiveDateTime) -> AppR
         .find(|c| c.channel == p.channel.as_str())
         .map_or(i64::from(agent.max_load), |c| i64::from(c.capacity));
     if queries::routing::load(conn, &agent.id, p.channel.as_str())? >= capacity {
-        return Ok(false);
+        return Ok(Some(Dirty::Load(p.agent_id.clone())));
     }
     if queries::routing::assign_if_waiting(conn, &p.case_id, &agent.id, now)?.is_none() {
-        return Ok(false);
+        return Ok(Some(Dirty::Case(p.case_id.clone())));
     }
     queries::routing::touch_agent(conn, &agent.id, now)?;
     let data = serde_json::json!({"from": null, "to": agent.id, "by": "routing", "strategy": p.why.strategy});
     crate::cases::event(conn, &p.case_id, "assignee_changed", &(ActorKind::System, None), data, now)?;
     queries::routing::insert_decisions(conn, &[decision_row(&p.case_id, Some(&agent.id), "assigned", &p.why, now)])?;
-    Ok(true)
+    Ok(None)
 }
 
-/// Writes a round: each assignment in its own transaction (one that lost a race is read
-/// again next round), then the waiting and escalation records in one.
+/// Writes a round in one transaction (one commit, however many assignments): each
+/// assignment is checked again and skipped (its case and agent read again next round) when
+/// it no longer holds; then the waiting and escalation records. If the transaction fails,
+/// everything in it is read again.
 fn write_round(app: &App, st: &mut State, round: Round, now: NaiveDateTime) -> AppResult<()> {
-    let store = app.store();
-    let m = app.metrics();
-    for p in &round.assign {
-        let done = store.write(|conn| commit_assignment(conn, p, now));
-        match done {
-            Ok(true) => {
-                m.routing_decisions.with_label_values(&["assigned"]).inc();
-                tracing::info!(case.id = %p.case_id, agent.id = %p.agent_id, "case assigned by routing");
-            }
-            Ok(false) | Err(_) => {
-                if let Err(e) = &done {
-                    tracing::warn!(case.id = %p.case_id, error = %e, "routing assignment failed; reading the case again");
-                }
-                m.routing_decisions.with_label_values(&["lost_race"]).inc();
-                st.dirty.push(("case".into(), p.case_id.clone()));
-                st.dirty.push(("agent".into(), p.agent_id.clone()));
-            }
-        }
-    }
-    if round.waiting.is_empty() && round.escalated.is_empty() {
+    let mut assign = std::mem::take(&mut st.out);
+    if assign.is_empty() && round.waiting.is_empty() && round.escalated.is_empty() {
         return Ok(());
     }
-    let escalated = store.write(|conn| {
+    // One lock order (by agent) keeps two routers, should they ever run at once, from
+    // deadlocking on each other's agents.
+    assign.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+    let written = app.store().write(|conn| {
+        let mut refused = Vec::new();
+        for p in &assign {
+            if let Some(d) = commit_assignment(conn, p, now)? {
+                refused.push((p, d));
+            }
+        }
         let mut rows: Vec<RoutingDecisionRow> =
             round.waiting.iter().map(|(id, why)| decision_row(id, None, "waiting", why, now)).collect();
         let mut escalated = Vec::new();
@@ -878,13 +931,32 @@ fn write_round(app: &App, st: &mut State, round: Round, now: NaiveDateTime) -> A
             crate::cases::event(conn, id, "routing_escalated", &(ActorKind::System, None), data, now)?;
         }
         queries::routing::insert_decisions(conn, &rows)?;
-        Ok::<_, AppError>(escalated)
-    })?;
+        Ok::<_, AppError>((refused, escalated))
+    });
+    let m = app.metrics();
+    let (refused, escalated) = match written {
+        Ok(w) => w,
+        Err(e) => {
+            for p in &assign {
+                st.dirty.push(Dirty::Case(p.case_id.clone()));
+                st.dirty.push(Dirty::Load(p.agent_id.clone()));
+            }
+            return Err(e);
+        }
+    };
+    m.routing_decisions.with_label_values(&["assigned"]).inc_by((assign.len() - refused.len()) as u64);
+    m.routing_decisions.with_label_values(&["lost_race"]).inc_by(refused.len() as u64);
     m.routing_decisions.with_label_values(&["waiting"]).inc_by(round.waiting.len() as u64);
     m.routing_decisions.with_label_values(&["escalated"]).inc_by(escalated.len() as u64);
+    for (p, d) in refused {
+        tracing::debug!(case.id = %p.case_id, agent.id = %p.agent_id, "routing decision no longer held; reading again");
+        st.dirty.push(Dirty::Case(p.case_id.clone()));
+        st.dirty.push(d);
+    }
     for id in escalated {
         tracing::warn!(case.id = %id, "case escalated: no agent took it in time");
     }
+    tracing::debug!(assigned = assign.len(), "routing round written");
     Ok(())
 }
 
@@ -905,7 +977,7 @@ impl Leader {
     fn check(&mut self, app: &App, retry: Duration) -> AppResult<bool> {
         let url = caseflow_store::DbUrl::parse(app.settings().database.url.expose())
             .map_err(|e| AppError::Internal(e.to_string()))?;
-        if url.backend() == caseflow_store::Backend::Sqlite {
+        if url.backend() == caseflow_store::Backend::Sqlite || !app.settings().routing.single_leader {
             self.leading = true;
             return Ok(true);
         }
@@ -977,7 +1049,25 @@ impl App {
     pub async fn run_router(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let s = self.settings().routing.clone();
         if !s.enabled {
-            return;
+            // Triggers still record changes; nobody reads them, so they are cleared now and
+            // then instead of growing without bound.
+            loop {
+                let store = self.store().clone();
+                let cleared = crate::blocking(move || {
+                    store.write(|c| queries::routing::clear_signals(c).map_err(AppError::from))
+                })
+                .await;
+                if let Err(e) = cleared {
+                    tracing::warn!(error = %e, "clearing routing signals failed");
+                }
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(s.resync_secs)) => {}
+                }
+                if *shutdown.borrow() {
+                    return;
+                }
+            }
         }
         let poll = Duration::from_millis(s.poll_ms);
         let mut leader = Some(Leader::default());
@@ -1025,5 +1115,147 @@ impl App {
             }
         }
         self.metrics().routing_leader.set(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Two routers with the same stale view (a split brain) writing against one database:
+    //! the commit-time checks alone keep every case assigned once and every agent within
+    //! capacity. Run on SQLite and on PostgreSQL (`CASEFLOW_TEST_POSTGRES_URL`).
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::cases::NewCase;
+    use crate::customers::CustomerRef;
+    use crate::directory::{NewAgent, PresenceRequest, SetSkills, SkillLevel};
+    use crate::Principal;
+
+    fn app(url: String) -> App {
+        let mut env = HashMap::new();
+        env.insert("CASEFLOW__DATABASE__URL".to_owned(), url);
+        let settings = crate::Settings::load_with_env(None, Some(env)).unwrap();
+        App::open(settings, std::sync::Arc::new(crate::SystemClock)).unwrap()
+    }
+
+    fn urls() -> Vec<String> {
+        let dir = std::env::temp_dir().join(format!("caseflow_routing_{}", uuid::Uuid::now_v7().simple()));
+        let admin = std::env::var("CASEFLOW_TEST_POSTGRES_URL")
+            .expect("CASEFLOW_TEST_POSTGRES_URL is not set: run `make test` or `make pg-start`");
+        let pg =
+            caseflow_store::create_postgres_database(&admin, &format!("cf_routing_{}", uuid::Uuid::now_v7().simple()))
+                .unwrap();
+        vec![format!("sqlite://{}", dir.join("r.db").display()), pg]
+    }
+
+    async fn case(app: &App, skill: &str, priority: Priority) -> String {
+        let input = NewCase {
+            subject: "Help".into(),
+            body: "Please.".into(),
+            customer: CustomerRef { email: Some("c@example.org".into()), ..CustomerRef::default() },
+            priority: Some(priority),
+            channel: None,
+            team_id: None,
+            assignee_id: None,
+            external_id: None,
+            skills: vec![CaseSkill { skill_id: skill.into(), min_level: 1, required: true }],
+        };
+        app.create_case(&Principal::System, input).await.unwrap().case.case.id.into_inner()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_routers_with_the_same_stale_view_never_double_assign_or_overfill() {
+        for url in urls() {
+            let app = app(url);
+            let sys = Principal::System;
+            let skill = app
+                .create_skill(&sys, crate::directory::NamedInput { name: Some("billing".into()), description: None })
+                .await
+                .unwrap()
+                .id
+                .into_inner();
+            let mut agents = Vec::new();
+            for i in 0..2 {
+                let a = app
+                    .create_agent(
+                        &sys,
+                        NewAgent {
+                            email: format!("a{i}@example.org"),
+                            name: format!("A{i}"),
+                            role: Role::Agent,
+                            password: None,
+                            team_id: None,
+                            max_load: Some(2),
+                        },
+                    )
+                    .await
+                    .unwrap()
+                    .id
+                    .into_inner();
+                app.set_agent_skills(
+                    &sys,
+                    a.clone(),
+                    SetSkills { skills: vec![SkillLevel { skill_id: skill.clone(), level: 3 }] },
+                )
+                .await
+                .unwrap();
+                app.set_presence(&sys, a.clone(), PresenceRequest { presence: Presence::Online }).await.unwrap();
+                agents.push(a);
+            }
+            // Four normal cases: four seats. Router 1 and router 2 load the same view.
+            let mut normal = Vec::new();
+            for _ in 0..4 {
+                normal.push(case(&app, &skill, Priority::Normal).await);
+            }
+            let now = app.now_naive();
+            let cfg = engine_config(&app.settings().routing);
+            let (mut one, r1) = full_load(app.store(), cfg.clone(), now).unwrap();
+            let (mut two, r2) = full_load(app.store(), cfg.clone(), now).unwrap();
+            assert_eq!((one.out.len(), two.out.len()), (4, 4), "both decided all four");
+            // Four urgent cases arrive; a third router, also not seeing the first two's
+            // writes, prefers them for the same four seats.
+            let mut urgent = Vec::new();
+            for _ in 0..4 {
+                urgent.push(case(&app, &skill, Priority::Urgent).await);
+            }
+            let (mut three, r3) = full_load(app.store(), cfg, now).unwrap();
+            let picked: Vec<&str> = three.out.iter().map(|p| p.case_id.as_str()).collect();
+            assert!(urgent.iter().all(|u| picked.contains(&u.as_str())), "router 3 picks the urgent cases");
+
+            let capacity = |n: i32| SetCapacities {
+                capacities: vec![crate::views::ChannelCapacity { channel: Channel::Api, capacity: n }],
+            };
+            // Room to spare while routers 1 and 2 write: only the compare-and-set on the case
+            // stands between router 2 and a second assignment of the same cases.
+            for a in &agents {
+                app.set_agent_capacities(&sys, a.clone(), capacity(10)).await.unwrap();
+            }
+            write_round(&app, &mut one, r1, now).unwrap();
+            write_round(&app, &mut two, r2, now).unwrap();
+            // Back to two seats each, all taken: only the load recount stops router 3.
+            for a in &agents {
+                app.set_agent_capacities(&sys, a.clone(), capacity(2)).await.unwrap();
+            }
+            write_round(&app, &mut three, r3, now).unwrap();
+
+            // Router 1 won every seat; routers 2 (same cases) and 3 (same seats) were refused
+            // and will read again.
+            for id in &normal {
+                let r = app.case_routing(&sys, id.clone()).await.unwrap();
+                assert_eq!(r.state, "assigned");
+                let assigned = r.decisions.iter().filter(|d| d.outcome == "assigned").count();
+                assert_eq!(assigned, 1, "{id} assigned {assigned} times");
+            }
+            for id in &urgent {
+                assert_eq!(app.case_routing(&sys, id.clone()).await.unwrap().state, "waiting");
+            }
+            for a in &agents {
+                let load = app.store().read(|c| queries::routing::load(c, a, "api").map_err(AppError::from)).unwrap();
+                assert_eq!(load, 2, "agent {a} at capacity, not over");
+            }
+            assert!(normal.iter().all(|n| two.dirty.contains(&Dirty::Case(n.clone()))), "{:?}", two.dirty);
+            assert!(!two.dirty.iter().any(|d| matches!(d, Dirty::Load(_))), "refused by the case, not capacity");
+            assert!(three.dirty.iter().any(|d| matches!(d, Dirty::Load(_))), "{:?}", three.dirty);
+        }
     }
 }

@@ -72,6 +72,7 @@ pub struct RoutingSettings {
     pub poll_ms: u64,
     pub resync_secs: u64,
     pub leader_retry_secs: u64,
+    pub single_leader: bool,
 }
 
 /// A topic customers pick on the web form or in the chat widget.

@@ -374,6 +374,15 @@ fn triggers_leave_a_routing_signal_for_every_change_that_matters_and_taking_them
             "{:?}",
             store.backend()
         );
+        // Replacing rows fires the delete triggers too (skills and capacities emptied).
+        store
+            .write(|c| {
+                queries::routing::set_capacities(c, "a1", &[])?;
+                queries::routing::set_case_skills(c, "k1", &[])?;
+                Ok::<_, crate::StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(taken(&store), vec![sig("agent", "a1"), sig("case", "k1")], "{:?}", store.backend());
 
         // The compare-and-set assignment: once only.
         let first = store
@@ -392,4 +401,56 @@ fn triggers_leave_a_routing_signal_for_every_change_that_matters_and_taking_them
         let case = store.read(|c| queries::cases::get(c, "k1").map_err(crate::StoreError::from)).unwrap().unwrap();
         assert_eq!((case.assignee_id.as_deref(), case.waiting_since), (Some("a1"), None));
     }
+}
+
+/// The race the signal versions close (PostgreSQL, READ COMMITTED): a writer changes an agent
+/// whose signal is already pending, the router reads the signals and removes them while the
+/// writer has not committed. The removal waits for the writer, then leaves its newer version:
+/// the change is read next round instead of being lost.
+#[test]
+fn a_signal_changed_by_a_writer_in_flight_survives_the_routers_removal() {
+    let url = postgres_url();
+    let store = Store::open(&url, &PoolOptions::default()).unwrap();
+    store
+        .write(|c| {
+            queries::agents::insert(c, &agent_row("a1"))?;
+            Ok::<_, crate::StoreError>(())
+        })
+        .unwrap();
+    let seen = store.read(|c| queries::routing::peek_signals(c, 10).map_err(crate::StoreError::from)).unwrap();
+    assert_eq!(seen.len(), 1);
+
+    // The writer: changes the agent (its trigger bumps the pending signal) and holds the
+    // transaction open until told to commit.
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let (changed, has_changed) = std::sync::mpsc::channel::<()>();
+    let writer_url = url.clone();
+    let writer = std::thread::spawn(move || {
+        let mut conn = crate::db::connect_once(&writer_url).unwrap();
+        conn.transaction(|c| {
+            let mut a = agent_row("a1");
+            a.presence = "online".into();
+            queries::agents::update(c, &a)?;
+            changed.send(()).unwrap();
+            wait.recv().unwrap();
+            Ok::<_, diesel::result::Error>(())
+        })
+        .unwrap();
+    });
+    has_changed.recv().unwrap();
+    // The router removes what it read; this blocks on the writer's row lock.
+    let remover_store = store.clone();
+    let to_remove = seen.clone();
+    let remover = std::thread::spawn(move || {
+        remover_store
+            .write(|c| queries::routing::remove_signals(c, &to_remove).map_err(crate::StoreError::from))
+            .unwrap();
+    });
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    go.send(()).unwrap();
+    writer.join().unwrap();
+    remover.join().unwrap();
+    let left = store.read(|c| queries::routing::peek_signals(c, 10).map_err(crate::StoreError::from)).unwrap();
+    assert_eq!(left.len(), 1, "the writer's change must leave its signal: {left:?}");
+    assert!(left[0].2 > seen[0].2, "a newer version: {left:?} after {seen:?}");
 }

@@ -42,6 +42,9 @@ pub struct AgentRow {
     pub active: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Written only by routing (`touch_agent`): a whole-row update of the agent must not
+    /// overwrite a newer value with the one it read.
+    #[diesel(skip_update)]
     pub last_assigned_at: Option<NaiveDateTime>,
 }
 

@@ -1036,43 +1036,83 @@ pub mod routing {
         Ok(())
     }
 
-    /// Up to `limit` pending signals (a plain read: no write lock when there are none).
-    pub fn peek_signals(conn: &mut DbConn, limit: i64) -> QueryResult<Vec<(String, String)>> {
-        rs::routing_signals.select((rs::kind, rs::ref_id)).order((rs::kind, rs::ref_id)).limit(limit).load(conn)
+    /// Up to `limit` pending signals as (kind, id, seq): a plain read, no write lock.
+    pub fn peek_signals(conn: &mut DbConn, limit: i64) -> QueryResult<Vec<(String, String, i64)>> {
+        rs::routing_signals
+            .select((rs::kind, rs::ref_id, rs::seq))
+            .order((rs::kind, rs::ref_id))
+            .limit(limit)
+            .load(conn)
     }
 
-    /// Removes these signals. The caller reads the entities again after this commits, so a
-    /// change committed later leaves a new signal, and one committed earlier is seen.
-    pub fn remove_signals(conn: &mut DbConn, signals: &[(String, String)]) -> QueryResult<()> {
-        let mut by_kind: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
-        for (k, r) in signals {
-            by_kind.entry(k.as_str()).or_default().push(r.as_str());
+    /// Removes these signals if they are still the versions read. A writer that changed the
+    /// entity since moved `seq` (and, until it commits, holds the row: this waits for it), so
+    /// its row stays for the next round. The caller reads the entities after this commits.
+    pub fn remove_signals(conn: &mut DbConn, signals: &[(String, String, i64)]) -> QueryResult<()> {
+        let mut by_seq: std::collections::BTreeMap<(&str, i64), Vec<&str>> = std::collections::BTreeMap::new();
+        for (k, r, seq) in signals {
+            by_seq.entry((k.as_str(), *seq)).or_default().push(r.as_str());
         }
-        for (kind, refs) in by_kind {
+        for ((kind, seq), refs) in by_seq {
             for chunk in refs.chunks(500) {
-                diesel::delete(rs::routing_signals.filter(rs::kind.eq(kind)).filter(rs::ref_id.eq_any(chunk)))
-                    .execute(conn)?;
+                diesel::delete(
+                    rs::routing_signals
+                        .filter(rs::kind.eq(kind))
+                        .filter(rs::seq.eq(seq))
+                        .filter(rs::ref_id.eq_any(chunk)),
+                )
+                .execute(conn)?;
             }
         }
         Ok(())
     }
 
-    /// Up to `limit` pending signals, removed.
+    /// Up to `limit` pending signals, removed (one transaction; tests and tools).
     pub fn take_signals(conn: &mut DbConn, limit: i64) -> QueryResult<Vec<(String, String)>> {
         let rows = peek_signals(conn, limit)?;
         remove_signals(conn, &rows)?;
-        Ok(rows)
+        Ok(rows.into_iter().map(|(k, r, _)| (k, r)).collect())
     }
 
-    /// Whether the case was escalated since it last started waiting.
+    /// Active cases assigned to the agent (to recount their load).
+    pub fn active_case_ids_of_agent(conn: &mut DbConn, agent_id: &str) -> QueryResult<Vec<String>> {
+        c::cases.filter(c::assignee_id.eq(agent_id)).filter(c::status.eq_any(ACTIVE)).select(c::id).load(conn)
+    }
+
+    /// Waiting cases with no routing decision since they started waiting (a state loaded
+    /// after a restart or failover records why they wait).
+    pub fn waiting_without_decision(conn: &mut DbConn) -> QueryResult<Vec<String>> {
+        #[derive(QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            id: String,
+        }
+        diesel::sql_query(
+            "SELECT c.id FROM cases c WHERE c.assignee_id IS NULL AND c.status IN ('new', 'open') \
+             AND NOT EXISTS (SELECT 1 FROM routing_decisions d WHERE d.case_id = c.id \
+             AND d.created_at >= COALESCE(c.waiting_since, c.created_at))",
+        )
+        .load::<Id>(conn)
+        .map(|v| v.into_iter().map(|i| i.id).collect())
+    }
+
+    /// Whether the case was escalated in its current wait: after it started waiting
+    /// (`waiting_since`) and after it last left an agent (an `assigned` or `rerouted`
+    /// decision; a case given back keeps its older place in line).
     pub fn escalated_since(conn: &mut DbConn, case_id: &str) -> QueryResult<bool> {
         let since: Option<Option<NaiveDateTime>> =
             c::cases.find(case_id).select(c::waiting_since).load(conn).map(first)?;
         let Some(Some(since)) = since else { return Ok(false) };
+        let left: Option<NaiveDateTime> = rd::routing_decisions
+            .filter(rd::case_id.eq(case_id))
+            .filter(rd::outcome.eq_any(["assigned", "rerouted"]))
+            .select(diesel::dsl::max(rd::created_at))
+            .get_result(conn)?;
+        let from = left.map_or(since, |l| l.max(since));
         let n: i64 = rd::routing_decisions
             .filter(rd::case_id.eq(case_id))
             .filter(rd::outcome.eq("escalated"))
-            .filter(rd::created_at.ge(since))
+            .filter(rd::created_at.ge(from))
             .count()
             .get_result(conn)?;
         Ok(n > 0)
@@ -1137,14 +1177,14 @@ pub mod routing {
         diesel::update(a::agents.find(agent_id)).set(a::last_assigned_at.eq(now)).execute(conn).map(drop)
     }
 
-    /// The agent's unstarted cases (status `new`, not pinned): re-routed when they go away.
-    pub fn unstarted(conn: &mut DbConn, agent_id: &str) -> QueryResult<Vec<CaseRow>> {
-        c::cases
-            .filter(c::assignee_id.eq(agent_id))
-            .filter(c::status.eq("new"))
-            .filter(c::pinned.eq(false))
-            .select(CaseRow::as_select())
-            .load(conn)
+    /// The agent's unstarted cases (status `new`; pinned ones only when `with_pinned`):
+    /// re-routed when they go away or are deactivated.
+    pub fn unstarted(conn: &mut DbConn, agent_id: &str, with_pinned: bool) -> QueryResult<Vec<CaseRow>> {
+        let mut q = c::cases.filter(c::assignee_id.eq(agent_id)).filter(c::status.eq("new")).into_boxed();
+        if !with_pinned {
+            q = q.filter(c::pinned.eq(false));
+        }
+        q.select(CaseRow::as_select()).load(conn)
     }
 
     pub fn insert_decisions(conn: &mut DbConn, rows: &[RoutingDecisionRow]) -> QueryResult<()> {

@@ -318,6 +318,7 @@ diesel::table! {
     routing_signals (kind, ref_id) {
         kind -> Text,
         ref_id -> Text,
+        seq -> BigInt,
     }
 }
 

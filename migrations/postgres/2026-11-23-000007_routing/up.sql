@@ -12,7 +12,7 @@ ALTER TABLE agents ADD COLUMN last_assigned_at TIMESTAMP;
 -- Skills a case needs (required, at a minimum level) or prefers (optional).
 CREATE TABLE case_skills (
     case_id TEXT NOT NULL REFERENCES cases (id),
-    skill_id TEXT NOT NULL REFERENCES skills (id),
+    skill_id TEXT NOT NULL REFERENCES skills (id) ON DELETE CASCADE,
     min_level INTEGER NOT NULL,
     required BOOLEAN NOT NULL,
     PRIMARY KEY (case_id, skill_id)
@@ -52,10 +52,13 @@ CREATE INDEX routing_decisions_case ON routing_decisions (case_id, id);
 
 -- What changed since the router last looked: one row per changed case, agent or customer,
 -- written by triggers in the same transaction as the change (so no write path can forget
--- it) and deleted by the router once it has read the entity again.
+-- it) and deleted by the router once it has read the entity again. `seq` moves on every
+-- change: the router deletes a row only if it is still the version it read, so a change
+-- committed while the router worked leaves its row in place (ADR 0008).
 CREATE TABLE routing_signals (
     kind TEXT NOT NULL,
     ref_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
     PRIMARY KEY (kind, ref_id)
 );
 
@@ -65,15 +68,20 @@ DECLARE
 BEGIN
     IF TG_OP = 'DELETE' THEN r := OLD; ELSE r := NEW; END IF;
     IF TG_TABLE_NAME = 'cases' THEN
-        INSERT INTO routing_signals (kind, ref_id) VALUES ('case', r.id) ON CONFLICT DO NOTHING;
+        INSERT INTO routing_signals (kind, ref_id, seq) VALUES ('case', r.id, 0)
+            ON CONFLICT (kind, ref_id) DO UPDATE SET seq = routing_signals.seq + 1;
     ELSIF TG_TABLE_NAME = 'case_skills' THEN
-        INSERT INTO routing_signals (kind, ref_id) VALUES ('case', r.case_id) ON CONFLICT DO NOTHING;
+        INSERT INTO routing_signals (kind, ref_id, seq) VALUES ('case', r.case_id, 0)
+            ON CONFLICT (kind, ref_id) DO UPDATE SET seq = routing_signals.seq + 1;
     ELSIF TG_TABLE_NAME = 'agents' THEN
-        INSERT INTO routing_signals (kind, ref_id) VALUES ('agent', r.id) ON CONFLICT DO NOTHING;
+        INSERT INTO routing_signals (kind, ref_id, seq) VALUES ('agent', r.id, 0)
+            ON CONFLICT (kind, ref_id) DO UPDATE SET seq = routing_signals.seq + 1;
     ELSIF TG_TABLE_NAME = 'customers' THEN
-        INSERT INTO routing_signals (kind, ref_id) VALUES ('customer', r.id) ON CONFLICT DO NOTHING;
+        INSERT INTO routing_signals (kind, ref_id, seq) VALUES ('customer', r.id, 0)
+            ON CONFLICT (kind, ref_id) DO UPDATE SET seq = routing_signals.seq + 1;
     ELSE
-        INSERT INTO routing_signals (kind, ref_id) VALUES ('agent', r.agent_id) ON CONFLICT DO NOTHING;
+        INSERT INTO routing_signals (kind, ref_id, seq) VALUES ('agent', r.agent_id, 0)
+            ON CONFLICT (kind, ref_id) DO UPDATE SET seq = routing_signals.seq + 1;
     END IF;
     RETURN NULL;
 END;

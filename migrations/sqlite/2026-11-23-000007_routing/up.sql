@@ -12,7 +12,7 @@ ALTER TABLE agents ADD COLUMN last_assigned_at TIMESTAMP;
 -- Skills a case needs (required, at a minimum level) or prefers (optional).
 CREATE TABLE case_skills (
     case_id TEXT NOT NULL REFERENCES cases (id),
-    skill_id TEXT NOT NULL REFERENCES skills (id),
+    skill_id TEXT NOT NULL REFERENCES skills (id) ON DELETE CASCADE,
     min_level INTEGER NOT NULL,
     required BOOLEAN NOT NULL,
     PRIMARY KEY (case_id, skill_id)
@@ -52,43 +52,57 @@ CREATE INDEX routing_decisions_case ON routing_decisions (case_id, id);
 
 -- What changed since the router last looked: one row per changed case, agent or customer,
 -- written by triggers in the same transaction as the change (so no write path can forget
--- it) and deleted by the router once it has read the entity again.
+-- it) and deleted by the router once it has read the entity again. `seq` moves on every
+-- change: the router deletes a row only if it is still the version it read, so a change
+-- committed while the router worked leaves its row in place (ADR 0008).
 CREATE TABLE routing_signals (
     kind TEXT NOT NULL,
     ref_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
     PRIMARY KEY (kind, ref_id)
 );
 
 CREATE TRIGGER routing_case_inserted AFTER INSERT ON cases BEGIN
-    INSERT OR IGNORE INTO routing_signals (kind, ref_id) VALUES ('case', NEW.id);
+    UPDATE routing_signals SET seq = seq + 1 WHERE kind = 'case' AND ref_id = NEW.id;
+    INSERT OR IGNORE INTO routing_signals (kind, ref_id, seq) VALUES ('case', NEW.id, 0);
 END;
 CREATE TRIGGER routing_case_changed AFTER UPDATE OF status, priority, channel, team_id, assignee_id, customer_id, waiting_since ON cases BEGIN
-    INSERT OR IGNORE INTO routing_signals (kind, ref_id) VALUES ('case', NEW.id);
+    UPDATE routing_signals SET seq = seq + 1 WHERE kind = 'case' AND ref_id = NEW.id;
+    INSERT OR IGNORE INTO routing_signals (kind, ref_id, seq) VALUES ('case', NEW.id, 0);
 END;
 CREATE TRIGGER routing_case_skills_inserted AFTER INSERT ON case_skills BEGIN
-    INSERT OR IGNORE INTO routing_signals (kind, ref_id) VALUES ('case', NEW.case_id);
+    UPDATE routing_signals SET seq = seq + 1 WHERE kind = 'case' AND ref_id = NEW.case_id;
+    INSERT OR IGNORE INTO routing_signals (kind, ref_id, seq) VALUES ('case', NEW.case_id, 0);
 END;
 CREATE TRIGGER routing_case_skills_deleted AFTER DELETE ON case_skills BEGIN
-    INSERT OR IGNORE INTO routing_signals (kind, ref_id) VALUES ('case', OLD.case_id);
+    UPDATE routing_signals SET seq = seq + 1 WHERE kind = 'case' AND ref_id = OLD.case_id;
+    INSERT OR IGNORE INTO routing_signals (kind, ref_id, seq) VALUES ('case', OLD.case_id, 0);
 END;
 CREATE TRIGGER routing_agent_inserted AFTER INSERT ON agents BEGIN
-    INSERT OR IGNORE INTO routing_signals (kind, ref_id) VALUES ('agent', NEW.id);
+    UPDATE routing_signals SET seq = seq + 1 WHERE kind = 'agent' AND ref_id = NEW.id;
+    INSERT OR IGNORE INTO routing_signals (kind, ref_id, seq) VALUES ('agent', NEW.id, 0);
 END;
 CREATE TRIGGER routing_agent_changed AFTER UPDATE OF team_id, presence, max_load, active ON agents BEGIN
-    INSERT OR IGNORE INTO routing_signals (kind, ref_id) VALUES ('agent', NEW.id);
+    UPDATE routing_signals SET seq = seq + 1 WHERE kind = 'agent' AND ref_id = NEW.id;
+    INSERT OR IGNORE INTO routing_signals (kind, ref_id, seq) VALUES ('agent', NEW.id, 0);
 END;
 CREATE TRIGGER routing_agent_skills_inserted AFTER INSERT ON agent_skills BEGIN
-    INSERT OR IGNORE INTO routing_signals (kind, ref_id) VALUES ('agent', NEW.agent_id);
+    UPDATE routing_signals SET seq = seq + 1 WHERE kind = 'agent' AND ref_id = NEW.agent_id;
+    INSERT OR IGNORE INTO routing_signals (kind, ref_id, seq) VALUES ('agent', NEW.agent_id, 0);
 END;
 CREATE TRIGGER routing_agent_skills_deleted AFTER DELETE ON agent_skills BEGIN
-    INSERT OR IGNORE INTO routing_signals (kind, ref_id) VALUES ('agent', OLD.agent_id);
+    UPDATE routing_signals SET seq = seq + 1 WHERE kind = 'agent' AND ref_id = OLD.agent_id;
+    INSERT OR IGNORE INTO routing_signals (kind, ref_id, seq) VALUES ('agent', OLD.agent_id, 0);
 END;
 CREATE TRIGGER routing_agent_capacities_inserted AFTER INSERT ON agent_capacities BEGIN
-    INSERT OR IGNORE INTO routing_signals (kind, ref_id) VALUES ('agent', NEW.agent_id);
+    UPDATE routing_signals SET seq = seq + 1 WHERE kind = 'agent' AND ref_id = NEW.agent_id;
+    INSERT OR IGNORE INTO routing_signals (kind, ref_id, seq) VALUES ('agent', NEW.agent_id, 0);
 END;
 CREATE TRIGGER routing_agent_capacities_deleted AFTER DELETE ON agent_capacities BEGIN
-    INSERT OR IGNORE INTO routing_signals (kind, ref_id) VALUES ('agent', OLD.agent_id);
+    UPDATE routing_signals SET seq = seq + 1 WHERE kind = 'agent' AND ref_id = OLD.agent_id;
+    INSERT OR IGNORE INTO routing_signals (kind, ref_id, seq) VALUES ('agent', OLD.agent_id, 0);
 END;
 CREATE TRIGGER routing_customer_changed AFTER UPDATE OF tier, value ON customers BEGIN
-    INSERT OR IGNORE INTO routing_signals (kind, ref_id) VALUES ('customer', NEW.id);
+    UPDATE routing_signals SET seq = seq + 1 WHERE kind = 'customer' AND ref_id = NEW.id;
+    INSERT OR IGNORE INTO routing_signals (kind, ref_id, seq) VALUES ('customer', NEW.id, 0);
 END;
