@@ -652,22 +652,34 @@ impl State {
         // Waiting cases first, so that agents with room then pull the best of all of them
         // (the engine's order: starving, SLA at risk, score) rather than whichever was
         // routed first — this matters most for a whole backlog at start-up.
+        let mut skills_of: HashMap<&str, Vec<&CaseSkillRow>> = HashMap::new();
+        for s in &r.case_skills {
+            skills_of.entry(s.case_id.as_str()).or_default().push(s);
+        }
         let mut newly_waiting = Vec::new();
         for (c, was_waiting) in to_route {
-            let skills: Vec<&CaseSkillRow> = r.case_skills.iter().filter(|s| s.case_id == c.id).collect();
-            let Ok(case) = self.engine_case(&c, &skills) else { continue };
+            let skills = skills_of.get(c.id.as_str()).map(Vec::as_slice).unwrap_or_default();
+            let Ok(case) = self.engine_case(&c, skills) else { continue };
             let (d, why) = self.router.route(case.clone(), now);
             self.take(d);
             if why.is_some() && !was_waiting {
                 newly_waiting.push(case);
             }
         }
-        let mut put = Vec::with_capacity(r.agents.len());
+        let mut agent_skills: HashMap<&str, Vec<&AgentSkillRow>> = HashMap::new();
+        for s in &r.agent_skills {
+            agent_skills.entry(s.agent_id.as_str()).or_default().push(s);
+        }
+        let mut capacities: HashMap<&str, Vec<&AgentCapacityRow>> = HashMap::new();
+        for c in &r.capacities {
+            capacities.entry(c.agent_id.as_str()).or_default().push(c);
+        }
+        let mut put = std::collections::HashSet::with_capacity(r.agents.len());
         for a in &r.agents {
-            let skills: Vec<&AgentSkillRow> = r.agent_skills.iter().filter(|s| s.agent_id == a.id).collect();
-            let caps: Vec<&AgentCapacityRow> = r.capacities.iter().filter(|c| c.agent_id == a.id).collect();
-            let agent = self.agent_from(a, &skills, &caps);
-            put.push(agent.id);
+            let skills = agent_skills.get(a.id.as_str()).map(Vec::as_slice).unwrap_or_default();
+            let caps = capacities.get(a.id.as_str()).map(Vec::as_slice).unwrap_or_default();
+            let agent = self.agent_from(a, skills, caps);
+            put.insert(agent.id);
             self.put_agent(agent, now);
         }
         affected.sort_unstable();
@@ -848,75 +860,152 @@ fn signal_round(store: &Store, st: &mut State, now: NaiveDateTime) -> AppResult<
     agent_ids.sort();
     agent_ids.dedup();
     let reads = store.read(|conn| {
-        let mut r = Reads::default();
-        read_agents(conn, Some(&agent_ids), &mut r)?;
-        for id in &recount {
-            case_ids.extend(queries::routing::active_case_ids_of_agent(conn, id)?);
-        }
-        if !customer_ids.is_empty() {
-            case_ids.extend(queries::routing::active_case_ids_of_customers(conn, &customer_ids)?);
-        }
-        case_ids.sort();
-        case_ids.dedup();
-        for chunk in case_ids.chunks(500) {
-            r.cases.extend(queries::routing::cases(conn, chunk)?);
-            r.case_skills.extend(queries::routing::case_skills(conn, Some(chunk))?);
-        }
-        let found: std::collections::HashSet<&str> = r.cases.iter().map(|c| c.id.as_str()).collect();
-        r.missing = case_ids.iter().filter(|id| !found.contains(id.as_str())).cloned().collect();
-        Ok::<_, AppError>(r)
+        // A transaction (read only in effect) so that the plan setting stays within it.
+        Store::savepoint(conn, |conn| {
+            queries::routing::plan_for_values(conn)?;
+            let mut r = Reads::default();
+            read_agents(conn, Some(&agent_ids), &mut r)?;
+            for id in &recount {
+                case_ids.extend(queries::routing::active_case_ids_of_agent(conn, id)?);
+            }
+            if !customer_ids.is_empty() {
+                case_ids.extend(queries::routing::active_case_ids_of_customers(conn, &customer_ids)?);
+            }
+            case_ids.sort();
+            case_ids.dedup();
+            for chunk in case_ids.chunks(500) {
+                r.cases.extend(queries::routing::cases(conn, chunk)?);
+                r.case_skills.extend(queries::routing::case_skills(conn, Some(chunk))?);
+            }
+            let found: std::collections::HashSet<&str> = r.cases.iter().map(|c| c.id.as_str()).collect();
+            r.missing = case_ids.iter().filter(|id| !found.contains(id.as_str())).cloned().collect();
+            Ok::<_, AppError>(r)
+        })
     })?;
     let waiting = st.apply(reads, at);
     Ok(Round { waiting, escalated: st.tick(at) })
 }
 
-/// Writes one assignment if it still holds: the agent online and active with room on the
-/// channel (counted again under the agent's row lock), the case active and unassigned.
-/// `Ok(None)` when it no longer holds: what to read again.
-fn commit_assignment(conn: &mut DbConn, p: &Pending, now: NaiveDateTime) -> AppResult<Option<Dirty>> {
-    let Some(agent) = queries::routing::lock_agent(conn, &p.agent_id)? else {
-        return Ok(Some(Dirty::Agent(p.agent_id.clone())));
+/// Assignments per transaction: progress is committed (and visible) in steps, and row locks
+/// are held briefly, however large a round is (a whole backlog when agents come online).
+const COMMIT_CHUNK: usize = 250;
+
+/// Writes assignments of one agent if they still hold: the agent online and active (its row
+/// locked), room on the channel (its load counted again under that lock), each case still
+/// active and unassigned (compare-and-set). Pushes the rows to write and what to read again.
+fn commit_agent(
+    conn: &mut DbConn,
+    group: &[Pending],
+    now: NaiveDateTime,
+    rows: &mut (Vec<CaseEventRow>, Vec<RoutingDecisionRow>),
+    refused: &mut Vec<(usize, Dirty)>,
+    base: usize,
+) -> AppResult<()> {
+    let Some(first) = group.first() else { return Ok(()) };
+    let agent_id = first.agent_id.as_str();
+    let agent = queries::routing::lock_agent(conn, agent_id)?;
+    let Some(agent) = agent.filter(|a| a.active && a.presence == Presence::Online.as_str()) else {
+        refused.extend((0..group.len()).map(|i| (base + i, Dirty::Agent(agent_id.to_owned()))));
+        return Ok(());
     };
-    if !agent.active || agent.presence != Presence::Online.as_str() {
-        return Ok(Some(Dirty::Agent(p.agent_id.clone())));
-    }
     let caps = queries::routing::capacities(conn, Some(std::slice::from_ref(&agent.id)))?;
-    let capacity = caps
-        .iter()
-        .find(|c| c.channel == p.channel.as_str())
-        .map_or(i64::from(agent.max_load), |c| i64::from(c.capacity));
-    if queries::routing::load(conn, &agent.id, p.channel.as_str())? >= capacity {
-        return Ok(Some(Dirty::Load(p.agent_id.clone())));
+    let mut loads: HashMap<Channel, (i64, i64)> = HashMap::new();
+    let mut assigned = false;
+    for (i, p) in group.iter().enumerate() {
+        let (load, capacity) = match loads.get(&p.channel) {
+            Some(&lc) => lc,
+            None => {
+                let cap = caps
+                    .iter()
+                    .find(|c| c.channel == p.channel.as_str())
+                    .map_or(i64::from(agent.max_load), |c| i64::from(c.capacity));
+                (queries::routing::load(conn, &agent.id, p.channel.as_str())?, cap)
+            }
+        };
+        if load >= capacity {
+            loads.insert(p.channel, (load, capacity));
+            refused.push((base + i, Dirty::Load(agent.id.clone())));
+            continue;
+        }
+        if !queries::routing::assign_if_waiting(conn, &p.case_id, &agent.id, now)? {
+            loads.insert(p.channel, (load, capacity));
+            refused.push((base + i, Dirty::Case(p.case_id.clone())));
+            continue;
+        }
+        loads.insert(p.channel, (load + 1, capacity));
+        assigned = true;
+        let data = serde_json::json!({"from": null, "to": agent.id, "by": "routing", "strategy": p.why.strategy});
+        rows.0.push(crate::cases::event_row(&p.case_id, "assignee_changed", &(ActorKind::System, None), data, now));
+        rows.1.push(decision_row(&p.case_id, Some(&agent.id), "assigned", &p.why, now));
     }
-    if queries::routing::assign_if_waiting(conn, &p.case_id, &agent.id, now)?.is_none() {
-        return Ok(Some(Dirty::Case(p.case_id.clone())));
+    if assigned {
+        queries::routing::touch_agent(conn, &agent.id, now)?;
     }
-    queries::routing::touch_agent(conn, &agent.id, now)?;
-    let data = serde_json::json!({"from": null, "to": agent.id, "by": "routing", "strategy": p.why.strategy});
-    crate::cases::event(conn, &p.case_id, "assignee_changed", &(ActorKind::System, None), data, now)?;
-    queries::routing::insert_decisions(conn, &[decision_row(&p.case_id, Some(&agent.id), "assigned", &p.why, now)])?;
-    Ok(None)
+    Ok(())
 }
 
-/// Writes a round in one transaction (one commit, however many assignments): each
-/// assignment is checked again and skipped (its case and agent read again next round) when
-/// it no longer holds; then the waiting and escalation records. If the transaction fails,
-/// everything in it is read again.
+/// Writes a round: assignments in transactions of up to `COMMIT_CHUNK`, grouped by agent
+/// (one lock, one capacity read and one load count per agent; a decision that no longer
+/// holds is skipped and its case and agent read again next round); then the waiting and
+/// escalation records. A transaction that fails has everything in it read again.
 fn write_round(app: &App, st: &mut State, round: Round, now: NaiveDateTime) -> AppResult<()> {
     let mut assign = std::mem::take(&mut st.out);
-    if assign.is_empty() && round.waiting.is_empty() && round.escalated.is_empty() {
-        return Ok(());
-    }
     // One lock order (by agent) keeps two routers, should they ever run at once, from
     // deadlocking on each other's agents.
     assign.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
-    let written = app.store().write(|conn| {
-        let mut refused = Vec::new();
-        for p in &assign {
-            if let Some(d) = commit_assignment(conn, p, now)? {
-                refused.push((p, d));
+    let m = app.metrics();
+    let mut start = 0;
+    while start < assign.len() {
+        let mut end = (start + COMMIT_CHUNK).min(assign.len());
+        // Keep an agent's decisions in one transaction.
+        while end < assign.len() && assign[end].agent_id == assign[end - 1].agent_id {
+            end += 1;
+        }
+        let chunk = &assign[start..end];
+        let written = app.store().write(|conn| {
+            let mut rows = (Vec::new(), Vec::new());
+            let mut refused = Vec::new();
+            let mut i = 0;
+            while i < chunk.len() {
+                let mut j = i + 1;
+                while j < chunk.len() && chunk[j].agent_id == chunk[i].agent_id {
+                    j += 1;
+                }
+                commit_agent(conn, &chunk[i..j], now, &mut rows, &mut refused, i)?;
+                i = j;
+            }
+            if !rows.0.is_empty() {
+                queries::events::insert_case_events(conn, &rows.0)?;
+            }
+            let done: Vec<&str> = rows.1.iter().map(|d| d.case_id.as_str()).collect();
+            queries::routing::drop_case_signals(conn, &done)?;
+            queries::routing::insert_decisions(conn, &rows.1)?;
+            Ok::<_, AppError>(refused)
+        });
+        match written {
+            Ok(refused) => {
+                m.routing_decisions.with_label_values(&["assigned"]).inc_by((chunk.len() - refused.len()) as u64);
+                m.routing_decisions.with_label_values(&["lost_race"]).inc_by(refused.len() as u64);
+                for (i, d) in refused {
+                    tracing::debug!(case.id = %chunk[i].case_id, "routing decision no longer held; reading again");
+                    st.dirty.push(Dirty::Case(chunk[i].case_id.clone()));
+                    st.dirty.push(d);
+                }
+            }
+            Err(e) => {
+                for p in chunk.iter().chain(&assign[end..]) {
+                    st.dirty.push(Dirty::Case(p.case_id.clone()));
+                    st.dirty.push(Dirty::Load(p.agent_id.clone()));
+                }
+                return Err(e);
             }
         }
+        start = end;
+    }
+    if round.waiting.is_empty() && round.escalated.is_empty() {
+        return Ok(());
+    }
+    let escalated = app.store().write(|conn| {
         let mut rows: Vec<RoutingDecisionRow> =
             round.waiting.iter().map(|(id, why)| decision_row(id, None, "waiting", why, now)).collect();
         let mut escalated = Vec::new();
@@ -930,33 +1019,16 @@ fn write_round(app: &App, st: &mut State, round: Round, now: NaiveDateTime) -> A
             let data = serde_json::json!({"waited_secs": app.settings().routing.escalate_after_secs});
             crate::cases::event(conn, id, "routing_escalated", &(ActorKind::System, None), data, now)?;
         }
-        queries::routing::insert_decisions(conn, &rows)?;
-        Ok::<_, AppError>((refused, escalated))
-    });
-    let m = app.metrics();
-    let (refused, escalated) = match written {
-        Ok(w) => w,
-        Err(e) => {
-            for p in &assign {
-                st.dirty.push(Dirty::Case(p.case_id.clone()));
-                st.dirty.push(Dirty::Load(p.agent_id.clone()));
-            }
-            return Err(e);
+        for chunk in rows.chunks(1_000) {
+            queries::routing::insert_decisions(conn, chunk)?;
         }
-    };
-    m.routing_decisions.with_label_values(&["assigned"]).inc_by((assign.len() - refused.len()) as u64);
-    m.routing_decisions.with_label_values(&["lost_race"]).inc_by(refused.len() as u64);
+        Ok::<_, AppError>(escalated)
+    })?;
     m.routing_decisions.with_label_values(&["waiting"]).inc_by(round.waiting.len() as u64);
     m.routing_decisions.with_label_values(&["escalated"]).inc_by(escalated.len() as u64);
-    for (p, d) in refused {
-        tracing::debug!(case.id = %p.case_id, agent.id = %p.agent_id, "routing decision no longer held; reading again");
-        st.dirty.push(Dirty::Case(p.case_id.clone()));
-        st.dirty.push(d);
-    }
     for id in escalated {
         tracing::warn!(case.id = %id, "case escalated: no agent took it in time");
     }
-    tracing::debug!(assigned = assign.len(), "routing round written");
     Ok(())
 }
 
@@ -1021,6 +1093,7 @@ fn pass(app: &App, leader: &mut Leader) -> AppResult<()> {
         return Ok(());
     }
     app.metrics().routing_leader.set(1);
+    let started = std::time::Instant::now();
     let now = app.now_naive();
     let resync = leader.loaded_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(s.resync_secs));
     let round = match leader.state.take() {
@@ -1037,8 +1110,16 @@ fn pass(app: &App, leader: &mut Leader) -> AppResult<()> {
             round
         }
     };
+    let decided = started.elapsed();
     if let Some(st) = leader.state.as_mut() {
+        let n = st.out.len();
         write_round(app, st, round, now)?;
+        tracing::debug!(
+            assignments = n,
+            decide_ms = decided.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "routing pass"
+        );
     }
     Ok(())
 }

@@ -391,15 +391,15 @@ fn triggers_leave_a_routing_signal_for_every_change_that_matters_and_taking_them
         let second = store
             .write(|c| queries::routing::assign_if_waiting(c, "k1", "a1", now()).map_err(crate::StoreError::from))
             .unwrap();
-        assert_eq!(first, Some(2), "{:?}", store.backend());
-        assert_eq!(second, None, "{:?}", store.backend());
+        assert!(first, "{:?}", store.backend());
+        assert!(!second, "{:?}", store.backend());
         assert_eq!(
             store.read(|c| queries::routing::load(c, "a1", "email").map_err(crate::StoreError::from)).unwrap(),
             1
         );
         assert_eq!(taken(&store), vec![sig("case", "k1")], "{:?}", store.backend());
         let case = store.read(|c| queries::cases::get(c, "k1").map_err(crate::StoreError::from)).unwrap().unwrap();
-        assert_eq!((case.assignee_id.as_deref(), case.waiting_since), (Some("a1"), None));
+        assert_eq!((case.assignee_id.as_deref(), case.waiting_since, case.version), (Some("a1"), None, 2));
     }
 }
 
