@@ -12,7 +12,12 @@ async fn skill(app: &TestApp, name: &str) -> String {
 
 /// An online agent with `skills` and `capacity` on the API channel.
 async fn online_agent(app: &TestApp, email: &str, skills: &[(&str, u8)], capacity: u32) -> String {
-    let (agent, _) = app.agent(email, "agent").await;
+    online_agent_with_token(app, email, skills, capacity).await.0
+}
+
+/// Like [`online_agent`], with the agent's session token.
+async fn online_agent_with_token(app: &TestApp, email: &str, skills: &[(&str, u8)], capacity: u32) -> (String, String) {
+    let (agent, token) = app.agent(email, "agent").await;
     let skills: Vec<Value> = skills.iter().map(|(s, l)| json!({"skill_id": s, "level": l})).collect();
     app.put(&format!("/api/v1/agents/{agent}/skills"), json!({ "skills": skills })).await.expect(200);
     app.put(
@@ -22,7 +27,7 @@ async fn online_agent(app: &TestApp, email: &str, skills: &[(&str, u8)], capacit
     .await
     .expect(200);
     app.put(&format!("/api/v1/agents/{agent}/presence"), json!({"presence": "online"})).await.expect(200);
-    agent
+    (agent, token)
 }
 
 async fn case_needing(app: &TestApp, customer: &str, skill: &str) -> String {
@@ -363,4 +368,88 @@ async fn overflow_widens_the_team_then_escalates_once_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overflow_widens_the_team_then_escalates_once_postgres() {
     overflow_widens_the_team_then_escalates_once(Db::Postgres).await;
+}
+
+async fn act(app: &TestApp, token: &str, case: &str, what: &str) -> Resp {
+    app.call(reqwest::Method::POST, &format!("/api/v1/cases/{case}/offer/{what}"), Some(token), None).await
+}
+
+/// Offer mode: routing offers a case; the agent accepts it, declines it (and is set away),
+/// or lets it expire (and is set away); the case moves on each time, all of it audited.
+async fn offers_are_accepted_declined_or_expire(db: Db) {
+    let app = spawn_with(db, &[("CASEFLOW__ROUTING__OFFER_TIMEOUT_SECS", "2")]).await;
+    let billing = skill(&app, "billing").await;
+    let (ann, ann_token) = online_agent_with_token(&app, "ann@caseflow.test", &[(&billing, 3)], 1).await;
+    let offer = |case: String| {
+        let app = &app;
+        async move {
+            eventually(15, "an offer", || async {
+                let r = routing(app, &case).await;
+                (r["state"] == "offered").then_some(r)
+            })
+            .await
+        }
+    };
+
+    // Offered, not assigned, until Ann accepts.
+    let one = case_needing(&app, "one@example.org", &billing).await;
+    let r = offer(one.clone()).await;
+    assert_eq!(r["offered_to"], ann.as_str());
+    assert!(r["offer_expires_at"].is_string(), "{r}");
+    assert_eq!(assignee(&app, &one).await, None);
+    let (bob, bob_token) = online_agent_with_token(&app, "bob@caseflow.test", &[(&billing, 3)], 1).await;
+    act(&app, &bob_token, &one, "accept").await.expect_error(409, "invalid_transition");
+    let accepted = act(&app, &ann_token, &one, "accept").await.expect(200);
+    assert_eq!((accepted["state"].as_str(), accepted["assignee_id"].as_str()), (Some("assigned"), Some(ann.as_str())));
+    act(&app, &ann_token, &one, "accept").await.expect_error(409, "invalid_transition");
+
+    // Ann is full: the next case is offered to Bob, who declines: he is set away and the case
+    // waits (nobody else has room).
+    let two = case_needing(&app, "two@example.org", &billing).await;
+    assert_eq!(offer(two.clone()).await["offered_to"], bob.as_str());
+    let declined = act(&app, &bob_token, &two, "decline").await.expect(200);
+    assert_eq!(declined["state"], "waiting");
+    assert_eq!(app.get(&format!("/api/v1/agents/{bob}")).await.expect(200)["presence"], "away");
+
+    // Ann finishes her case and gets the offer, and lets it expire: she is set away too.
+    app.patch(&format!("/api/v1/cases/{one}"), json!({"status": "solved"})).await.expect(200);
+    assert_eq!(offer(two.clone()).await["offered_to"], ann.as_str());
+    let expired = eventually(15, "the offer to expire", || async {
+        let r = routing(&app, &two).await;
+        (r["state"] == "waiting").then_some(r)
+    })
+    .await;
+    let outcomes: Vec<&str> =
+        expired["decisions"].as_array().unwrap().iter().filter_map(|d| d["outcome"].as_str()).collect();
+    // Newest first: each time the case came back with nobody free, it recorded why it waits.
+    assert_eq!(outcomes, ["waiting", "offer_expired", "offered", "waiting", "declined", "offered"]);
+    let ann_now = app.get(&format!("/api/v1/agents/{ann}")).await.expect(200);
+    assert_eq!(ann_now["presence"], "away");
+    let log = app.get(&format!("/api/v1/agents/{ann}/events")).await.expect(200);
+    let last = log["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["kind"].as_str(), last["data"]["reason"].as_str()),
+        (Some("presence_changed"), Some("offer_expired"))
+    );
+    let events = app.get(&format!("/api/v1/cases/{two}/events")).await.expect(200);
+    let kinds: Vec<&str> = events["items"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+    for k in ["offered", "offer_declined", "offer_expired"] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+    // Back online, Ann is offered it again and takes it.
+    app.put(&format!("/api/v1/agents/{ann}/presence"), json!({"presence": "online"})).await.expect(200);
+    assert_eq!(offer(two.clone()).await["offered_to"], ann.as_str());
+    act(&app, &ann_token, &two, "accept").await.expect(200);
+    assert_eq!(assignee(&app, &two).await.as_deref(), Some(ann.as_str()));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_are_accepted_declined_or_expire_sqlite() {
+    offers_are_accepted_declined_or_expire(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_are_accepted_declined_or_expire_postgres() {
+    offers_are_accepted_declined_or_expire(Db::Postgres).await;
 }

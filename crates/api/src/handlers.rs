@@ -266,6 +266,32 @@ pub async fn set_case_skills(app: web::Data<App>, Auth(who): Auth, id: Id, body:
     Ok(HttpResponse::Ok().json(app.set_case_skills(&who, id.into_inner(), body.into_inner()).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/cases/{id}/offer/accept",
+    tag = "routing",
+    summary = "Accept the case routing offered you (offer mode)",
+    operation_id = "accept_offer",
+    params(("id" = String, Path, description = "Resource id")),
+    responses((status = 200, description = "assigned to you", body = caseflow_app::routing::CaseRouting))
+)]
+pub async fn accept_offer(app: web::Data<App>, Auth(who): Auth, id: Id) -> Res {
+    Ok(HttpResponse::Ok().json(app.accept_offer(&who, id.into_inner()).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/cases/{id}/offer/decline",
+    tag = "routing",
+    summary = "Decline the case routing offered you (offer mode): it moves on, and you are set to routing.offer_refused_presence",
+    operation_id = "decline_offer",
+    params(("id" = String, Path, description = "Resource id")),
+    responses((status = 200, description = "declined", body = caseflow_app::routing::CaseRouting))
+)]
+pub async fn decline_offer(app: web::Data<App>, Auth(who): Auth, id: Id) -> Res {
+    Ok(HttpResponse::Ok().json(app.decline_offer(&who, id.into_inner()).await?))
+}
+
 // Customers
 
 #[utoipa::path(

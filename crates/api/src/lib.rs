@@ -46,6 +46,8 @@ api_routes! {
     "/cases/{id}/events" { get => h::list_case_events }
     "/cases/{id}/routing" { get => h::case_routing }
     "/cases/{id}/skills" { put => h::set_case_skills }
+    "/cases/{id}/offer/accept" { post => h::accept_offer }
+    "/cases/{id}/offer/decline" { post => h::decline_offer }
     "/customers" { get => h::list_customers, post => h::create_customer }
     "/customers/{id}" { get => h::get_customer, patch => h::update_customer }
     "/customers/{id}/identities" { post => h::add_identity }

@@ -148,7 +148,7 @@ pub async fn serve_spec(spec: actix_web::web::Data<SpecJson>) -> actix_web::Http
     paths(
         h::healthz, h::readyz, h::login, h::me,
         h::create_case, h::list_cases, h::get_case, h::update_case,
-        h::list_messages, h::add_message, h::list_case_events, h::case_routing, h::set_case_skills,
+        h::list_messages, h::add_message, h::list_case_events, h::case_routing, h::set_case_skills, h::accept_offer, h::decline_offer,
         h::create_customer, h::list_customers, h::get_customer, h::update_customer, h::add_identity, h::merge_customers, h::unmerge_customer,
         h::create_agent, h::list_agents, h::get_agent, h::update_agent, h::set_presence, h::set_skills, h::set_capacities, h::list_agent_events,
         h::create_team, h::list_teams, h::get_team, h::update_team, h::delete_team,

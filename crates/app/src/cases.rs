@@ -566,6 +566,10 @@ impl App {
             if events.is_empty() {
                 return detail(conn, old);
             }
+            if new.assignee_id != old.assignee_id && queries::routing::clear_offer(conn, &old.id, None)? {
+                // Assigned by hand while offered: the offer is void.
+                events.push(("offer_withdrawn", serde_json::json!({"reason": "assigned"})));
+            }
             track_waiting(&old, &mut new, now);
             new.version = old.version + 1;
             new.updated_at = now;

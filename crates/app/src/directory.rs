@@ -146,6 +146,40 @@ pub(crate) fn agent_event(
     Ok(())
 }
 
+/// Changes an agent's presence (audited, with `reason` when the system does it). Leaving
+/// `online` withdraws the agent's open offers and, with `reroute`, gives back their unstarted
+/// cases.
+pub(crate) fn change_presence(
+    conn: &mut DbConn,
+    mut row: AgentRow,
+    to: Presence,
+    actor: &(ActorKind, Option<String>),
+    reason: Option<&str>,
+    reroute: bool,
+    now: chrono::NaiveDateTime,
+) -> AppResult<AgentRow> {
+    if row.presence == to.as_str() {
+        return Ok(row);
+    }
+    let from = std::mem::replace(&mut row.presence, to.as_str().into());
+    row.presence_changed_at = now;
+    row.updated_at = now;
+    queries::agents::update(conn, &row)?;
+    let (mut rerouted, mut withdrawn) = (0, 0);
+    if from == Presence::Online.as_str() {
+        withdrawn = crate::routing::withdraw_offers(conn, &row.id, actor, now)?;
+        if reroute {
+            rerouted = crate::routing::take_back_unstarted(conn, &row.id, false, actor, now)?;
+        }
+    }
+    let data = serde_json::json!({
+        "from": from, "to": to, "cases_rerouted": rerouted, "offers_withdrawn": withdrawn, "reason": reason,
+    });
+    agent_event(conn, &row.id, "presence_changed", actor, data, now)?;
+    tracing::info!(agent.id = %row.id, presence = %to, rerouted, "presence changed");
+    Ok(row)
+}
+
 pub(crate) fn agent_view(conn: &mut DbConn, row: AgentRow) -> AppResult<AgentView> {
     let skills = queries::agents::skills(conn, std::slice::from_ref(&row.id))?
         .into_iter()
@@ -385,8 +419,9 @@ impl App {
             let mut rerouted = 0;
             if let Some(a) = patch.active {
                 if !a && row.active {
-                    // A deactivated agent works nothing: their unstarted cases go back to the
-                    // queue like when they go away.
+                    // A deactivated agent works nothing: their offers are withdrawn and their
+                    // unstarted cases go back to the queue like when they go away.
+                    crate::routing::withdraw_offers(conn, &row.id, &actor, now)?;
                     if reroute {
                         rerouted = crate::routing::take_back_unstarted(conn, &row.id, true, &actor, now)?;
                     }
@@ -422,24 +457,11 @@ impl App {
         let actor = who.actor();
         let reroute = self.settings().routing.enabled && self.settings().routing.reroute_on_away;
         self.write(move |conn| {
-            let mut row = queries::agents::get(conn, &id)?.ok_or(AppError::NotFound("agent"))?;
+            let row = queries::agents::get(conn, &id)?.ok_or(AppError::NotFound("agent"))?;
             if !row.active && req.presence != Presence::Offline {
                 return Err(AppError::invalid("a deactivated agent cannot go online"));
             }
-            if row.presence != req.presence.as_str() {
-                let from = std::mem::replace(&mut row.presence, req.presence.as_str().into());
-                row.presence_changed_at = now;
-                row.updated_at = now;
-                queries::agents::update(conn, &row)?;
-                let rerouted = if reroute && from == Presence::Online.as_str() {
-                    crate::routing::take_back_unstarted(conn, &row.id, false, &actor, now)?
-                } else {
-                    0
-                };
-                let data = serde_json::json!({"from": from, "to": req.presence, "cases_rerouted": rerouted});
-                agent_event(conn, &row.id, "presence_changed", &actor, data, now)?;
-                tracing::info!(agent.id = %row.id, presence = %req.presence, rerouted, "presence changed");
-            }
+            let row = change_presence(conn, row, req.presence, &actor, None, reroute, now)?;
             agent_view(conn, row)
         })
         .await

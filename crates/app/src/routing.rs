@@ -71,8 +71,9 @@ pub struct Explanation {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RoutingDecisionView {
     pub id: String,
-    /// `assigned`, `waiting` (no eligible agent yet), `escalated` (raised to supervisors)
-    /// or `rerouted` (taken back from an agent who went away).
+    /// `assigned`, `waiting` (no eligible agent yet), `escalated` (raised to supervisors),
+    /// `rerouted` (taken back from an agent who went away); offer mode: `offered`, `accepted`,
+    /// `declined`, `offer_expired`.
     pub outcome: String,
     pub agent_id: Option<AgentId>,
     pub explanation: Explanation,
@@ -106,12 +107,15 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CaseRouting {
     pub case_id: CaseId,
-    /// `waiting` (active and unassigned), `assigned` or `inactive` (pending, on hold, solved
-    /// or closed: not routed).
+    /// `waiting` (active and unassigned), `offered` (offer mode: waiting for the agent to
+    /// accept), `assigned` or `inactive` (pending, on hold, solved or closed: not routed).
     pub state: String,
     pub assignee_id: Option<AgentId>,
     pub pinned: bool,
     pub waiting_since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Offer mode: the agent the case is offered to, and until when.
+    pub offered_to: Option<AgentId>,
+    pub offer_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub skills: Vec<CaseSkill>,
     /// Newest first, at most 50.
     pub decisions: Vec<RoutingDecisionView>,
@@ -208,10 +212,12 @@ impl App {
                 .map(decision_view)
                 .collect::<AppResult<Vec<_>>>()?;
             let active = queries::routing::ACTIVE.contains(&case.status.as_str());
-            let state = match (&case.assignee_id, active) {
-                (_, false) => "inactive",
-                (None, true) => "waiting",
-                (Some(_), true) => "assigned",
+            let offer = queries::routing::offer_of(conn, &case.id)?;
+            let state = match (&case.assignee_id, &offer, active) {
+                (_, _, false) => "inactive",
+                (Some(_), _, true) => "assigned",
+                (None, Some(_), true) => "offered",
+                (None, None, true) => "waiting",
             };
             Ok(CaseRouting {
                 case_id: CaseId::new(case.id),
@@ -219,6 +225,8 @@ impl App {
                 assignee_id: case.assignee_id.map(AgentId::new),
                 pinned: case.pinned,
                 waiting_since: case.waiting_since.map(crate::utc),
+                offered_to: offer.as_ref().map(|o| AgentId::new(o.0.clone())),
+                offer_expires_at: offer.map(|o| crate::utc(o.1)),
                 skills,
                 decisions,
             })
@@ -297,6 +305,135 @@ impl App {
     }
 }
 
+/// Offers that ran out: withdrawn, audited on the case (`offer_expired`, a decision
+/// `offer_expired`), and the agent set to `routing.offer_refused_presence` (they are evidently
+/// not at their desk). The case is routed again.
+fn expire_offers(app: &App, now: NaiveDateTime) -> AppResult<()> {
+    let expired = app.store().read(|c| queries::routing::expired_offers(c, now, 1_000).map_err(AppError::from))?;
+    if expired.is_empty() {
+        return Ok(());
+    }
+    let to = app.settings().routing.offer_refused_presence;
+    let reroute = app.settings().routing.reroute_on_away;
+    app.store().write(|conn| {
+        let system = (ActorKind::System, None);
+        let mut missed = std::collections::BTreeSet::new();
+        for (case_id, agent, waiting) in &expired {
+            if !queries::routing::clear_offer(conn, case_id, Some(agent))? || !waiting {
+                continue;
+            }
+            crate::cases::event(conn, case_id, "offer_expired", &system, serde_json::json!({"agent_id": agent}), now)?;
+            queries::routing::insert_decisions(
+                conn,
+                &[decision_row(case_id, Some(agent), "offer_expired", &note("offer_expired"), now)],
+            )?;
+            missed.insert(agent.clone());
+        }
+        for agent in missed {
+            if let Some(row) = queries::agents::get(conn, &agent)? {
+                crate::directory::change_presence(conn, row, to, &system, Some("offer_expired"), reroute, now)?;
+            }
+        }
+        Ok::<_, AppError>(())
+    })?;
+    app.metrics().routing_decisions.with_label_values(&["offer_expired"]).inc_by(expired.len() as u64);
+    Ok(())
+}
+
+/// An explanation for a decision that is not the engine's (offers expiring, declined,
+/// withdrawn; cases given back).
+fn note(by: &str) -> Explanation {
+    Explanation {
+        strategy: String::new(),
+        class: String::new(),
+        score: 0,
+        agents_total: 0,
+        excluded_offline: 0,
+        excluded_skills: 0,
+        excluded_capacity: 0,
+        excluded_team: 0,
+        eligible: 0,
+        ranking: Vec::new(),
+        queues_considered: 0,
+        runner_up_case_id: None,
+        overflow: Vec::new(),
+        decided_by: by.into(),
+    }
+}
+
+/// Withdraws every open offer to the agent (they left `online`); audited on each case.
+pub(crate) fn withdraw_offers(
+    conn: &mut DbConn,
+    agent_id: &str,
+    actor: &(ActorKind, Option<String>),
+    now: NaiveDateTime,
+) -> AppResult<usize> {
+    let cases = queries::routing::offered_to(conn, agent_id)?;
+    for id in &cases {
+        queries::routing::clear_offer(conn, id, Some(agent_id))?;
+        crate::cases::event(conn, id, "offer_withdrawn", actor, serde_json::json!({"agent_id": agent_id}), now)?;
+    }
+    Ok(cases.len())
+}
+
+impl App {
+    /// The agent takes the case routing offered them. `409 invalid_transition` when there is
+    /// no such offer any more (expired, withdrawn, or taken by someone else).
+    pub async fn accept_offer(&self, who: &crate::Principal, case_id: String) -> AppResult<CaseRouting> {
+        who.require_write()?;
+        let me = who
+            .agent_id()
+            .ok_or_else(|| AppError::invalid("offers are accepted by the agent they were made to (an agent session)"))?
+            .to_string();
+        let actor = who.actor();
+        let now = self.now_naive();
+        let id = case_id.clone();
+        self.write(move |conn| {
+            queries::cases::get(conn, &id)?.ok_or(AppError::NotFound("case"))?;
+            if !queries::routing::accept_offer(conn, &id, &me, now)? {
+                return Err(AppError::InvalidTransition("there is no open offer of this case to you".into()));
+            }
+            let data = serde_json::json!({"from": null, "to": me, "by": "offer_accepted"});
+            crate::cases::event(conn, &id, "assignee_changed", &actor, data, now)?;
+            queries::routing::insert_decisions(conn, &[decision_row(&id, Some(&me), "accepted", &note("agent"), now)])?;
+            Ok(())
+        })
+        .await?;
+        self.metrics().routing_decisions.with_label_values(&["accepted"]).inc();
+        self.case_routing(who, case_id).await
+    }
+
+    /// The agent declines the case routing offered them: the case is routed again and the
+    /// agent set to `routing.offer_refused_presence`.
+    pub async fn decline_offer(&self, who: &crate::Principal, case_id: String) -> AppResult<CaseRouting> {
+        who.require_write()?;
+        let me = who
+            .agent_id()
+            .ok_or_else(|| AppError::invalid("offers are declined by the agent they were made to (an agent session)"))?
+            .to_string();
+        let actor = who.actor();
+        let now = self.now_naive();
+        let to = self.settings().routing.offer_refused_presence;
+        let reroute = self.settings().routing.reroute_on_away;
+        let id = case_id.clone();
+        self.write(move |conn| {
+            queries::cases::get(conn, &id)?.ok_or(AppError::NotFound("case"))?;
+            if !queries::routing::clear_offer(conn, &id, Some(&me))? {
+                return Err(AppError::InvalidTransition("there is no open offer of this case to you".into()));
+            }
+            crate::cases::event(conn, &id, "offer_declined", &actor, serde_json::json!({"agent_id": me}), now)?;
+            queries::routing::insert_decisions(conn, &[decision_row(&id, Some(&me), "declined", &note("agent"), now)])?;
+            if let Some(row) = queries::agents::get(conn, &me)? {
+                crate::directory::change_presence(conn, row, to, &actor, Some("offer_declined"), reroute, now)?;
+            }
+            Ok(())
+        })
+        .await?;
+        self.metrics().routing_decisions.with_label_values(&["declined"]).inc();
+        self.case_routing(who, case_id).await
+    }
+}
+
 /// When an agent leaves `online`: their unstarted cases (status `new`; not pinned, unless
 /// the agent is being deactivated) go back to the queue, keeping the customer's place
 /// (waiting since the case was opened). Audited on each case. Returns how many.
@@ -321,22 +458,7 @@ pub(crate) fn take_back_unstarted(
         }
         let data = serde_json::json!({"from": agent_id, "to": null, "reason": "agent_away"});
         crate::cases::event(conn, &old.id, "assignee_changed", actor, data, now)?;
-        let why = Explanation {
-            strategy: String::new(),
-            class: String::new(),
-            score: 0,
-            agents_total: 0,
-            excluded_offline: 0,
-            excluded_skills: 0,
-            excluded_capacity: 0,
-            excluded_team: 0,
-            eligible: 0,
-            ranking: Vec::new(),
-            queues_considered: 0,
-            runner_up_case_id: None,
-            overflow: Vec::new(),
-            decided_by: "agent_away".into(),
-        };
+        let why = note("agent_away");
         decisions.push(decision_row(&old.id, Some(agent_id), "rerouted", &why, now));
     }
     queries::routing::insert_decisions(conn, &decisions)?;
@@ -634,7 +756,9 @@ impl State {
             let key = self.cases.key(&c.id);
             self.channels.insert(key, channel);
             let was_waiting = self.router.withdraw(key);
-            let occupies = match (&c.assignee_id, active) {
+            // An offered case holds its agent's seat until accepted, declined or expired.
+            let holder = c.assignee_id.as_deref().or(c.offered_to.as_deref());
+            let occupies = match (holder, active) {
                 (Some(a), true) => Some((self.agents.key(a), channel)),
                 _ => None,
             };
@@ -642,7 +766,7 @@ impl State {
             if before != occupies {
                 affected.extend([before, occupies].into_iter().flatten().map(|o| o.0));
             }
-            if active && c.assignee_id.is_none() {
+            if active && holder.is_none() {
                 to_route.push((c, was_waiting));
             } else if occupies.is_none() {
                 self.channels.remove(&key);
@@ -897,6 +1021,7 @@ fn commit_agent(
     conn: &mut DbConn,
     group: &[Pending],
     now: NaiveDateTime,
+    offer_until: Option<NaiveDateTime>,
     rows: &mut (Vec<CaseEventRow>, Vec<RoutingDecisionRow>),
     refused: &mut Vec<(usize, Dirty)>,
     base: usize,
@@ -927,16 +1052,32 @@ fn commit_agent(
             refused.push((base + i, Dirty::Load(agent.id.clone())));
             continue;
         }
-        if !queries::routing::assign_if_waiting(conn, &p.case_id, &agent.id, now)? {
+        let done = match offer_until {
+            Some(until) => queries::routing::offer_if_waiting(conn, &p.case_id, &agent.id, now, until)?,
+            None => queries::routing::assign_if_waiting(conn, &p.case_id, &agent.id, now)?,
+        };
+        if !done {
             loads.insert(p.channel, (load, capacity));
             refused.push((base + i, Dirty::Case(p.case_id.clone())));
             continue;
         }
         loads.insert(p.channel, (load + 1, capacity));
         assigned = true;
-        let data = serde_json::json!({"from": null, "to": agent.id, "by": "routing", "strategy": p.why.strategy});
-        rows.0.push(crate::cases::event_row(&p.case_id, "assignee_changed", &(ActorKind::System, None), data, now));
-        rows.1.push(decision_row(&p.case_id, Some(&agent.id), "assigned", &p.why, now));
+        let system = (ActorKind::System, None);
+        match offer_until {
+            Some(until) => {
+                let data =
+                    serde_json::json!({"to": agent.id, "expires_at": crate::utc(until), "strategy": p.why.strategy});
+                rows.0.push(crate::cases::event_row(&p.case_id, "offered", &system, data, now));
+                rows.1.push(decision_row(&p.case_id, Some(&agent.id), "offered", &p.why, now));
+            }
+            None => {
+                let data =
+                    serde_json::json!({"from": null, "to": agent.id, "by": "routing", "strategy": p.why.strategy});
+                rows.0.push(crate::cases::event_row(&p.case_id, "assignee_changed", &system, data, now));
+                rows.1.push(decision_row(&p.case_id, Some(&agent.id), "assigned", &p.why, now));
+            }
+        }
     }
     if assigned {
         queries::routing::touch_agent(conn, &agent.id, now)?;
@@ -954,6 +1095,9 @@ fn write_round(app: &App, st: &mut State, round: Round, now: NaiveDateTime) -> A
     // deadlocking on each other's agents.
     assign.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
     let m = app.metrics();
+    let timeout = app.settings().routing.offer_timeout_secs;
+    let offer_until = (timeout > 0).then(|| now + chrono::Duration::seconds(i64::try_from(timeout).unwrap_or(3_600)));
+    let outcome = if offer_until.is_some() { "offered" } else { "assigned" };
     let mut start = 0;
     while start < assign.len() {
         let mut end = (start + COMMIT_CHUNK).min(assign.len());
@@ -971,7 +1115,7 @@ fn write_round(app: &App, st: &mut State, round: Round, now: NaiveDateTime) -> A
                 while j < chunk.len() && chunk[j].agent_id == chunk[i].agent_id {
                     j += 1;
                 }
-                commit_agent(conn, &chunk[i..j], now, &mut rows, &mut refused, i)?;
+                commit_agent(conn, &chunk[i..j], now, offer_until, &mut rows, &mut refused, i)?;
                 i = j;
             }
             if !rows.0.is_empty() {
@@ -984,7 +1128,7 @@ fn write_round(app: &App, st: &mut State, round: Round, now: NaiveDateTime) -> A
         });
         match written {
             Ok(refused) => {
-                m.routing_decisions.with_label_values(&["assigned"]).inc_by((chunk.len() - refused.len()) as u64);
+                m.routing_decisions.with_label_values(&[outcome]).inc_by((chunk.len() - refused.len()) as u64);
                 m.routing_decisions.with_label_values(&["lost_race"]).inc_by(refused.len() as u64);
                 for (i, d) in refused {
                     tracing::debug!(case.id = %chunk[i].case_id, "routing decision no longer held; reading again");
@@ -1095,6 +1239,7 @@ fn pass(app: &App, leader: &mut Leader) -> AppResult<()> {
     app.metrics().routing_leader.set(1);
     let started = std::time::Instant::now();
     let now = app.now_naive();
+    expire_offers(app, now)?;
     let resync = leader.loaded_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(s.resync_secs));
     let round = match leader.state.take() {
         Some(mut st) if !resync => {

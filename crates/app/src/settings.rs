@@ -73,6 +73,8 @@ pub struct RoutingSettings {
     pub resync_secs: u64,
     pub leader_retry_secs: u64,
     pub single_leader: bool,
+    pub offer_timeout_secs: u64,
+    pub offer_refused_presence: caseflow_core::Presence,
 }
 
 /// A topic customers pick on the web form or in the chat widget.
@@ -588,6 +590,9 @@ impl Settings {
             if !(0..=1_000_000).contains(&v) {
                 return Err(invalid(key, "must be between 0 and 1000000"));
             }
+        }
+        if r.offer_timeout_secs > 3_600 {
+            return Err(invalid("routing.offer_timeout_secs", "must be at most 3600 (0 turns offers off)"));
         }
         if r.value_unit < 1 {
             return Err(invalid("routing.value_unit", "must be at least 1"));

@@ -343,6 +343,7 @@ pub struct RoutableCase {
     pub assignee_id: Option<String>,
     pub created_at: NaiveDateTime,
     pub waiting_since: Option<NaiveDateTime>,
+    pub offered_to: Option<String>,
     pub tier: String,
     pub value: i64,
 }

@@ -963,6 +963,7 @@ pub mod routing {
         c::assignee_id,
         c::created_at,
         c::waiting_since,
+        c::offered_to,
         cu::tier,
         cu::value,
     );
@@ -975,6 +976,7 @@ pub mod routing {
         c::assignee_id,
         c::created_at,
         c::waiting_since,
+        c::offered_to,
         cu::tier,
         cu::value,
     );
@@ -1099,7 +1101,7 @@ pub mod routing {
             id: String,
         }
         diesel::sql_query(
-            "SELECT c.id FROM cases c WHERE c.assignee_id IS NULL AND c.status IN ('new', 'open') \
+            "SELECT c.id FROM cases c WHERE c.assignee_id IS NULL AND c.offered_to IS NULL AND c.status IN ('new', 'open') \
              AND NOT EXISTS (SELECT 1 FROM routing_decisions d WHERE d.case_id = c.id \
              AND d.created_at >= COALESCE(c.waiting_since, c.created_at))",
         )
@@ -1172,14 +1174,103 @@ pub mod routing {
         Ok(n == 1)
     }
 
-    /// The agent's active cases on one channel (its load there).
+    /// The agent's active cases on one channel (its load there), counting cases offered to
+    /// them and not yet taken.
     pub fn load(conn: &mut DbConn, agent_id: &str, channel: &str) -> QueryResult<i64> {
         c::cases
-            .filter(c::assignee_id.eq(agent_id))
+            .filter(c::assignee_id.eq(agent_id).or(c::assignee_id.is_null().and(c::offered_to.eq(agent_id))))
             .filter(c::status.eq_any(ACTIVE))
             .filter(c::channel.eq(channel))
             .count()
             .get_result(conn)
+    }
+
+    /// Offers the case to the agent if it is still waiting (active, unassigned, not offered):
+    /// the offer-mode twin of [`assign_if_waiting`].
+    pub fn offer_if_waiting(
+        conn: &mut DbConn,
+        case_id: &str,
+        agent_id: &str,
+        now: NaiveDateTime,
+        expires: NaiveDateTime,
+    ) -> QueryResult<bool> {
+        let n = diesel::update(
+            c::cases
+                .filter(c::id.eq(case_id))
+                .filter(c::assignee_id.is_null())
+                .filter(c::offered_to.is_null())
+                .filter(c::status.eq_any(ACTIVE)),
+        )
+        .set((c::offered_to.eq(agent_id), c::offer_expires_at.eq(expires), c::updated_at.eq(now)))
+        .execute(conn)?;
+        Ok(n == 1)
+    }
+
+    /// The agent takes the case offered to them, if the offer still stands.
+    pub fn accept_offer(conn: &mut DbConn, case_id: &str, agent_id: &str, now: NaiveDateTime) -> QueryResult<bool> {
+        let n = diesel::update(
+            c::cases
+                .filter(c::id.eq(case_id))
+                .filter(c::offered_to.eq(agent_id))
+                .filter(c::assignee_id.is_null())
+                .filter(c::status.eq_any(ACTIVE))
+                .filter(c::offer_expires_at.gt(now)),
+        )
+        .set((
+            c::assignee_id.eq(agent_id),
+            c::offered_to.eq(None::<String>),
+            c::offer_expires_at.eq(None::<NaiveDateTime>),
+            c::waiting_since.eq(None::<NaiveDateTime>),
+            c::updated_at.eq(now),
+            c::version.eq(c::version + 1),
+        ))
+        .execute(conn)?;
+        Ok(n == 1)
+    }
+
+    /// Withdraws an offer (declined, expired, agent away, case assigned by hand). `agent`:
+    /// only if it is offered to this agent. Returns whether there was one.
+    pub fn clear_offer(conn: &mut DbConn, case_id: &str, agent: Option<&str>) -> QueryResult<bool> {
+        let mut q = diesel::update(c::cases).filter(c::id.eq(case_id)).filter(c::offered_to.is_not_null()).into_boxed();
+        if let Some(a) = agent {
+            q = q.filter(c::offered_to.eq(a));
+        }
+        let n =
+            q.set((c::offered_to.eq(None::<String>), c::offer_expires_at.eq(None::<NaiveDateTime>))).execute(conn)?;
+        Ok(n == 1)
+    }
+
+    /// Offers that ran out by `now`: (case id, agent, whether the case still waits for it).
+    pub fn expired_offers(
+        conn: &mut DbConn,
+        now: NaiveDateTime,
+        limit: i64,
+    ) -> QueryResult<Vec<(String, String, bool)>> {
+        let rows: Vec<(String, Option<String>, Option<String>, String)> = c::cases
+            .filter(c::offered_to.is_not_null())
+            .filter(c::offer_expires_at.le(now))
+            .select((c::id, c::offered_to, c::assignee_id, c::status))
+            .order(c::offer_expires_at.asc())
+            .limit(limit)
+            .load(conn)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, to, assignee, status)| {
+                to.map(|t| (id, t, assignee.is_none() && ACTIVE.contains(&status.as_str())))
+            })
+            .collect())
+    }
+
+    /// Cases offered to the agent (withdrawn when they leave `online`).
+    pub fn offered_to(conn: &mut DbConn, agent_id: &str) -> QueryResult<Vec<String>> {
+        c::cases.filter(c::offered_to.eq(agent_id)).select(c::id).load(conn)
+    }
+
+    /// The offer on a case: (agent, until).
+    pub fn offer_of(conn: &mut DbConn, case_id: &str) -> QueryResult<Option<(String, NaiveDateTime)>> {
+        let row: Option<(Option<String>, Option<NaiveDateTime>)> =
+            c::cases.find(case_id).select((c::offered_to, c::offer_expires_at)).load(conn).map(first)?;
+        Ok(row.and_then(|(a, t)| Some((a?, t?))))
     }
 
     /// Locks the agent's row until the transaction ends (PostgreSQL), so that two nodes

@@ -125,6 +125,8 @@ diesel::table! {
         topic -> Nullable<Text>,
         waiting_since -> Nullable<Timestamp>,
         pinned -> Bool,
+        offered_to -> Nullable<Text>,
+        offer_expires_at -> Nullable<Timestamp>,
     }
 }
 

@@ -6,6 +6,11 @@ ALTER TABLE cases ADD COLUMN waiting_since TIMESTAMP;
 -- A pinned case stays with its assignee: never re-routed automatically.
 ALTER TABLE cases ADD COLUMN pinned BOOLEAN NOT NULL DEFAULT FALSE;
 UPDATE cases SET waiting_since = created_at WHERE assignee_id IS NULL;
+-- Offer mode: the agent a waiting case is offered to, until when. Written only by routing
+-- and the accept/decline use cases (not part of whole-row case updates).
+ALTER TABLE cases ADD COLUMN offered_to TEXT REFERENCES agents (id);
+ALTER TABLE cases ADD COLUMN offer_expires_at TIMESTAMP;
+CREATE INDEX cases_offer_expiry ON cases (offer_expires_at) WHERE offered_to IS NOT NULL;
 
 ALTER TABLE agents ADD COLUMN last_assigned_at TIMESTAMP;
 
@@ -89,7 +94,7 @@ $$;
 
 CREATE TRIGGER routing_case_inserted AFTER INSERT ON cases
     FOR EACH ROW EXECUTE FUNCTION caseflow_routing_signal();
-CREATE TRIGGER routing_case_changed AFTER UPDATE OF status, priority, channel, team_id, assignee_id, customer_id, waiting_since ON cases
+CREATE TRIGGER routing_case_changed AFTER UPDATE OF status, priority, channel, team_id, assignee_id, customer_id, waiting_since, offered_to ON cases
     FOR EACH ROW EXECUTE FUNCTION caseflow_routing_signal();
 CREATE TRIGGER routing_case_skills_inserted AFTER INSERT ON case_skills
     FOR EACH ROW EXECUTE FUNCTION caseflow_routing_signal();
