@@ -57,7 +57,8 @@ pub struct Explanation {
     pub eligible: usize,
     /// The chosen agent first, then runners-up.
     pub ranking: Vec<RankedAgent>,
-    /// When an agent with free capacity pulled the case: how many queues it qualified for.
+    /// When an agent with free capacity pulled the case: how many queue heads it looked at
+    /// (or, for an agent who qualifies for few queues, how many queues it qualified for).
     pub queues_considered: usize,
     /// The best case the agent did not take instead.
     pub runner_up_case_id: Option<String>,

@@ -249,8 +249,9 @@ pub struct Explanation {
     /// The chosen agent first, with the values the strategy compared; when a new case was
     /// placed, up to two runners-up among the eligible agents.
     pub ranking: Vec<(AgentKey, String)>,
-    /// When an agent with free capacity pulled the case: how many queues it qualified for, and
-    /// the best case it did not take.
+    /// When an agent with free capacity pulled the case: how many queue heads it looked at
+    /// (walking the heads from the best down; or, for an agent who qualifies for few queues,
+    /// how many queues it qualified for), and the best case it did not take.
     pub queues_considered: usize,
     pub runner_up_case: Option<(CaseKey, Class)>,
     pub overflow: Vec<Overflow>,
@@ -291,10 +292,39 @@ struct QueueKey {
 
 #[derive(Debug, Clone, Default)]
 struct Queue {
+    /// Index into `Router::qinfo`, stable while the queue exists.
+    id: u32,
     by_age: BTreeSet<(Millis, CaseKey)>,
     by_due: BTreeSet<(Millis, Millis, CaseKey)>,
     by_score: BTreeSet<(Reverse<i128>, Millis, CaseKey)>,
 }
+
+/// The heads of a queue's three orders (what the global head index holds for it).
+type Heads = (Option<(Millis, CaseKey)>, Option<(Millis, Millis, CaseKey)>, Option<(Reverse<i128>, Millis, CaseKey)>);
+
+impl Queue {
+    fn heads(&self) -> Heads {
+        (self.by_age.first().copied(), self.by_due.first().copied(), self.by_score.first().copied())
+    }
+}
+
+/// A queue's oldest case in the global index: (enqueued, case, queue id).
+type AgeHead = (Millis, CaseKey, u32);
+/// A queue's earliest-due case: (due, enqueued, case, queue id).
+type DueHead = (Millis, Millis, CaseKey, u32);
+/// A queue's best-scored case: (order key, enqueued, case, queue id).
+type ScoreHead = (Reverse<i128>, Millis, CaseKey, u32);
+
+/// What an agent must have to take a queue's cases, stored flat for the head scan.
+#[derive(Debug, Clone, Default)]
+struct QInfo {
+    required: Vec<(u16, u8)>,
+    team: Option<u32>,
+}
+
+/// Queue heads examined per channel by the global scan before it leaves the rest to the
+/// per-skill-subset lookup (an agent who qualifies for few queues).
+const HEAD_SCAN_LIMIT: usize = 192;
 
 #[derive(Clone)]
 struct Waiting {
@@ -322,6 +352,15 @@ pub struct Router {
     /// Queues requiring more than four skills: always looked at.
     wide_queues: BTreeMap<QueueKey, Queue>,
     queue_count: usize,
+    /// Per queue id: what taking its cases requires. Ids are reused (`free_ids`).
+    qinfo: Vec<QInfo>,
+    free_ids: Vec<u32>,
+    /// Per channel, every queue's head in each order: an agent with room walks these from
+    /// the best down to the first queue it qualifies for, instead of looking at every queue
+    /// its skills allow (see `best_case_for`).
+    head_age: [BTreeSet<AgeHead>; CHANNELS],
+    head_due: [BTreeSet<DueHead>; CHANNELS],
+    head_score: [BTreeSet<ScoreHead>; CHANNELS],
     waiting: HashMap<CaseKey, Waiting>,
     /// Pending overflow steps: (due, case).
     timers: BTreeSet<(Millis, CaseKey)>,
@@ -361,6 +400,11 @@ impl Router {
             by_skills: HashMap::default(),
             wide_queues: BTreeMap::new(),
             queue_count: 0,
+            qinfo: Vec::new(),
+            free_ids: Vec::new(),
+            head_age: Default::default(),
+            head_due: Default::default(),
+            head_score: Default::default(),
             waiting: HashMap::default(),
             timers: BTreeSet::new(),
         }
@@ -564,20 +608,64 @@ impl Router {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::btree_map::Entry::Vacant(e) => {
                 self.queue_count += 1;
-                e.insert(Queue::default())
+                let info = QInfo { required: key.required.clone(), team: key.team };
+                let id = match self.free_ids.pop() {
+                    Some(id) => {
+                        if let Some(slot) = self.qinfo.get_mut(id as usize) {
+                            *slot = info;
+                        }
+                        id
+                    }
+                    None => {
+                        self.qinfo.push(info);
+                        u32::try_from(self.qinfo.len() - 1).unwrap_or(u32::MAX)
+                    }
+                };
+                e.insert(Queue { id, ..Queue::default() })
             }
         };
+        let before = q.heads();
         q.by_age.insert((case.enqueued_at, case.id));
         if let Some(due) = case.sla_due {
             q.by_due.insert((due, case.enqueued_at, case.id));
         }
         q.by_score.insert((Reverse(self.config.order_key(&case)), case.enqueued_at, case.id));
+        let (after, qid) = (q.heads(), q.id);
+        self.move_heads(key.channel, qid, before, after);
         let c = &self.config;
         for t in [c.widen_team_after_ms, c.escalate_after_ms] {
             self.timers.insert((case.enqueued_at.saturating_add(t), case.id));
         }
         let widened = case.team.is_some() && key.team.is_none();
         self.waiting.insert(case.id, Waiting { case, queue: key, widened, escalated: false });
+    }
+
+    /// Keeps the global head index in step with one queue's heads.
+    fn move_heads(&mut self, ch: usize, qid: u32, before: Heads, after: Heads) {
+        if before.0 != after.0 {
+            if let Some((e, c)) = before.0 {
+                self.head_age[ch].remove(&(e, c, qid));
+            }
+            if let Some((e, c)) = after.0 {
+                self.head_age[ch].insert((e, c, qid));
+            }
+        }
+        if before.1 != after.1 {
+            if let Some((d, e, c)) = before.1 {
+                self.head_due[ch].remove(&(d, e, c, qid));
+            }
+            if let Some((d, e, c)) = after.1 {
+                self.head_due[ch].insert((d, e, c, qid));
+            }
+        }
+        if before.2 != after.2 {
+            if let Some((k, e, c)) = before.2 {
+                self.head_score[ch].remove(&(k, e, c, qid));
+            }
+            if let Some((k, e, c)) = after.2 {
+                self.head_score[ch].insert((k, e, c, qid));
+            }
+        }
     }
 
     fn dequeue(&mut self, id: CaseKey) -> Option<Waiting> {
@@ -588,14 +676,18 @@ impl Router {
             Some(i) => self.by_skills.get_mut(&i),
             None => Some(&mut self.wide_queues),
         };
+        let mut moved = None;
         if let Some(bucket) = bucket {
             if let Some(q) = bucket.get_mut(&w.queue) {
+                let before = q.heads();
                 q.by_age.remove(&(w.case.enqueued_at, id));
                 if let Some(due) = w.case.sla_due {
                     q.by_due.remove(&(due, w.case.enqueued_at, id));
                 }
                 q.by_score.remove(&(Reverse(order_key), w.case.enqueued_at, id));
+                moved = Some((q.id, before, q.heads()));
                 if q.by_age.is_empty() {
+                    self.free_ids.push(q.id);
                     bucket.remove(&w.queue);
                     self.queue_count -= 1;
                 }
@@ -605,6 +697,9 @@ impl Router {
                     self.by_skills.remove(&i);
                 }
             }
+        }
+        if let Some((qid, before, after)) = moved {
+            self.move_heads(w.queue.channel, qid, before, after);
         }
         let c = &self.config;
         for t in [c.widen_team_after_ms, c.escalate_after_ms] {
@@ -703,9 +798,97 @@ impl Router {
         out
     }
 
-    /// The best waiting case for the agent: (class, tie key, case).
-    /// The agent's best waiting case, the runner-up, and how many queues it qualified for.
+    /// Whether the agent (online, with room on the channel: checked by the caller) has what
+    /// queue `qid` requires.
+    fn qualifies(&self, a: &Agent, qid: u32) -> bool {
+        let Some(info) = self.qinfo.get(qid as usize) else { return false };
+        if info.team.is_some() && a.team != info.team {
+            return false;
+        }
+        info.required.iter().all(|&(s, l)| a.skills.iter().any(|k| k.0 == s && k.1 >= l))
+    }
+
+    /// The agent's best waiting case, the runner-up, and how many queue heads were examined.
+    /// Walks the global head index of each channel with room from the best head down and
+    /// stops at the second queue the agent qualifies for (a few dozen heads when agents hold
+    /// a few of many skills). An agent who qualifies for few queues would walk far: past
+    /// `HEAD_SCAN_LIMIT` heads the per-skill-subset lookup answers instead. Both give the
+    /// same answer: the best head of the queues the agent qualifies for, by class, then key.
     fn best_case_for(&self, slot: usize, now: Millis) -> Option<Pick> {
+        type Candidate = ((Class, i128, Millis, CaseKey), CaseKey);
+        let a = &self.slots[slot];
+        if a.presence != Presence::Online {
+            return None;
+        }
+        let x = self.config.fairness_after_ms;
+        let risk = self.config.sla_risk_ms;
+        let mut best: Option<Candidate> = None;
+        let mut second: Option<Candidate> = None;
+        let mut examined = 0;
+        let offer = |c: Candidate, best: &mut Option<Candidate>, second: &mut Option<Candidate>| {
+            if best.as_ref().is_none_or(|b| c.0.cmp(&b.0) == Ordering::Less) {
+                *second = best.take();
+                *best = Some(c);
+            } else if second.as_ref().is_none_or(|b| c.0.cmp(&b.0) == Ordering::Less) {
+                *second = Some(c);
+            }
+        };
+        for ch in (0..CHANNELS).filter(|&ch| a.load[ch] < a.capacity[ch]) {
+            // Up to two candidates from distinct queues, in order.
+            let mut found: [Option<(Candidate, u32)>; 2] = [None, None];
+            let mut n = 0;
+            let mut budget = HEAD_SCAN_LIMIT;
+            let take = |c: Candidate, qid: u32, found: &mut [Option<(Candidate, u32)>; 2], n: &mut usize| {
+                if found[..*n].iter().any(|f| f.as_ref().is_some_and(|f| f.1 == qid)) {
+                    return;
+                }
+                found[*n] = Some((c, qid));
+                *n += 1;
+            };
+            for &(enq, id, qid) in &self.head_age[ch] {
+                if n == 2 || now - enq <= x || budget == 0 {
+                    break;
+                }
+                budget -= 1;
+                if self.qualifies(a, qid) {
+                    take(((Class::Starving, i128::from(enq), enq, id), id), qid, &mut found, &mut n);
+                }
+            }
+            for &(due, enq, id, qid) in &self.head_due[ch] {
+                if n == 2 || due - now >= risk || budget == 0 {
+                    break;
+                }
+                budget -= 1;
+                if self.qualifies(a, qid) {
+                    take(((Class::SlaAtRisk, i128::from(due), enq, id), id), qid, &mut found, &mut n);
+                }
+            }
+            for &(Reverse(k), enq, id, qid) in &self.head_score[ch] {
+                if n == 2 || budget == 0 {
+                    break;
+                }
+                budget -= 1;
+                if self.qualifies(a, qid) {
+                    take(((Class::Normal, -k, enq, id), id), qid, &mut found, &mut n);
+                }
+            }
+            examined += HEAD_SCAN_LIMIT - budget;
+            let exhausted = n < 2
+                && budget == 0
+                && self.head_age[ch].len() + self.head_due[ch].len() + self.head_score[ch].len() > HEAD_SCAN_LIMIT;
+            if exhausted {
+                return self.best_case_by_subsets(slot, now);
+            }
+            for (c, _) in found.into_iter().flatten() {
+                offer(c, &mut best, &mut second);
+            }
+        }
+        best.map(|b| (b.1, second.map(|s| (s.1, s.0 .0)), examined))
+    }
+
+    /// The same answer as `best_case_for`, by looking at every queue the agent's skills
+    /// allow (each subset of its skills is a lookup).
+    fn best_case_by_subsets(&self, slot: usize, now: Millis) -> Option<Pick> {
         type Candidate = ((Class, i128, Millis, CaseKey), CaseKey);
         let x = self.config.fairness_after_ms;
         let risk = self.config.sla_risk_ms;
@@ -934,5 +1117,61 @@ mod tests {
         r.route(case(2, &[(3, 1)], 1_000), 1_000);
         let (_, esc) = r.tick(3_000);
         assert_eq!(esc, [2]);
+    }
+
+    /// The head-index walk and the per-skill-subset lookup pick the same best case and
+    /// runner-up for every agent, in random states with starving, SLA-at-risk and scored
+    /// cases, teams and levels, including states large enough to need the fallback.
+    #[test]
+    fn the_head_walk_and_the_subset_lookup_agree() {
+        let mut seed = 7u64;
+        let mut next = |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for round in 0..12 {
+            let mut r = Router::new(Config { fairness_after_ms: 50_000, sla_risk_ms: 5_000, ..Config::default() });
+            let skills_n = if round % 3 == 0 { 12 } else { 5 };
+            let cases = if round % 4 == 0 { 3_000 } else { 300 };
+            for id in 0..40u32 {
+                // Rounds with many skills give agents one weak skill: they qualify for few
+                // queues, which is what the fallback is for.
+                let (held, top) = if skills_n > 5 { (1, 1) } else { (3, 5) };
+                let mut sk: Vec<(u16, u8)> = Vec::new();
+                while sk.len() < held {
+                    let s = next(skills_n) as u16;
+                    if !sk.iter().any(|k| k.0 == s) {
+                        sk.push((s, 1 + next(top) as u8));
+                    }
+                }
+                let mut a = agent(id, &sk, 2, next(1_000) as Millis);
+                a.team = (next(3) == 0).then_some(next(2) as u32);
+                a.load = [2; CHANNELS];
+                r.upsert_agent(a, 0);
+            }
+            for id in 0..cases {
+                let n = 1 + next(2) as usize;
+                let req: Vec<(u16, u8)> = (0..n).map(|_| (next(skills_n) as u16, 1 + next(3) as u8)).collect();
+                let mut c = case(id, &req, id as Millis * 30);
+                c.channel = [Channel::Email, Channel::Web, Channel::Chat, Channel::Api][next(4) as usize];
+                c.priority = [Priority::Low, Priority::Normal, Priority::High, Priority::Urgent][next(4) as usize];
+                c.sla_due = (next(5) == 0).then(|| id as Millis * 30 + next(200_000) as Millis);
+                c.team = (next(6) == 0).then_some(next(2) as u32);
+                c.value = next(500_000) as i64;
+                let (d, _) = r.route(c, id as Millis * 30);
+                assert!(d.is_empty(), "every agent is full");
+            }
+            let now = cases as Millis * 30;
+            for slot in 0..r.slots.len() {
+                for ch in 0..CHANNELS {
+                    let mut probe = r.clone();
+                    probe.slots[slot].load = [2; CHANNELS];
+                    probe.slots[slot].load[ch] = 1;
+                    let walk = probe.best_case_for(slot, now).map(|p| (p.0, p.1));
+                    let lookup = probe.best_case_by_subsets(slot, now).map(|p| (p.0, p.1));
+                    assert_eq!(walk, lookup, "round {round}, slot {slot}, channel {ch}");
+                }
+            }
+        }
     }
 }
