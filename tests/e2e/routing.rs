@@ -391,12 +391,24 @@ async fn offers_are_accepted_declined_or_expire(db: Db) {
         }
     };
 
-    // Offered, not assigned, until Ann accepts.
+    // Offered, not assigned, until Ann accepts; the offer holds Ann's only seat, so another
+    // case waits meanwhile.
     let one = case_needing(&app, "one@example.org", &billing).await;
     let r = offer(one.clone()).await;
     assert_eq!(r["offered_to"], ann.as_str());
     assert!(r["offer_expires_at"].is_string(), "{r}");
     assert_eq!(assignee(&app, &one).await, None);
+    let held = case_needing(&app, "held@example.org", &billing).await;
+    let r = eventually(15, "a waiting decision", || async {
+        let r = routing(&app, &held).await;
+        r["decisions"].as_array().is_some_and(|d| !d.is_empty()).then_some(r)
+    })
+    .await;
+    assert_eq!(r["state"], "waiting", "the offer holds the seat: {r}");
+    assert!(r["decisions"][0]["explanation"]["excluded_capacity"].as_u64().unwrap() >= 1, "{r}");
+    // A supervisor assigns it by hand elsewhere: nothing is offered to Ann twice.
+    let (carl, _) = app.agent("carl@caseflow.test", "agent").await;
+    app.patch(&format!("/api/v1/cases/{held}"), json!({"assignee_id": carl})).await.expect(200);
     let (bob, bob_token) = online_agent_with_token(&app, "bob@caseflow.test", &[(&billing, 3)], 1).await;
     act(&app, &bob_token, &one, "accept").await.expect_error(409, "invalid_transition");
     let accepted = act(&app, &ann_token, &one, "accept").await.expect(200);
@@ -436,11 +448,26 @@ async fn offers_are_accepted_declined_or_expire(db: Db) {
     for k in ["offered", "offer_declined", "offer_expired"] {
         assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
     }
-    // Back online, Ann is offered it again and takes it.
+    // An expired offer cannot be accepted any more.
+    act(&app, &ann_token, &two, "accept").await.expect_error(409, "invalid_transition");
+    // Back online, Ann is offered it again; a supervisor assigns it to Carl instead: the offer
+    // is withdrawn (audited) and Ann's seat is free for the next case.
     app.put(&format!("/api/v1/agents/{ann}/presence"), json!({"presence": "online"})).await.expect(200);
     assert_eq!(offer(two.clone()).await["offered_to"], ann.as_str());
-    act(&app, &ann_token, &two, "accept").await.expect(200);
-    assert_eq!(assignee(&app, &two).await.as_deref(), Some(ann.as_str()));
+    app.patch(&format!("/api/v1/cases/{two}"), json!({"assignee_id": carl})).await.expect(200);
+    let r = routing(&app, &two).await;
+    assert_eq!((r["state"].as_str(), r["offered_to"].is_null()), (Some("assigned"), true), "{r}");
+    let events = app.get(&format!("/api/v1/cases/{two}/events")).await.expect(200);
+    assert!(events["items"].as_array().unwrap().iter().any(|e| e["kind"] == "offer_withdrawn"), "{events}");
+    act(&app, &ann_token, &two, "accept").await.expect_error(409, "invalid_transition");
+    let three = case_needing(&app, "three@example.org", &billing).await;
+    assert_eq!(offer(three.clone()).await["offered_to"], ann.as_str());
+    // Ann finds her open offers in the case list.
+    let mine = app.call(reqwest::Method::GET, "/api/v1/cases?offered_to=me", Some(&ann_token), None).await.expect(200);
+    let ids: Vec<&str> = mine["items"].as_array().unwrap().iter().filter_map(|c| c["id"].as_str()).collect();
+    assert_eq!(ids, [three.as_str()]);
+    act(&app, &ann_token, &three, "accept").await.expect(200);
+    assert_eq!(assignee(&app, &three).await.as_deref(), Some(ann.as_str()));
     app.stop().await;
 }
 

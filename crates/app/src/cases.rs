@@ -116,6 +116,8 @@ pub struct CaseQuery {
     pub priority: Option<String>,
     pub customer: Option<String>,
     pub channel: Option<String>,
+    /// Offer mode: cases offered to this agent (an id or `me`) and not yet accepted.
+    pub offered_to: Option<String>,
     /// Text matched against subjects (case-insensitive) and case numbers.
     pub q: Option<String>,
     /// `-created_at` (default, newest first) or `created_at`.
@@ -454,6 +456,14 @@ impl App {
             f.channel = Some(crate::parse_enum::<Channel>("channel", c)?.as_str().to_owned());
         }
         f.customer_id = query.customer.filter(|s| !s.is_empty());
+        f.offered_to = match query.offered_to.as_deref() {
+            None | Some("") => None,
+            Some("me") => match who.agent_id() {
+                Some(id) => Some(id.to_string()),
+                None => return Err(AppError::invalid("offered_to=me needs an agent session, not an API token")),
+            },
+            Some(id) => Some(id.to_owned()),
+        };
         if let Some(q) = query.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             check_len("q", q, 200)?;
             f.text = Some(q.to_owned());
@@ -501,7 +511,8 @@ impl App {
         let actor = who.actor();
         let now = self.now_naive();
         self.write(move |conn| {
-            let old = load_case(conn, &id)?;
+            // Locked (PostgreSQL): routing's offer and this change queue instead of crossing.
+            let old = queries::cases::get_for_update(conn, &id)?.ok_or(AppError::NotFound("case"))?;
             if expected.is_some_and(|v| v != old.version) {
                 return Err(AppError::VersionConflict("case"));
             }
@@ -566,9 +577,11 @@ impl App {
             if events.is_empty() {
                 return detail(conn, old);
             }
-            if new.assignee_id != old.assignee_id && queries::routing::clear_offer(conn, &old.id, None)? {
-                // Assigned by hand while offered: the offer is void.
-                events.push(("offer_withdrawn", serde_json::json!({"reason": "assigned"})));
+            let leaves_queue =
+                new.assignee_id != old.assignee_id || !queries::routing::ACTIVE.contains(&new.status.as_str());
+            if leaves_queue && queries::routing::clear_offer(conn, &old.id, None)? {
+                // Assigned by hand, or no longer active, while offered: the offer is void.
+                events.push(("offer_withdrawn", serde_json::json!({"reason": "case_changed"})));
             }
             track_waiting(&old, &mut new, now);
             new.version = old.version + 1;
@@ -808,6 +821,11 @@ pub(crate) fn append_message(
     if to != from {
         apply_status(&mut new, to, now);
         track_waiting(&old, &mut new, now);
+        if !queries::routing::ACTIVE.contains(&new.status.as_str())
+            && queries::routing::clear_offer(conn, &old.id, None)?
+        {
+            event(conn, &old.id, "offer_withdrawn", &actor, serde_json::json!({"reason": "case_changed"}), now)?;
+        }
     }
     new.version = old.version + 1;
     new.updated_at = now;

@@ -316,28 +316,37 @@ fn expire_offers(app: &App, now: NaiveDateTime) -> AppResult<()> {
     }
     let to = app.settings().routing.offer_refused_presence;
     let reroute = app.settings().routing.reroute_on_away;
-    app.store().write(|conn| {
+    let n = app.store().write(|conn| {
         let system = (ActorKind::System, None);
         let mut missed = std::collections::BTreeSet::new();
-        for (case_id, agent, waiting) in &expired {
-            if !queries::routing::clear_offer(conn, case_id, Some(agent))? || !waiting {
+        for (case_id, agent, _) in &expired {
+            // Cleared only if still this offer (an accept may have won in between); the case
+            // read inside this transaction says whether it still waited for the agent.
+            if !queries::routing::clear_offer(conn, case_id, Some(agent))? {
+                continue;
+            }
+            let waiting = queries::cases::get(conn, case_id)?
+                .is_some_and(|c| c.assignee_id.is_none() && queries::routing::ACTIVE.contains(&c.status.as_str()));
+            if !waiting {
                 continue;
             }
             crate::cases::event(conn, case_id, "offer_expired", &system, serde_json::json!({"agent_id": agent}), now)?;
+            let why = note("offer_expired");
             queries::routing::insert_decisions(
                 conn,
-                &[decision_row(case_id, Some(agent), "offer_expired", &note("offer_expired"), now)],
+                &[decision_row(case_id, Some(agent), "offer_expired", &why, now)],
             )?;
             missed.insert(agent.clone());
         }
+        let n = missed.len();
         for agent in missed {
             if let Some(row) = queries::agents::get(conn, &agent)? {
                 crate::directory::change_presence(conn, row, to, &system, Some("offer_expired"), reroute, now)?;
             }
         }
-        Ok::<_, AppError>(())
+        Ok::<_, AppError>(n)
     })?;
-    app.metrics().routing_decisions.with_label_values(&["offer_expired"]).inc_by(expired.len() as u64);
+    app.metrics().routing_decisions.with_label_values(&["offer_expired"]).inc_by(n as u64);
     Ok(())
 }
 
@@ -369,12 +378,15 @@ pub(crate) fn withdraw_offers(
     actor: &(ActorKind, Option<String>),
     now: NaiveDateTime,
 ) -> AppResult<usize> {
-    let cases = queries::routing::offered_to(conn, agent_id)?;
-    for id in &cases {
-        queries::routing::clear_offer(conn, id, Some(agent_id))?;
-        crate::cases::event(conn, id, "offer_withdrawn", actor, serde_json::json!({"agent_id": agent_id}), now)?;
+    let mut n = 0;
+    for id in queries::routing::offered_to(conn, agent_id)? {
+        if queries::routing::clear_offer(conn, &id, Some(agent_id))? {
+            let data = serde_json::json!({"agent_id": agent_id, "reason": "agent_left"});
+            crate::cases::event(conn, &id, "offer_withdrawn", actor, data, now)?;
+            n += 1;
+        }
     }
-    Ok(cases.len())
+    Ok(n)
 }
 
 impl App {
@@ -687,8 +699,8 @@ impl State {
         }
     }
 
-    /// Sets the agent in the engine with its current load; takes the assignments it makes.
-    fn put_agent(&mut self, mut a: engine::Agent, now: i64) {
+    /// Sets the agent in the engine with its current load, without assigning yet.
+    fn set_agent(&mut self, mut a: engine::Agent) {
         a.load = self.load_of(a.id);
         if let Some(known) = self.router.agent(a.id) {
             // The engine's own last assignment time is newer than the one read back while a
@@ -696,14 +708,13 @@ impl State {
             a.last_assigned_at = a.last_assigned_at.max(known.last_assigned_at);
         }
         self.agent_base.insert(a.id, a.clone());
-        let d = self.router.upsert_agent(a, now);
-        self.take(d);
+        self.router.set_agent(a);
     }
 
-    /// Sets the agent again with its current load (after its load changed).
-    fn refresh_agent(&mut self, agent: u32, now: i64) {
+    /// Sets the agent again with its current load (after its load changed), not assigning.
+    fn reset_agent(&mut self, agent: u32) {
         if let Some(a) = self.agent_base.get(&agent).cloned() {
-            self.put_agent(a, now);
+            self.set_agent(a);
         }
     }
 
@@ -732,12 +743,65 @@ impl State {
         })
     }
 
-    /// Applies what was read, in three phases so that no decision is made on a row the same
-    /// round is about to change: (1) every case's occupancy, withdrawn from the queues;
-    /// (2) the waiting cases of the round are routed, oldest wait first; (3) the agents read,
-    /// then agents whose load changed, take waiting work. Returns the explanations of cases
-    /// that started waiting with nobody to take them.
-    fn apply(&mut self, mut r: Reads, now: i64) -> Vec<(String, Explanation)> {
+    /// Sets every agent read, and every agent whose load changed, anew (assigning nothing);
+    /// returns them.
+    fn set_agents(&mut self, r: &Reads, affected: Vec<u32>) -> std::collections::BTreeSet<u32> {
+        let mut agent_skills: HashMap<&str, Vec<&AgentSkillRow>> = HashMap::new();
+        for s in &r.agent_skills {
+            agent_skills.entry(s.agent_id.as_str()).or_default().push(s);
+        }
+        let mut capacities: HashMap<&str, Vec<&AgentCapacityRow>> = HashMap::new();
+        for c in &r.capacities {
+            capacities.entry(c.agent_id.as_str()).or_default().push(c);
+        }
+        let mut changed = std::collections::BTreeSet::new();
+        for a in &r.agents {
+            let skills = agent_skills.get(a.id.as_str()).map(Vec::as_slice).unwrap_or_default();
+            let caps = capacities.get(a.id.as_str()).map(Vec::as_slice).unwrap_or_default();
+            let agent = self.agent_from(a, skills, caps);
+            changed.insert(agent.id);
+            self.set_agent(agent);
+        }
+        for a in affected {
+            if changed.insert(a) {
+                self.reset_agent(a);
+            }
+        }
+        changed
+    }
+
+    /// Routes the round's waiting cases, oldest wait first; returns those that started
+    /// waiting with nobody to take them.
+    fn route_cases(
+        &mut self,
+        to_route: Vec<(RoutableCase, bool)>,
+        case_skills: &[CaseSkillRow],
+        now: i64,
+    ) -> Vec<engine::Case> {
+        let mut skills_of: HashMap<&str, Vec<&CaseSkillRow>> = HashMap::new();
+        for s in case_skills {
+            skills_of.entry(s.case_id.as_str()).or_default().push(s);
+        }
+        let mut newly_waiting = Vec::new();
+        for (c, was_waiting) in to_route {
+            let skills = skills_of.get(c.id.as_str()).map(Vec::as_slice).unwrap_or_default();
+            let Ok(case) = self.engine_case(&c, skills) else { continue };
+            let (d, why) = self.router.route(case.clone(), now);
+            self.take(d);
+            if why.is_some() && !was_waiting {
+                newly_waiting.push(case);
+            }
+        }
+        newly_waiting
+    }
+
+    /// Applies what was read in phases, so that no decision is made on state the same round
+    /// is about to change: (1) every case's occupancy, withdrawn from the queues; (2) every
+    /// agent read or whose load changed set anew, assigning nothing, and the round's waiting
+    /// cases routed, oldest wait first (for a `full` load the cases first: see below); (3) the
+    /// changed agents take waiting work. Returns the explanations of cases that started
+    /// waiting with nobody to take them.
+    fn apply(&mut self, mut r: Reads, now: i64, full: bool) -> Vec<(String, Explanation)> {
         let mut affected: Vec<u32> = Vec::new();
         for id in &r.missing {
             if let Some(k) = self.cases.get(id) {
@@ -751,7 +815,7 @@ impl State {
         }
         r.cases.sort_by_key(|c| c.waiting_since.unwrap_or(c.created_at));
         let mut to_route = Vec::new();
-        for c in r.cases {
+        for c in std::mem::take(&mut r.cases) {
             let Ok(channel) = channel_of(&c.channel) else { continue };
             let active = queries::routing::ACTIVE.contains(&c.status.as_str());
             let key = self.cases.key(&c.id);
@@ -774,43 +838,20 @@ impl State {
                 self.cases.forget(&c.id);
             }
         }
-        // Waiting cases first, so that agents with room then pull the best of all of them
-        // (the engine's order: starving, SLA at risk, score) rather than whichever was
-        // routed first — this matters most for a whole backlog at start-up.
-        let mut skills_of: HashMap<&str, Vec<&CaseSkillRow>> = HashMap::new();
-        for s in &r.case_skills {
-            skills_of.entry(s.case_id.as_str()).or_default().push(s);
-        }
-        let mut newly_waiting = Vec::new();
-        for (c, was_waiting) in to_route {
-            let skills = skills_of.get(c.id.as_str()).map(Vec::as_slice).unwrap_or_default();
-            let Ok(case) = self.engine_case(&c, skills) else { continue };
-            let (d, why) = self.router.route(case.clone(), now);
+        // A full load routes every waiting case before any agent exists, so that agents then
+        // pull the best of the whole backlog by the engine's order; a signal round sets the
+        // agents first, so that no case is routed on an agent's stale state.
+        let (changed, newly_waiting) = if full {
+            let newly = self.route_cases(to_route, &r.case_skills, now);
+            (self.set_agents(&r, affected), newly)
+        } else {
+            let changed = self.set_agents(&r, affected);
+            (changed, self.route_cases(to_route, &r.case_skills, now))
+        };
+        // Then agents whose state changed take the best of everything waiting.
+        for a in changed {
+            let d = self.router.fill(a, now);
             self.take(d);
-            if why.is_some() && !was_waiting {
-                newly_waiting.push(case);
-            }
-        }
-        let mut agent_skills: HashMap<&str, Vec<&AgentSkillRow>> = HashMap::new();
-        for s in &r.agent_skills {
-            agent_skills.entry(s.agent_id.as_str()).or_default().push(s);
-        }
-        let mut capacities: HashMap<&str, Vec<&AgentCapacityRow>> = HashMap::new();
-        for c in &r.capacities {
-            capacities.entry(c.agent_id.as_str()).or_default().push(c);
-        }
-        let mut put = std::collections::HashSet::with_capacity(r.agents.len());
-        for a in &r.agents {
-            let skills = agent_skills.get(a.id.as_str()).map(Vec::as_slice).unwrap_or_default();
-            let caps = capacities.get(a.id.as_str()).map(Vec::as_slice).unwrap_or_default();
-            let agent = self.agent_from(a, skills, caps);
-            put.insert(agent.id);
-            self.put_agent(agent, now);
-        }
-        affected.sort_unstable();
-        affected.dedup();
-        for a in affected.into_iter().filter(|a| !put.contains(a)) {
-            self.refresh_agent(a, now);
         }
         // Why the new cases that are still waiting wait, now that every agent is up to date
         // (routing them again re-queues them in place: their order keys do not change).
@@ -940,7 +981,7 @@ fn full_load(store: &Store, config: engine::Config, now: NaiveDateTime) -> AppRe
     let at = millis(now);
     // Everything is new to a fresh state: record why a case waits only when nothing was
     // recorded for its current wait (after a restart or failover), not at every resync.
-    let waiting = st.apply(reads, at).into_iter().filter(|(id, _)| unexplained.contains(id)).collect();
+    let waiting = st.apply(reads, at, true).into_iter().filter(|(id, _)| unexplained.contains(id)).collect();
     let escalated = st.tick(at);
     Ok((st, Round { waiting, escalated }))
 }
@@ -1007,7 +1048,7 @@ fn signal_round(store: &Store, st: &mut State, now: NaiveDateTime) -> AppResult<
             Ok::<_, AppError>(r)
         })
     })?;
-    let waiting = st.apply(reads, at);
+    let waiting = st.apply(reads, at, false);
     Ok(Round { waiting, escalated: st.tick(at) })
 }
 
@@ -1279,9 +1320,11 @@ impl App {
             // Triggers still record changes; nobody reads them, so they are cleared now and
             // then instead of growing without bound.
             loop {
-                let store = self.store().clone();
+                let app = self.clone();
                 let cleared = crate::blocking(move || {
-                    store.write(|c| queries::routing::clear_signals(c).map_err(AppError::from))
+                    // Offers made before routing was turned off still run out.
+                    expire_offers(&app, app.now_naive())?;
+                    app.store().write(|c| queries::routing::clear_signals(c).map_err(AppError::from))
                 })
                 .await;
                 if let Err(e) = cleared {
@@ -1289,7 +1332,7 @@ impl App {
                 }
                 tokio::select! {
                     _ = shutdown.changed() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(s.resync_secs)) => {}
+                    _ = tokio::time::sleep(Duration::from_secs(s.resync_secs.min(5))) => {}
                 }
                 if *shutdown.borrow() {
                     return;

@@ -107,6 +107,8 @@ pub mod cases {
         pub priority: Option<String>,
         pub customer_id: Option<String>,
         pub channel: Option<String>,
+        /// Open offers (offer mode) to this agent.
+        pub offered_to: Option<String>,
         /// Matched case-insensitively against the subject, or exactly against the number.
         pub text: Option<String>,
         /// Keyset cursor: the id of the last case of the previous page.
@@ -172,6 +174,9 @@ pub mod cases {
         }
         if let Some(ch) = &f.channel {
             q = q.filter(c::channel.eq(ch.clone()));
+        }
+        if let Some(a) = &f.offered_to {
+            q = q.filter(c::offered_to.eq(a.clone())).filter(c::assignee_id.is_null());
         }
         if let Some(text) = &f.text {
             let digits = text.trim().trim_start_matches('#');
@@ -1087,9 +1092,14 @@ pub mod routing {
         Ok(rows.into_iter().map(|(k, r, _)| (k, r)).collect())
     }
 
-    /// Active cases assigned to the agent (to recount their load).
+    /// Active cases holding a seat of the agent — assigned, or offered and not yet taken — (to
+    /// recount their load; the same cases as [`load`] counts).
     pub fn active_case_ids_of_agent(conn: &mut DbConn, agent_id: &str) -> QueryResult<Vec<String>> {
-        c::cases.filter(c::assignee_id.eq(agent_id)).filter(c::status.eq_any(ACTIVE)).select(c::id).load(conn)
+        c::cases
+            .filter(c::assignee_id.eq(agent_id).or(c::assignee_id.is_null().and(c::offered_to.eq(agent_id))))
+            .filter(c::status.eq_any(ACTIVE))
+            .select(c::id)
+            .load(conn)
     }
 
     /// Waiting cases with no routing decision since they started waiting (a state loaded
