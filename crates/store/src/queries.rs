@@ -1095,11 +1095,17 @@ pub mod routing {
     /// Active cases holding a seat of the agent — assigned, or offered and not yet taken — (to
     /// recount their load; the same cases as [`load`] counts).
     pub fn active_case_ids_of_agent(conn: &mut DbConn, agent_id: &str) -> QueryResult<Vec<String>> {
-        c::cases
-            .filter(c::assignee_id.eq(agent_id).or(c::assignee_id.is_null().and(c::offered_to.eq(agent_id))))
-            .filter(c::status.eq_any(ACTIVE))
-            .select(c::id)
-            .load(conn)
+        let mut ids: Vec<String> =
+            c::cases.filter(c::assignee_id.eq(agent_id)).filter(c::status.eq_any(ACTIVE)).select(c::id).load(conn)?;
+        ids.extend(
+            c::cases
+                .filter(c::offered_to.eq(agent_id))
+                .filter(c::assignee_id.is_null())
+                .filter(c::status.eq_any(ACTIVE))
+                .select(c::id)
+                .load::<String>(conn)?,
+        );
+        Ok(ids)
     }
 
     /// Waiting cases with no routing decision since they started waiting (a state loaded
@@ -1185,14 +1191,23 @@ pub mod routing {
     }
 
     /// The agent's active cases on one channel (its load there), counting cases offered to
-    /// them and not yet taken.
+    /// them and not yet taken. Two indexed counts: one `OR` across the two columns would
+    /// scan the whole table (measured: 20 ms per assignment at 12,000 cases on SQLite).
     pub fn load(conn: &mut DbConn, agent_id: &str, channel: &str) -> QueryResult<i64> {
-        c::cases
-            .filter(c::assignee_id.eq(agent_id).or(c::assignee_id.is_null().and(c::offered_to.eq(agent_id))))
+        let assigned: i64 = c::cases
+            .filter(c::assignee_id.eq(agent_id))
             .filter(c::status.eq_any(ACTIVE))
             .filter(c::channel.eq(channel))
             .count()
-            .get_result(conn)
+            .get_result(conn)?;
+        let offered: i64 = c::cases
+            .filter(c::offered_to.eq(agent_id))
+            .filter(c::assignee_id.is_null())
+            .filter(c::status.eq_any(ACTIVE))
+            .filter(c::channel.eq(channel))
+            .count()
+            .get_result(conn)?;
+        Ok(assigned + offered)
     }
 
     /// Offers the case to the agent if it is still waiting (active, unassigned, not offered):

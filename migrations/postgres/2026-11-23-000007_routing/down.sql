@@ -17,6 +17,7 @@ DROP TABLE agent_capacities;
 DROP TABLE case_skills;
 ALTER TABLE agents DROP COLUMN last_assigned_at;
 ALTER TABLE cases DROP COLUMN pinned;
+DROP INDEX cases_offered_to;
 DROP INDEX cases_offer_expiry;
 ALTER TABLE cases DROP COLUMN offer_expires_at;
 ALTER TABLE cases DROP COLUMN offered_to;

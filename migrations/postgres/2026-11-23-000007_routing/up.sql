@@ -11,6 +11,7 @@ UPDATE cases SET waiting_since = created_at WHERE assignee_id IS NULL;
 ALTER TABLE cases ADD COLUMN offered_to TEXT REFERENCES agents (id);
 ALTER TABLE cases ADD COLUMN offer_expires_at TIMESTAMP;
 CREATE INDEX cases_offer_expiry ON cases (offer_expires_at) WHERE offered_to IS NOT NULL;
+CREATE INDEX cases_offered_to ON cases (offered_to) WHERE offered_to IS NOT NULL;
 
 ALTER TABLE agents ADD COLUMN last_assigned_at TIMESTAMP;
 
