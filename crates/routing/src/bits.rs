@@ -18,6 +18,11 @@ impl Bits {
         self.0.get(i).copied().unwrap_or(0)
     }
 
+    /// The words (fewer than the slots when the high ones were never set: read as zero).
+    pub fn words(&self) -> &[u64] {
+        &self.0
+    }
+
     /// A set made of these words.
     pub fn from_words(words: Vec<u64>) -> Self {
         Bits(words)

@@ -308,6 +308,9 @@ impl Queue {
     }
 }
 
+/// Per normalized requirement: the online agents with it, and how many.
+type SkilledCache = HashMap<Vec<(u16, u8)>, (Bits, usize)>;
+
 /// A queue's oldest case in the global index: (enqueued, case, queue id).
 type AgeHead = (Millis, CaseKey, u32);
 /// A queue's earliest-due case: (due, enqueued, case, queue id).
@@ -358,6 +361,12 @@ pub struct Router {
     /// Queues requiring more than four skills: always looked at.
     wide_queues: BTreeMap<QueueKey, Queue>,
     queue_count: usize,
+    /// Per requirement (normalized skills and levels): the agents online with those skills,
+    /// and how many. A cache for the explanation counts, which otherwise scan every agent's
+    /// bits on every decision; emptied whenever an agent's presence or skills change (load
+    /// and capacity changes, the frequent ones, do not touch it).
+    skilled: std::cell::RefCell<SkilledCache>,
+    online_count: usize,
     /// Per queue id: what taking its cases requires. Ids are reused (`free_ids`).
     qinfo: Vec<QInfo>,
     free_ids: Vec<u32>,
@@ -406,6 +415,8 @@ impl Router {
             by_skills: HashMap::default(),
             wide_queues: BTreeMap::new(),
             queue_count: 0,
+            skilled: Default::default(),
+            online_count: 0,
             qinfo: Vec::new(),
             free_ids: Vec::new(),
             head_age: Default::default(),
@@ -437,7 +448,15 @@ impl Router {
 
     fn index_agent(&mut self, slot: usize) {
         let a = self.slots[slot].clone();
-        self.online.set(slot, a.presence == Presence::Online);
+        let (was, is) = (self.online.get(slot), a.presence == Presence::Online);
+        if was != is {
+            if is {
+                self.online_count += 1;
+            } else {
+                self.online_count -= 1;
+            }
+        }
+        self.online.set(slot, is);
         for ch in 0..CHANNELS {
             self.free[ch].set(slot, a.load[ch] < a.capacity[ch]);
         }
@@ -470,10 +489,15 @@ impl Router {
     pub fn set_agent(&mut self, agent: Agent) {
         let slot = match self.slot_of.get(&agent.id) {
             Some(&s) => {
+                let old = &self.slots[s];
+                if old.presence != agent.presence || old.skills != agent.skills {
+                    self.skilled.get_mut().clear();
+                }
                 self.slots[s] = agent;
                 s
             }
             None => {
+                self.skilled.get_mut().clear();
                 self.slots.push(agent.clone());
                 let s = self.slots.len() - 1;
                 self.slot_of.insert(agent.id, s);
@@ -509,38 +533,51 @@ impl Router {
         let total = self.slots.len();
         let words = total.div_ceil(64);
         let required = normalized(&case.required);
-        let mut skill_sets: Vec<&Bits> = Vec::with_capacity(required.len());
-        let mut missing_skill = false;
-        for key in &required {
-            match self.skill_at_least.get(key) {
-                Some(b) => skill_sets.push(b),
-                None => missing_skill = true,
-            }
+        let mut cache = self.skilled.borrow_mut();
+        if cache.len() >= 4_096 && !cache.contains_key(&required) {
+            cache.clear();
         }
-        let team_set = team.map(|t| self.teams.get(&t));
-        let mut out = Vec::with_capacity(if want_set { words } else { 0 });
-        let (mut online, mut skilled, mut room, mut eligible) = (0usize, 0usize, 0usize, 0usize);
-        for i in 0..words {
-            let all = if i + 1 == words && total % 64 != 0 { (1u64 << (total % 64)) - 1 } else { u64::MAX };
-            let on = self.online.word(i) & all;
-            let mut w = if missing_skill { 0 } else { on };
-            for b in &skill_sets {
-                w &= b.word(i);
+        let (skilled_set, skilled) = cache.entry(required).or_insert_with_key(|required| {
+            let mut sets: Vec<&Bits> = Vec::with_capacity(required.len());
+            for key in required {
+                match self.skill_at_least.get(key) {
+                    Some(b) => sets.push(b),
+                    None => return (Bits::default(), 0),
+                }
             }
-            let r = w & self.free[ch].word(i);
+            let mut n = 0;
+            let set: Vec<u64> = (0..words)
+                .map(|i| {
+                    let w = sets.iter().fold(self.online.word(i), |w, b| w & b.word(i));
+                    n += w.count_ones() as usize;
+                    w
+                })
+                .collect();
+            (Bits::from_words(set), n)
+        });
+        let skilled = *skilled;
+        let team_set = team.map(|t| self.teams.get(&t));
+        let free = self.free[ch].words();
+        let skilled_words = skilled_set.words();
+        let mut out = Vec::with_capacity(if want_set { words } else { 0 });
+        let (mut room, mut eligible) = (0usize, 0usize);
+        for (i, &w) in skilled_words.iter().enumerate() {
+            let r = w & free.get(i).copied().unwrap_or(0);
             let e = match team_set {
                 None => r,
                 Some(Some(t)) => r & t.word(i),
                 Some(None) => 0,
             };
-            online += on.count_ones() as usize;
-            skilled += w.count_ones() as usize;
             room += r.count_ones() as usize;
             eligible += e.count_ones() as usize;
             if want_set {
                 out.push(e);
             }
         }
+        if want_set {
+            out.resize(words, 0);
+        }
+        let online = self.online_count;
         let e = Explanation {
             case: case.id,
             at: 0,
@@ -1246,6 +1283,83 @@ mod tests {
             } else {
                 assert_eq!(fell_back, 0, "round {round}: the walk itself must answer");
             }
+        }
+    }
+
+    /// The explanation's counts (from the cached skilled sets and the online counter) equal a
+    /// count over every agent, while presence, skills, teams and loads keep changing.
+    #[test]
+    fn explanation_counts_match_a_full_count_as_agents_change() {
+        let mut seed = 11u64;
+        let mut next = |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let mut r = Router::new(Config::default());
+        let random_agent = |id: u32, next: &mut dyn FnMut(u64) -> u64| {
+            let skills: Vec<(u16, u8)> = (0..1 + next(3)).map(|_| (next(6) as u16, 1 + next(5) as u8)).collect();
+            let mut a = agent(id, &skills, 1 + next(2) as u16, 0);
+            a.presence = [Presence::Online, Presence::Away, Presence::Offline][next(3) as usize];
+            a.team = (next(2) == 0).then_some(next(2) as u32);
+            a.load = [next(3) as u16; CHANNELS];
+            a
+        };
+        for id in 0..150 {
+            let a = random_agent(id, &mut next);
+            r.set_agent(a);
+        }
+        for step in 0..400 {
+            match next(4) {
+                0 => {
+                    let a = random_agent(next(200) as u32, &mut next);
+                    r.set_agent(a);
+                }
+                1 => {
+                    r.release(next(150) as u32, Channel::Email, 0);
+                }
+                2 => {
+                    // Only the skills change (same presence, team, load).
+                    let mut a = r.agent(next(150) as u32).cloned().expect("agent");
+                    a.skills = vec![(next(6) as u16, 1 + next(5) as u8)];
+                    r.set_agent(a);
+                }
+                _ => {}
+            }
+            let req: Vec<(u16, u8)> = (0..next(3)).map(|_| (next(7) as u16, 1 + next(5) as u8)).collect();
+            let mut c = case(10_000 + step, &req, 0);
+            c.channel = [Channel::Email, Channel::Web, Channel::Chat, Channel::Api][next(4) as usize];
+            let team = (next(2) == 0).then_some(next(3) as u32);
+            let (set, why) = r.eligible_for(&c, team, true);
+            let ch = channel_slot(c.channel);
+            let need = normalized(&c.required);
+            let (mut online, mut skilled, mut room, mut eligible) = (0, 0, 0, 0);
+            for (slot, a) in r.slots.iter().enumerate() {
+                if a.presence != Presence::Online {
+                    continue;
+                }
+                online += 1;
+                if !need.iter().all(|&(s, l)| a.skills.iter().any(|k| k.0 == s && k.1 >= l)) {
+                    continue;
+                }
+                skilled += 1;
+                if a.load[ch] >= a.capacity[ch] {
+                    continue;
+                }
+                room += 1;
+                if team.is_some() && a.team != team {
+                    continue;
+                }
+                eligible += 1;
+                assert!(set.get(slot), "step {step}: slot {slot} is eligible");
+            }
+            let got = (
+                why.agents_total - why.excluded_offline,
+                why.eligible + why.excluded_team + why.excluded_capacity,
+                why.eligible + why.excluded_team,
+                why.eligible,
+            );
+            assert_eq!(got, (online, skilled, room, eligible), "step {step}");
+            assert_eq!(set.count(), eligible, "step {step}");
         }
     }
 }
