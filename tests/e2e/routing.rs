@@ -426,9 +426,10 @@ async fn offers_are_accepted_declined_or_expire(db: Db) {
     // Ann finishes her case and gets the offer, and lets it expire: she is set away too.
     app.patch(&format!("/api/v1/cases/{one}"), json!({"status": "solved"})).await.expect(200);
     assert_eq!(offer(two.clone()).await["offered_to"], ann.as_str());
+    // Expired, then (next router pass) recorded as waiting again.
     let expired = eventually(15, "the offer to expire", || async {
         let r = routing(&app, &two).await;
-        (r["state"] == "waiting").then_some(r)
+        (r["state"] == "waiting" && r["decisions"][0]["outcome"] == "waiting").then_some(r)
     })
     .await;
     let outcomes: Vec<&str> =
