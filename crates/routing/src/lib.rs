@@ -351,6 +351,10 @@ pub struct Router {
     slot_of: HashMap<AgentKey, usize>,
     online: Bits,
     free: [Bits; CHANNELS],
+    /// The same sets as lists (slot → position in `free_pos`), for counting agents with room
+    /// when few have any: a busy system, where most decisions happen.
+    free_list: [Vec<u32>; CHANNELS],
+    free_pos: [Vec<u32>; CHANNELS],
     /// (skill, level) → agents holding the skill at least at that level.
     skill_at_least: HashMap<(u16, u8), Bits>,
     teams: HashMap<u32, Bits>,
@@ -410,6 +414,8 @@ impl Router {
             slot_of: HashMap::default(),
             online: Bits::default(),
             free: Default::default(),
+            free_list: Default::default(),
+            free_pos: Default::default(),
             skill_at_least: HashMap::default(),
             teams: HashMap::default(),
             by_skills: HashMap::default(),
@@ -446,6 +452,32 @@ impl Router {
         self.waiting.contains_key(&id)
     }
 
+    /// Whether the agent in `slot` has room on channel `ch` (the bitset and the list).
+    fn set_free(&mut self, ch: usize, slot: usize, on: bool) {
+        self.free[ch].set(slot, on);
+        let pos = &mut self.free_pos[ch];
+        if pos.len() <= slot {
+            pos.resize(slot + 1, u32::MAX);
+        }
+        let list = &mut self.free_list[ch];
+        let Ok(slot32) = u32::try_from(slot) else { return };
+        match (on, pos[slot]) {
+            (true, u32::MAX) => {
+                pos[slot] = u32::try_from(list.len()).unwrap_or(u32::MAX);
+                list.push(slot32);
+            }
+            (false, p) if p != u32::MAX => {
+                let p = p as usize;
+                list.swap_remove(p);
+                if let Some(&moved) = list.get(p) {
+                    pos[moved as usize] = u32::try_from(p).unwrap_or(u32::MAX);
+                }
+                pos[slot] = u32::MAX;
+            }
+            _ => {}
+        }
+    }
+
     fn index_agent(&mut self, slot: usize) {
         let a = self.slots[slot].clone();
         let (was, is) = (self.online.get(slot), a.presence == Presence::Online);
@@ -458,7 +490,7 @@ impl Router {
         }
         self.online.set(slot, is);
         for ch in 0..CHANNELS {
-            self.free[ch].set(slot, a.load[ch] < a.capacity[ch]);
+            self.set_free(ch, slot, a.load[ch] < a.capacity[ch]);
         }
         for bits in self.skill_at_least.values_mut() {
             bits.set(slot, false);
@@ -522,7 +554,7 @@ impl Router {
         let a = &mut self.slots[slot];
         a.load[ch] = a.load[ch].saturating_sub(1);
         let free = a.load[ch] < a.capacity[ch];
-        self.free[ch].set(slot, free);
+        self.set_free(ch, slot, free);
         self.fill_agent(slot, now)
     }
 
@@ -559,8 +591,31 @@ impl Router {
         let team_set = team.map(|t| self.teams.get(&t));
         let free = self.free[ch].words();
         let skilled_words = skilled_set.words();
-        let mut out = Vec::with_capacity(if want_set { words } else { 0 });
         let (mut room, mut eligible) = (0usize, 0usize);
+        if self.free_list[ch].len() < words {
+            // Few agents have room (a busy system): look at those, not at every agent.
+            let mut out = if want_set { vec![0u64; words] } else { Vec::new() };
+            for &slot in &self.free_list[ch] {
+                let slot = slot as usize;
+                if !skilled_set.get(slot) {
+                    continue;
+                }
+                room += 1;
+                let in_team = match team_set {
+                    None => true,
+                    Some(Some(t)) => t.get(slot),
+                    Some(None) => false,
+                };
+                if in_team {
+                    eligible += 1;
+                    if let Some(w) = out.get_mut(slot / 64) {
+                        *w |= 1 << (slot % 64);
+                    }
+                }
+            }
+            return (Bits::from_words(out), self.explanation(case, total, skilled, room, eligible));
+        }
+        let mut out = Vec::with_capacity(if want_set { words } else { 0 });
         for (i, &w) in skilled_words.iter().enumerate() {
             let r = w & free.get(i).copied().unwrap_or(0);
             let e = match team_set {
@@ -577,8 +632,13 @@ impl Router {
         if want_set {
             out.resize(words, 0);
         }
+        (Bits::from_words(out), self.explanation(case, total, skilled, room, eligible))
+    }
+
+    /// The explanation's counts (the rest is filled in by the caller).
+    fn explanation(&self, case: &Case, total: usize, skilled: usize, room: usize, eligible: usize) -> Explanation {
         let online = self.online_count;
-        let e = Explanation {
+        Explanation {
             case: case.id,
             at: 0,
             strategy: self.config.strategy,
@@ -594,8 +654,7 @@ impl Router {
             queues_considered: 0,
             runner_up_case: None,
             overflow: Vec::new(),
-        };
-        (Bits::from_words(out), e)
+        }
     }
 
     /// The strategy's key for an agent (smaller is better; the agent id breaks ties).
@@ -1013,7 +1072,7 @@ impl Router {
         a.load[ch] += 1;
         a.last_assigned_at = now;
         let free = a.load[ch] < a.capacity[ch];
-        self.free[ch].set(slot, free);
+        self.set_free(ch, slot, free);
         Some(Decision { case: id, agent, explanation: why })
     }
 
@@ -1290,76 +1349,80 @@ mod tests {
     /// count over every agent, while presence, skills, teams and loads keep changing.
     #[test]
     fn explanation_counts_match_a_full_count_as_agents_change() {
-        let mut seed = 11u64;
-        let mut next = |n: u64| {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (seed >> 33) % n
-        };
-        let mut r = Router::new(Config::default());
-        let random_agent = |id: u32, next: &mut dyn FnMut(u64) -> u64| {
-            let skills: Vec<(u16, u8)> = (0..1 + next(3)).map(|_| (next(6) as u16, 1 + next(5) as u8)).collect();
-            let mut a = agent(id, &skills, 1 + next(2) as u16, 0);
-            a.presence = [Presence::Online, Presence::Away, Presence::Offline][next(3) as usize];
-            a.team = (next(2) == 0).then_some(next(2) as u32);
-            a.load = [next(3) as u16; CHANNELS];
-            a
-        };
-        for id in 0..150 {
-            let a = random_agent(id, &mut next);
-            r.set_agent(a);
-        }
-        for step in 0..400 {
-            match next(4) {
-                0 => {
-                    let a = random_agent(next(200) as u32, &mut next);
-                    r.set_agent(a);
-                }
-                1 => {
-                    r.release(next(150) as u32, Channel::Email, 0);
-                }
-                2 => {
-                    // Only the skills change (same presence, team, load).
-                    let mut a = r.agent(next(150) as u32).cloned().expect("agent");
-                    a.skills = vec![(next(6) as u16, 1 + next(5) as u8)];
-                    r.set_agent(a);
-                }
-                _ => {}
+        // A few agents, half with room (the counts scan words); many agents, almost all full
+        // (the counts walk the short list of agents with room).
+        for (agents, busy) in [(150u32, false), (3_000, true)] {
+            let mut seed = 11u64;
+            let mut next = |n: u64| {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (seed >> 33) % n
+            };
+            let mut r = Router::new(Config::default());
+            let random_agent = |id: u32, next: &mut dyn FnMut(u64) -> u64| {
+                let skills: Vec<(u16, u8)> = (0..1 + next(3)).map(|_| (next(6) as u16, 1 + next(5) as u8)).collect();
+                let mut a = agent(id, &skills, 1 + next(2) as u16, 0);
+                a.presence = [Presence::Online, Presence::Away, Presence::Offline][next(3) as usize];
+                a.team = (next(2) == 0).then_some(next(2) as u32);
+                a.load = if busy && next(100) != 0 { [2; CHANNELS] } else { [next(3) as u16; CHANNELS] };
+                a
+            };
+            for id in 0..agents {
+                let a = random_agent(id, &mut next);
+                r.set_agent(a);
             }
-            let req: Vec<(u16, u8)> = (0..next(3)).map(|_| (next(7) as u16, 1 + next(5) as u8)).collect();
-            let mut c = case(10_000 + step, &req, 0);
-            c.channel = [Channel::Email, Channel::Web, Channel::Chat, Channel::Api][next(4) as usize];
-            let team = (next(2) == 0).then_some(next(3) as u32);
-            let (set, why) = r.eligible_for(&c, team, true);
-            let ch = channel_slot(c.channel);
-            let need = normalized(&c.required);
-            let (mut online, mut skilled, mut room, mut eligible) = (0, 0, 0, 0);
-            for (slot, a) in r.slots.iter().enumerate() {
-                if a.presence != Presence::Online {
-                    continue;
+            for step in 0..400 {
+                match next(4) {
+                    0 => {
+                        let a = random_agent(next(u64::from(agents) + 50) as u32, &mut next);
+                        r.set_agent(a);
+                    }
+                    1 => {
+                        r.release(next(u64::from(agents)) as u32, Channel::Email, 0);
+                    }
+                    2 => {
+                        // Only the skills change (same presence, team, load).
+                        let mut a = r.agent(next(u64::from(agents)) as u32).cloned().expect("agent");
+                        a.skills = vec![(next(6) as u16, 1 + next(5) as u8)];
+                        r.set_agent(a);
+                    }
+                    _ => {}
                 }
-                online += 1;
-                if !need.iter().all(|&(s, l)| a.skills.iter().any(|k| k.0 == s && k.1 >= l)) {
-                    continue;
+                let req: Vec<(u16, u8)> = (0..next(3)).map(|_| (next(7) as u16, 1 + next(5) as u8)).collect();
+                let mut c = case(10_000 + step, &req, 0);
+                c.channel = [Channel::Email, Channel::Web, Channel::Chat, Channel::Api][next(4) as usize];
+                let team = (next(2) == 0).then_some(next(3) as u32);
+                let (set, why) = r.eligible_for(&c, team, true);
+                let ch = channel_slot(c.channel);
+                let need = normalized(&c.required);
+                let (mut online, mut skilled, mut room, mut eligible) = (0, 0, 0, 0);
+                for (slot, a) in r.slots.iter().enumerate() {
+                    if a.presence != Presence::Online {
+                        continue;
+                    }
+                    online += 1;
+                    if !need.iter().all(|&(s, l)| a.skills.iter().any(|k| k.0 == s && k.1 >= l)) {
+                        continue;
+                    }
+                    skilled += 1;
+                    if a.load[ch] >= a.capacity[ch] {
+                        continue;
+                    }
+                    room += 1;
+                    if team.is_some() && a.team != team {
+                        continue;
+                    }
+                    eligible += 1;
+                    assert!(set.get(slot), "step {step}: slot {slot} is eligible");
                 }
-                skilled += 1;
-                if a.load[ch] >= a.capacity[ch] {
-                    continue;
-                }
-                room += 1;
-                if team.is_some() && a.team != team {
-                    continue;
-                }
-                eligible += 1;
-                assert!(set.get(slot), "step {step}: slot {slot} is eligible");
+                let got = (
+                    why.agents_total - why.excluded_offline,
+                    why.eligible + why.excluded_team + why.excluded_capacity,
+                    why.eligible + why.excluded_team,
+                    why.eligible,
+                );
+                assert_eq!(got, (online, skilled, room, eligible), "step {step}");
+                assert_eq!(set.count(), eligible, "step {step}");
             }
-            let got = (
-                why.agents_total - why.excluded_offline,
-                why.eligible + why.excluded_team + why.excluded_capacity,
-                why.eligible + why.excluded_team,
-                why.eligible,
-            );
-            assert_eq!(got, (online, skilled, room, eligible), "step {step}");
-            assert_eq!(set.count(), eligible, "step {step}");
         }
     }
 }
