@@ -885,7 +885,7 @@ impl State {
             ranking: e
                 .ranking
                 .iter()
-                .map(|(a, why)| RankedAgent { agent_id: self.agents.id(*a).to_owned(), why: why.clone() })
+                .map(|(a, why)| RankedAgent { agent_id: self.agents.id(*a).to_owned(), why: why.to_string() })
                 .collect(),
             queues_considered: e.queues_considered,
             runner_up_case_id: e.runner_up_case.map(|(c, _)| self.cases.id(c).to_owned()),

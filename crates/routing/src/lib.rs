@@ -248,13 +248,40 @@ pub struct Explanation {
     pub eligible: usize,
     /// The chosen agent first, with the values the strategy compared; when a new case was
     /// placed, up to two runners-up among the eligible agents.
-    pub ranking: Vec<(AgentKey, String)>,
+    pub ranking: Vec<(AgentKey, Compared)>,
     /// When an agent with free capacity pulled the case: how many queue heads it looked at
     /// (walking the heads from the best down; or, for an agent who qualifies for few queues,
     /// how many queues it qualified for), and the best case it did not take.
     pub queues_considered: usize,
     pub runner_up_case: Option<(CaseKey, Class)>,
     pub overflow: Vec<Overflow>,
+}
+
+/// What the strategy compared for one agent (formatted only when shown: `Display`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Compared {
+    pub strategy: Strategy,
+    /// Load and capacity on the case's channel.
+    pub load: u16,
+    pub capacity: u16,
+    /// 0 = never assigned.
+    pub last_assigned_at: Millis,
+    /// Best skill match: the agent's levels in the required skills, and preferred skills held.
+    pub skill_levels: u32,
+    pub preferred_skills: u32,
+}
+
+impl std::fmt::Display for Compared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Compared { load, capacity, last_assigned_at: idle, skill_levels, preferred_skills, .. } = *self;
+        match self.strategy {
+            Strategy::LeastBusy => write!(f, "load {load}/{capacity}, last assigned {idle}"),
+            Strategy::LongestIdle => write!(f, "last assigned {idle}"),
+            Strategy::BestSkillMatch => {
+                write!(f, "skill levels {skill_levels}, preferred skills {preferred_skills}, load {load}/{capacity}")
+            }
+        }
+    }
 }
 
 /// A case assigned to an agent.
@@ -705,19 +732,25 @@ impl Router {
     }
 
     /// The strategy's key for an agent and a description of what was compared.
-    fn agent_key(&self, slot: usize, case: &Case, now: Millis) -> (AgentRank, String) {
+    fn agent_key(&self, slot: usize, case: &Case, now: Millis) -> Compared {
         let a = &self.slots[slot];
         let ch = channel_slot(case.channel);
-        let (load, cap, idle) = (a.load[ch], a.capacity[ch], a.last_assigned_at);
-        let text = match self.config.strategy {
-            Strategy::LeastBusy => format!("load {load}/{cap}, last assigned {idle}"),
-            Strategy::LongestIdle => format!("last assigned {idle}"),
+        let strategy = self.config.strategy;
+        let (skill_levels, preferred_skills) = match strategy {
             Strategy::BestSkillMatch => {
                 let (levels, optional) = self.skill_match(a, case, now);
-                format!("skill levels {levels}, preferred skills {optional}, load {load}/{cap}")
+                (u32::try_from(levels).unwrap_or(u32::MAX), u32::try_from(optional).unwrap_or(u32::MAX))
             }
+            _ => (0, 0),
         };
-        (self.agent_rank(slot, case, now), text)
+        Compared {
+            strategy,
+            load: a.load[ch],
+            capacity: a.capacity[ch],
+            last_assigned_at: a.last_assigned_at,
+            skill_levels,
+            preferred_skills,
+        }
     }
 
     fn effective_team(&self, case: &Case, now: Millis) -> Option<u32> {
@@ -1075,7 +1108,7 @@ impl Router {
         let others = others.filter(|(c, _)| *c == id).map_or(&[][..], |(_, o)| o);
         why.ranking = std::iter::once(slot)
             .chain(others.iter().copied())
-            .map(|s| (self.slots[s].id, self.agent_key(s, &w.case, now).1))
+            .map(|s| (self.slots[s].id, self.agent_key(s, &w.case, now)))
             .collect();
         why.queues_considered = considered;
         why.runner_up_case = runner_up;
