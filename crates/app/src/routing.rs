@@ -898,27 +898,17 @@ impl State {
     fn tick(&mut self, now: i64) -> Vec<(String, Explanation)> {
         let (decisions, escalated) = self.router.tick(now);
         self.take(decisions);
+        let strategy = erased::AsSnake::snake(&self.router.config().strategy);
         escalated
             .into_iter()
             .map(|key| {
-                let why = engine::Explanation {
-                    case: key,
-                    at: now,
-                    strategy: self.router.config().strategy,
-                    class: engine::Class::Normal,
-                    score: 0,
-                    agents_total: 0,
-                    excluded_offline: 0,
-                    excluded_skills: 0,
-                    excluded_capacity: 0,
-                    excluded_team: 0,
-                    eligible: 0,
-                    ranking: Vec::new(),
-                    queues_considered: 0,
-                    runner_up_case: None,
-                    overflow: vec![engine::Overflow::Escalated],
+                let why = Explanation {
+                    strategy: strategy.clone(),
+                    class: "normal".into(),
+                    overflow: vec!["escalated".into()],
+                    ..note("router")
                 };
-                (self.cases.id(key).to_owned(), self.explain(&why, "router"))
+                (self.cases.id(key).to_owned(), why)
             })
             .collect()
     }
@@ -1233,9 +1223,7 @@ impl Leader {
     /// Whether this node routes now: SQLite always; PostgreSQL while its lock connection holds
     /// the advisory lock (tried again every `leader_retry` on a standby node).
     fn check(&mut self, app: &App, retry: Duration) -> AppResult<bool> {
-        let url = caseflow_store::DbUrl::parse(app.settings().database.url.expose())
-            .map_err(|e| AppError::Internal(e.to_string()))?;
-        if url.backend() == caseflow_store::Backend::Sqlite || !app.settings().routing.single_leader {
+        if app.store().backend() == caseflow_store::Backend::Sqlite || !app.settings().routing.single_leader {
             self.leading = true;
             return Ok(true);
         }
@@ -1252,6 +1240,8 @@ impl Leader {
         }
         self.tried_at = Some(std::time::Instant::now());
         if self.lock.is_none() {
+            let url = caseflow_store::DbUrl::parse(app.settings().database.url.expose())
+                .map_err(|e| AppError::Internal(e.to_string()))?;
             self.lock = Some(caseflow_store::db::connect_once(&url)?);
         }
         let Some(conn) = self.lock.as_mut() else { return Ok(false) };

@@ -226,28 +226,7 @@ fn text_search_treats_wildcards_literally_and_ignores_case() {
                 {
                     queries::cases::insert(
                         c,
-                        &CaseRow {
-                            id: id.into(),
-                            number: n,
-                            subject: subject.into(),
-                            status: "new".into(),
-                            priority: "normal".into(),
-                            channel: "api".into(),
-                            customer_id: "c1".into(),
-                            team_id: None,
-                            assignee_id: None,
-                            linked_case_id: None,
-                            created_at: now(),
-                            updated_at: now(),
-                            last_message_at: now(),
-                            first_response_at: None,
-                            solved_at: None,
-                            closed_at: None,
-                            version: 1,
-                            topic: None,
-                            waiting_since: Some(now()),
-                            pinned: false,
-                        },
+                        &CaseRow { subject: subject.into(), channel: "api".into(), ..case_row(id, n) },
                     )?;
                 }
                 Ok::<_, crate::StoreError>(())
@@ -326,9 +305,11 @@ fn agent_row(id: &str) -> AgentRow {
 #[test]
 fn triggers_leave_a_routing_signal_for_every_change_that_matters_and_taking_them_clears_them() {
     for store in both() {
+        // As the router does: read, then remove the versions read, in two transactions.
         let taken = |store: &Store| {
-            let mut s =
-                store.write(|c| queries::routing::take_signals(c, 100).map_err(crate::StoreError::from)).unwrap();
+            let seen = store.read(|c| queries::routing::peek_signals(c, 100).map_err(crate::StoreError::from)).unwrap();
+            store.write(|c| queries::routing::remove_signals(c, &seen).map_err(crate::StoreError::from)).unwrap();
+            let mut s: Vec<(String, String)> = seen.into_iter().map(|(k, r, _)| (k, r)).collect();
             s.sort();
             s
         };

@@ -1085,13 +1085,6 @@ pub mod routing {
         Ok(())
     }
 
-    /// Up to `limit` pending signals, removed (one transaction; tests and tools).
-    pub fn take_signals(conn: &mut DbConn, limit: i64) -> QueryResult<Vec<(String, String)>> {
-        let rows = peek_signals(conn, limit)?;
-        remove_signals(conn, &rows)?;
-        Ok(rows.into_iter().map(|(k, r, _)| (k, r)).collect())
-    }
-
     /// Active cases holding a seat of the agent — assigned, or offered and not yet taken — (to
     /// recount their load; the same cases as [`load`] counts).
     pub fn active_case_ids_of_agent(conn: &mut DbConn, agent_id: &str) -> QueryResult<Vec<String>> {
