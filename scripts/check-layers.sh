@@ -22,6 +22,7 @@ forbid all caseflow-core tokio diesel actix-web reqwest caseflow-store caseflow-
 # Pure engines and parsers: no runtime, no database, no HTTP.
 forbid all caseflow-ingest tokio diesel actix-web reqwest caseflow-store caseflow-app caseflow-api
 forbid all caseflow-routing tokio diesel actix-web reqwest caseflow-store caseflow-app caseflow-api
+forbid all caseflow-sla tokio diesel actix-web reqwest caseflow-store caseflow-app caseflow-api
 forbid all caseflow-store actix-web actix-http caseflow-app caseflow-api
 forbid all caseflow-app actix-web actix-http caseflow-api
 # Email adapters speak IMAP/SMTP and call use cases: no HTTP, no SQL of their own.
