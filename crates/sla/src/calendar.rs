@@ -32,6 +32,15 @@ pub const PROBE: i64 = 6 * DAY;
 /// How far the walk looks for business time before it gives up (a calendar closed for three
 /// years has no deadline).
 pub const HORIZON: i64 = 3 * 366 * DAY;
+/// Instants are clamped to ±10^11 seconds (years −1200 to 5100): far inside what chrono
+/// represents, so no input can overflow the arithmetic.
+pub const LIMIT: i64 = 100_000_000_000;
+
+/// `t` within [`LIMIT`].
+pub fn clamp(t: i64) -> i64 {
+    t.clamp(-LIMIT, LIMIT)
+}
+
 /// Days from 0001-01-01 (day 1 of the proleptic Gregorian calendar) to 1970-01-01.
 const UNIX_EPOCH_CE_DAYS: i64 = 719_163;
 
@@ -137,7 +146,7 @@ pub struct Calendar {
 pub fn parse_time(text: &str) -> Result<i64, CalendarError> {
     let bad = || CalendarError::BadTime(text.chars().take(16).collect());
     let (h, m) = text.trim().split_once(':').ok_or_else(bad)?;
-    if h.is_empty() || h.len() > 2 || m.len() != 2 {
+    if h.is_empty() || h.len() > 2 || m.len() != 2 || !(h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit())) {
         return Err(bad());
     }
     let h: i64 = h.parse().map_err(|_| bad())?;
@@ -288,8 +297,14 @@ impl Calendar {
     /// Calls `f` with each open interval `[start, end)` (UTC seconds) at or after `from`, in
     /// increasing order, until `f` returns `false` (then returns `true`) or the horizon is
     /// passed (then returns `false`).
-    pub fn walk(&self, from: i64, mut f: impl FnMut(i64, i64) -> bool) -> bool {
-        let horizon = from.saturating_add(HORIZON);
+    pub fn walk(&self, from: i64, f: impl FnMut(i64, i64) -> bool) -> bool {
+        let from = clamp(from);
+        self.walk_until(from, from + HORIZON, f)
+    }
+
+    /// [`Calendar::walk`] up to `until` instead of the horizon.
+    fn walk_until(&self, from: i64, until: i64, mut f: impl FnMut(i64, i64) -> bool) -> bool {
+        let (from, horizon) = (clamp(from), clamp(until));
         let mut ci = self.closures.partition_point(|c| c.1 <= from);
         let mut u = from;
         while u < horizon {
@@ -339,6 +354,7 @@ impl Calendar {
     /// reached at closing time is closing time, not the next opening). `None` when the
     /// calendar has no business time within the horizon.
     pub fn add(&self, from: i64, secs: i64) -> Option<i64> {
+        let from = clamp(from);
         if secs <= 0 {
             return Some(from);
         }
@@ -361,6 +377,7 @@ impl Calendar {
 
     /// Business seconds in `[from, to)`.
     pub fn between(&self, from: i64, to: i64) -> i64 {
+        let (from, to) = (clamp(from), clamp(to));
         if to <= from {
             return 0;
         }
@@ -368,7 +385,7 @@ impl Calendar {
             return to - from;
         }
         let mut total = 0;
-        self.walk(from, |a, b| {
+        self.walk_until(from, to, |a, b| {
             if a >= to {
                 return false;
             }
@@ -380,6 +397,7 @@ impl Calendar {
 
     /// Whether `at` is business time.
     pub fn is_open(&self, at: i64) -> bool {
+        let at = clamp(at);
         self.between(at, at + 1) == 1
     }
 

@@ -5,7 +5,7 @@
 //! the calendar whenever any of them changes (priority raised, policy edited, holiday added),
 //! so a change applies the way the policy reads, from the start of the case.
 
-use crate::calendar::Calendar;
+use crate::calendar::{clamp, Calendar};
 use crate::policy::{Metric, PolicySpec, StepOn, Target};
 use caseflow_core::CaseStatus;
 use chrono::DateTime;
@@ -110,19 +110,20 @@ impl Mode<'_> {
     /// its time has been counted, if that is before `to` (at `to` the clock no longer runs).
     /// Returns the time counted in the run (0 for a run without end).
     fn advance(self, from: Secs, to: Option<Secs>, thresholds: &[i64], reached: &mut [Option<Secs>]) -> i64 {
-        let mut next = thresholds.iter().position(|&t| t > 0);
-        // Thresholds already met at `from` (zero or less left) are reached at `from`, if the
-        // clock runs at all.
-        for (i, &t) in thresholds.iter().enumerate() {
-            if t <= 0 && to.is_none_or(|e| from < e) && reached[i].is_none() {
-                reached[i] = Some(from);
-            }
-        }
+        let mut next = (!thresholds.is_empty()).then_some(0);
         match self {
             Mode::Wall => {
+                // Thresholds already met (zero or less left) are reached at `from`, if the
+                // clock runs at all.
+                for (i, &t) in thresholds.iter().enumerate() {
+                    if t <= 0 && to.is_none_or(|e| from < e) && reached[i].is_none() {
+                        reached[i] = Some(from);
+                    }
+                }
+                next = thresholds.iter().position(|&t| t > 0);
                 if let Some(mut i) = next {
                     while let Some(&t) = thresholds.get(i) {
-                        let at = from.saturating_add(t);
+                        let at = from + t;
                         if to.is_some_and(|e| at >= e) {
                             break;
                         }
@@ -145,7 +146,8 @@ impl Mode<'_> {
                             next = None;
                             break;
                         };
-                        let at = a + (t - counted);
+                        // Zero or less left: reached at the first business instant of the run.
+                        let at = a + (t - counted).max(0);
                         if at <= b && to.is_none_or(|e| at < e) {
                             reached[i] = Some(at);
                             next = Some(i + 1).filter(|&j| j < thresholds.len());
@@ -188,6 +190,8 @@ struct Course {
     /// Paused now, since when and why.
     paused_now: Option<(Secs, CaseStatus)>,
     ended: Option<(Secs, ClockState)>,
+    /// For a stopped clock: the status that stopped it.
+    stopped_by: Option<CaseStatus>,
 }
 
 impl Course {
@@ -200,6 +204,7 @@ impl Course {
             paused: [(CaseStatus::Pending, 0), (CaseStatus::OnHold, 0)],
             paused_now: None,
             ended: None,
+            stopped_by: None,
         }
     }
 
@@ -223,8 +228,16 @@ impl Course {
 
     fn pause(&mut self, at: Secs, why: CaseStatus) {
         self.stop_run(at);
-        if self.paused_now.is_none() {
-            self.paused_now = Some((at, why));
+        match self.paused_now {
+            None => self.paused_now = Some((at, why)),
+            // Pending to on hold (or back): the time so far counts for the old reason.
+            Some((since, was)) if was != why => {
+                if let Some(p) = self.paused.iter_mut().find(|p| p.0 == was) {
+                    p.1 += (at - since).max(0);
+                }
+                self.paused_now = Some((at, why));
+            }
+            Some(_) => {}
         }
     }
 
@@ -268,14 +281,15 @@ fn courses(policy: &PolicySpec, created_at: Secs, events: &[Event], now: Secs) -
     let mut done: Vec<Course> = Vec::new();
     let mut next: Option<Course> = None;
     let mut cycles = 0u32;
-    let mut replied = false;
     let mut order: Vec<&Event> = events.iter().filter(|e| e.at >= created_at && e.at <= now).collect();
     order.sort_by_key(|e| e.at);
     for e in order {
         let at = e.at;
         match e.kind {
             EventKind::CustomerMessage => {
-                if replied && next.is_none() && status != CaseStatus::Closed {
+                // A reply cycle opens when no response clock runs: after a reply, or after
+                // the first-response clock stopped (solved without a reply, then reopened).
+                if first.is_none() && next.is_none() && status != CaseStatus::Closed {
                     cycles += 1;
                     let mut c = Course::new(Metric::NextResponse, cycles, at);
                     c.follow(at, status, pause_on);
@@ -283,7 +297,6 @@ fn courses(policy: &PolicySpec, created_at: Secs, events: &[Event], now: Secs) -
                 }
             }
             EventKind::AgentReply => {
-                replied = true;
                 if let Some(mut c) = first.take() {
                     c.end(at, ClockState::Fulfilled);
                     done.push(c);
@@ -300,6 +313,7 @@ fn courses(policy: &PolicySpec, created_at: Secs, events: &[Event], now: Secs) -
                     for c in [first.take(), next.take()].into_iter().flatten() {
                         let mut c = c;
                         c.end(at, ClockState::Stopped);
+                        c.stopped_by = Some(s);
                         done.push(c);
                     }
                     if resolution.ended.is_none() {
@@ -359,8 +373,9 @@ pub fn human(secs: i64) -> String {
         (0, 0, m) => format!("{m}m"),
         (0, h, 0) => format!("{h}h"),
         (0, h, m) => format!("{h}h{m:02}m"),
-        (d, 0, _) => format!("{d}d"),
-        (d, h, _) => format!("{d}d {h}h"),
+        (d, 0, 0) => format!("{d}d"),
+        (d, h, 0) => format!("{d}d {h}h"),
+        (d, h, m) => format!("{d}d {h}h{m:02}m"),
     }
 }
 
@@ -399,8 +414,11 @@ pub fn evaluate(
     now: Secs,
 ) -> Vec<Clock> {
     let tz = calendar.map_or(Tz::UTC, Calendar::time_zone);
+    // Instants are clamped to a range no arithmetic below can overflow.
+    let (created_at, now) = (clamp(created_at), clamp(now));
+    let events: Vec<Event> = events.iter().map(|e| Event { at: clamp(e.at), kind: e.kind }).collect();
     let mut clocks = Vec::new();
-    for course in courses(policy, created_at, events, now) {
+    for course in courses(policy, created_at, &events, now) {
         let Some(target) = policy.target(course.metric) else { continue };
         let mode = match (target.business_hours, calendar) {
             (true, Some(cal)) => Mode::Business(cal),
@@ -480,7 +498,9 @@ fn explain(
     let mut s = match (c.state, c.due_at) {
         (ClockState::Running, Some(due)) if due <= now => format!("breached {}", local(tz, due)),
         (ClockState::Running, Some(due)) => format!("due {}", local(tz, due)),
-        (ClockState::Running, None) => "running, but no business time within three years".to_owned(),
+        (ClockState::Running, None) => {
+            "running; the deadline is more than three years of calendar time away".to_owned()
+        }
         (ClockState::Paused, _) => {
             let since =
                 course.paused_now.map_or(String::new(), |(at, why)| format!(" while {why} since {}", local(tz, at)));
@@ -494,12 +514,25 @@ fn explain(
         (ClockState::Fulfilled, due) => {
             let at = c.ended_at.map_or(String::new(), |e| local(tz, e));
             match (due, c.ended_at) {
-                (Some(d), Some(e)) => format!("met {at}, {} after its breach", human(e - d)),
+                (Some(d), Some(e)) => {
+                    // Late by the time the target counts (business time for business hours).
+                    let late = match (target.business_hours, calendar) {
+                        (true, Some(cal)) => cal.between(d, e),
+                        _ => e - d,
+                    };
+                    format!("met {at}, {} after its breach", human(late))
+                }
                 _ => format!("met {at} with {} of {} used", human(c.elapsed_secs), human(c.target_secs)),
             }
         }
-        (ClockState::Stopped, _) => {
-            format!("stopped {}: case solved without a reply", c.ended_at.map_or(String::new(), |e| local(tz, e)))
+        (ClockState::Stopped, due) => {
+            let at = c.ended_at.map_or(String::new(), |e| local(tz, e));
+            let why = course.stopped_by.unwrap_or(CaseStatus::Solved);
+            let breach = match due {
+                Some(d) if c.breached => format!(" after its breach {}", local(tz, d)),
+                _ => String::new(),
+            };
+            format!("stopped {at}: case {why} without a reply{breach}")
         }
     };
     let _ = write!(s, ": {}, policy {:?}, {}", c.metric.label(), policy.name, target_words(target));

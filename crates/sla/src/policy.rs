@@ -62,17 +62,18 @@ pub struct Conditions {
     pub tiers: Vec<Tier>,
     #[serde(default)]
     pub channels: Vec<Channel>,
+    /// Team ids.
     #[serde(default)]
-    pub teams: Vec<i64>,
+    pub teams: Vec<String>,
 }
 
 /// What a case looks like to policy matching.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Facts {
     pub priority: Priority,
     pub tier: Tier,
     pub channel: Channel,
-    pub team: Option<i64>,
+    pub team: Option<String>,
 }
 
 impl Conditions {
@@ -80,7 +81,7 @@ impl Conditions {
         (self.priorities.is_empty() || self.priorities.contains(&f.priority))
             && (self.tiers.is_empty() || self.tiers.contains(&f.tier))
             && (self.channels.is_empty() || self.channels.contains(&f.channel))
-            && (self.teams.is_empty() || f.team.is_some_and(|t| self.teams.contains(&t)))
+            && (self.teams.is_empty() || f.team.as_ref().is_some_and(|t| self.teams.contains(t)))
     }
 }
 

@@ -223,14 +223,15 @@ fn calendar_time_targets_policy_matching_and_validation() {
     let standard = PolicySpec { name: "Standard".into(), conditions: Conditions::default(), ..gold() };
     let email_only = PolicySpec {
         name: "Email".into(),
-        conditions: Conditions { channels: vec![Channel::Email], teams: vec![3], ..Conditions::default() },
+        conditions: Conditions { channels: vec![Channel::Email], teams: vec!["t3".into()], ..Conditions::default() },
         ..gold()
     };
     let policies = [gold(), email_only, standard];
-    let facts = |priority, tier, channel, team| Facts { priority, tier, channel, team };
+    let facts =
+        |priority, tier, channel, team: Option<&str>| Facts { priority, tier, channel, team: team.map(str::to_owned) };
     let name = |f: Facts| select(&policies, &f).map(|(i, p)| (i, p.name.clone()));
     assert_eq!(name(facts(Priority::Urgent, Tier::Gold, Channel::Chat, None)), Some((0, "Gold urgent".into())));
-    assert_eq!(name(facts(Priority::High, Tier::Gold, Channel::Email, Some(3))), Some((1, "Email".into())));
+    assert_eq!(name(facts(Priority::High, Tier::Gold, Channel::Email, Some("t3"))), Some((1, "Email".into())));
     assert_eq!(name(facts(Priority::High, Tier::Gold, Channel::Email, None)), Some((2, "Standard".into())));
     assert_eq!(select(&policies[..2], &facts(Priority::Low, Tier::Standard, Channel::Web, None)), None);
 
@@ -270,6 +271,95 @@ fn warnings_before_the_deadline_fall_in_business_hours() {
     let first = clock(&evaluate(&p, Some(&calendar()), created, &[], created), Metric::FirstResponse, 0);
     assert_eq!(first.due_at, Some(paris(14, 12, 0)));
     assert_eq!(first.warn_at(), Some(paris(14, 11, 0)));
+}
+
+/// Cases found in review: a reopened case solved without a reply gets a response clock again;
+/// switching pending → on hold splits the pause; a target used up at closing time is breached
+/// at the next business instant, not during a weekend; texts for stopped and late clocks;
+/// extreme instants neither panic nor overflow.
+#[test]
+fn reopen_after_solving_pause_reasons_closed_hours_and_extremes() {
+    let cal = calendar();
+    let created = paris(7, 10, 0);
+    // Solved at 10:05 without a reply; the customer writes at 11:00 and the case reopens.
+    let events = [
+        ev(paris(7, 10, 5), EventKind::Status(CaseStatus::Solved)),
+        ev(paris(7, 11, 0), EventKind::Status(CaseStatus::Open)),
+        ev(paris(7, 11, 0), EventKind::CustomerMessage),
+    ];
+    let clocks = evaluate(&gold(), Some(&cal), created, &events, paris(7, 11, 30));
+    let first = clock(&clocks, Metric::FirstResponse, 0);
+    assert_eq!(first.state, ClockState::Stopped);
+    assert!(
+        first.explanation.starts_with("stopped Mon 07 Dec 10:05 Europe/Paris: case solved without a reply"),
+        "{}",
+        first.explanation
+    );
+    let next = clock(&clocks, Metric::NextResponse, 1);
+    assert_eq!((next.state, next.due_at), (ClockState::Running, Some(paris(7, 13, 30) + 30 * 60)));
+
+    // Pending at 11:00, on hold at 12:00, still on hold at 14:00.
+    let events = [
+        ev(paris(7, 11, 0), EventKind::Status(CaseStatus::Pending)),
+        ev(paris(7, 12, 0), EventKind::Status(CaseStatus::OnHold)),
+    ];
+    let res = clock(&evaluate(&gold(), Some(&cal), created, &events, paris(7, 14, 0)), Metric::Resolution, 0);
+    assert!(res.explanation.starts_with("paused while on_hold since Mon 07 Dec 12:00"), "{}", res.explanation);
+    assert!(res.explanation.ends_with("; paused 1h while pending and 2h while on_hold"), "{}", res.explanation);
+
+    // First response due Monday 18:00; pending at exactly 18:00 (on time), the customer
+    // answers on Saturday: the breach is Monday 09:00, when business time runs again.
+    let created = paris(7, 14, 0);
+    let events = [
+        ev(paris(7, 18, 0), EventKind::Status(CaseStatus::Pending)),
+        ev(paris(12, 10, 0), EventKind::Status(CaseStatus::Open)),
+        ev(paris(12, 11, 0), EventKind::Status(CaseStatus::Pending)),
+    ];
+    let first = clock(&evaluate(&gold(), Some(&cal), created, &events, paris(12, 12, 0)), Metric::FirstResponse, 0);
+    assert!(!first.breached && first.due_at.is_none(), "{first:?}");
+    let events = [events[0], events[1]];
+    let first = clock(&evaluate(&gold(), Some(&cal), created, &events, paris(14, 10, 0)), Metric::FirstResponse, 0);
+    assert_eq!((first.breached, first.due_at), (true, Some(paris(14, 9, 0))));
+
+    // Solved after the breach: the stopped text says so. Met late over a weekend: late by
+    // business time (Friday 17:59 → Monday 09:01 is 2 business minutes).
+    let created = paris(11, 13, 59);
+    let events = [ev(paris(14, 9, 1), EventKind::AgentReply)];
+    let first = clock(&evaluate(&gold(), Some(&cal), created, &events, paris(14, 10, 0)), Metric::FirstResponse, 0);
+    assert_eq!(first.due_at, Some(paris(11, 17, 59)));
+    assert!(
+        first.explanation.starts_with("met Mon 14 Dec 09:01 Europe/Paris, 2m after its breach"),
+        "{}",
+        first.explanation
+    );
+    let events = [ev(paris(14, 9, 1), EventKind::Status(CaseStatus::Closed))];
+    let first = clock(&evaluate(&gold(), Some(&cal), created, &events, paris(14, 10, 0)), Metric::FirstResponse, 0);
+    assert!(
+        first.explanation.starts_with(
+            "stopped Mon 14 Dec 09:01 Europe/Paris: case closed without a reply after its breach Fri 11 Dec 17:59"
+        ),
+        "{}",
+        first.explanation
+    );
+
+    // Extremes: no panic, no overflow.
+    for (created, now) in [(i64::MIN, 0), (i64::MAX - 10, i64::MAX), (0, i64::MAX), (i64::MIN, i64::MAX)] {
+        let events = [ev(created.saturating_add(5), EventKind::Status(CaseStatus::Pending))];
+        let clocks = evaluate(&gold(), Some(&cal), created, &events, now);
+        assert_eq!(clocks.len(), 2);
+        let mut wall = gold();
+        for t in &mut wall.targets {
+            t.business_hours = false;
+            t.minutes = u32::MAX;
+        }
+        evaluate(&wall, None, created, &[], now);
+    }
+    assert!(!cal.is_open(i64::MAX));
+    assert_eq!(cal.between(i64::MIN, i64::MIN + 10), 0);
+    assert!(cal.between(0, i64::MAX) > 0);
+    // Counting over more than the three-year horizon counts every year.
+    let year = cal.between(paris(7, 0, 0), paris(7, 0, 0) + 365 * 86_400);
+    assert_eq!(cal.between(paris(7, 0, 0), paris(7, 0, 0) + 4 * 365 * 86_400) / year, 4);
 }
 
 fn histories() -> impl Strategy<Value = (i64, Vec<Event>)> {
