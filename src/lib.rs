@@ -3,7 +3,8 @@
 
 use anyhow::Context;
 use caseflow_app::settings::{LogFormat, LoggingSettings, RunMode};
-use caseflow_app::{App, Settings, SystemClock};
+use caseflow_app::{App, OffsetClock, Settings, SystemClock};
+use caseflow_core::Clock;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
@@ -69,10 +70,20 @@ async fn stop_workers(shutdown: &tokio::sync::watch::Sender<bool>, workers: Vec<
 
 /// Opens the database (migrating it) and starts serving on `listener`.
 pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<Running> {
+    let clock = clock_of(&settings);
+    start_with_clock(settings, listener, clock).await
+}
+
+/// [`start`] with an injected clock (tests that move time).
+pub async fn start_with_clock(
+    settings: Settings,
+    listener: TcpListener,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let metrics_bind =
         (settings.metrics.enabled && !settings.metrics.bind.is_empty()).then(|| settings.metrics.bind.clone());
-    let app = open_app(settings).await?;
+    let app = open_app_with_clock(settings, clock).await?;
     let (metrics_addr, metrics_handle) = match metrics_bind {
         Some(bind) => {
             let l = TcpListener::bind(&bind).with_context(|| format!("cannot listen for metrics on {bind}"))?;
@@ -92,7 +103,10 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     let mut workers =
         caseflow_mail::spawn_workers(&app, shutdown_rx.clone()).context("cannot start the email workers")?;
     let router = app.clone();
-    workers.push(tokio::spawn(async move { router.run_router(shutdown_rx).await }));
+    let rx = shutdown_rx.clone();
+    workers.push(tokio::spawn(async move { router.run_router(rx).await }));
+    let sla = app.clone();
+    workers.push(tokio::spawn(async move { sla.run_sla(shutdown_rx).await }));
     Ok(Running { addr, app, metrics_addr, handle, metrics_handle, task, shutdown, workers })
 }
 
@@ -111,9 +125,23 @@ fn spawn_housekeeping(app: App) {
     });
 }
 
+/// The clock `settings` ask for: the system's, shifted by `clock.offset_secs`.
+pub fn clock_of(settings: &Settings) -> Arc<dyn Clock> {
+    match settings.clock.offset_secs {
+        0 => Arc::new(SystemClock),
+        offset => Arc::new(OffsetClock(offset)),
+    }
+}
+
 /// Builds the application state on a blocking thread (migrations may take a moment).
 pub async fn open_app(settings: Settings) -> anyhow::Result<App> {
-    tokio::task::spawn_blocking(move || App::open(settings, Arc::new(SystemClock)))
+    let clock = clock_of(&settings);
+    open_app_with_clock(settings, clock).await
+}
+
+/// [`open_app`] with an injected clock.
+pub async fn open_app_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+    tokio::task::spawn_blocking(move || App::open(settings, clock))
         .await
         .context("start-up task failed")?
         .map_err(|e| anyhow::anyhow!("cannot open the database: {e:?}"))

@@ -133,8 +133,14 @@ pub async fn spawn_with(db: Db, extra: &[(&str, &str)]) -> TestApp {
 /// Starts the server with settings the test built (e.g. with mailboxes, which have no
 /// environment-variable form).
 pub async fn spawn_settings(settings: Settings) -> TestApp {
+    let clock = caseflow::clock_of(&settings);
+    spawn_with_clock(settings, clock).await
+}
+
+/// Starts the server with an injected clock (tests that move time) and creates the admin.
+pub async fn spawn_with_clock(settings: Settings, clock: std::sync::Arc<dyn caseflow_core::Clock>) -> TestApp {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let running = caseflow::start(settings.clone(), listener).await.expect("server starts");
+    let running = caseflow::start_with_clock(settings.clone(), listener, clock).await.expect("server starts");
     running
         .app
         .create_agent(
@@ -281,8 +287,14 @@ macro_rules! both_backends {
 
 /// Starts another node on the database of `settings` (whose admin already exists).
 pub async fn spawn_node(settings: Settings) -> TestApp {
+    let clock = caseflow::clock_of(&settings);
+    spawn_node_with_clock(settings, clock).await
+}
+
+/// [`spawn_node`] with an injected clock.
+pub async fn spawn_node_with_clock(settings: Settings, clock: std::sync::Arc<dyn caseflow_core::Clock>) -> TestApp {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let running = caseflow::start(settings.clone(), listener).await.expect("node starts");
+    let running = caseflow::start_with_clock(settings.clone(), listener, clock).await.expect("node starts");
     let base = format!("http://{}", running.addr);
     let mut app =
         TestApp { base, client: reqwest::Client::new(), admin: String::new(), running: Some(running), settings };

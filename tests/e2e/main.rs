@@ -20,4 +20,5 @@ mod mail;
 mod mailservers;
 mod openapi;
 mod routing;
+mod sla;
 mod webform;

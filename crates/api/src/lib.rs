@@ -10,6 +10,7 @@ pub mod handlers;
 pub mod idempotency;
 pub mod openapi;
 pub mod pages;
+pub mod sla;
 mod telemetry;
 
 use actix_web::dev::Server;
@@ -48,6 +49,14 @@ api_routes! {
     "/cases/{id}/skills" { put => h::set_case_skills }
     "/cases/{id}/offer/accept" { post => h::accept_offer }
     "/cases/{id}/offer/decline" { post => h::decline_offer }
+    "/cases/{id}/sla" { get => crate::sla::case_sla }
+    "/sla/calendars" { get => crate::sla::list_calendars, post => crate::sla::create_calendar }
+    "/sla/calendars/{id}" { get => crate::sla::get_calendar, put => crate::sla::update_calendar, delete => crate::sla::delete_calendar }
+    "/sla/policies" { get => crate::sla::list_policies, post => crate::sla::create_policy }
+    "/sla/policies/{id}" { get => crate::sla::get_policy, put => crate::sla::update_policy, delete => crate::sla::delete_policy }
+    "/alerts" { get => crate::sla::list_alerts }
+    "/alerts/stream" { get => crate::sla::alerts_stream }
+    "/alerts/{id}/acknowledge" { post => crate::sla::acknowledge_alert }
     "/customers" { get => h::list_customers, post => h::create_customer }
     "/customers/{id}" { get => h::get_customer, patch => h::update_customer }
     "/customers/{id}/identities" { post => h::add_identity }

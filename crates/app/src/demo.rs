@@ -40,6 +40,7 @@ pub async fn seed(app: &App, password: &str) -> AppResult<()> {
         let s = app.create_skill(&sys, team(name, description)).await?;
         skill_ids.insert(name, s.id.into_inner());
     }
+    seed_sla(app).await?;
 
     type Person<'a> = (&'a str, &'a str, Role, Option<&'a str>, &'a [(&'a str, i32)], Presence);
     let people: [Person; 6] = [
@@ -260,4 +261,80 @@ async fn customer_case_hint(app: &App) -> AppResult<String> {
         )
         .await?;
     page.items.into_iter().next().map(|c| c.id.into_inner()).ok_or(crate::AppError::NotFound("case"))
+}
+
+/// A support-hours calendar and three SLA policies (docs/sla.md): urgent cases around the
+/// clock, gold and platinum customers in business hours with a short first response, and a
+/// catch-all standard policy.
+fn spec<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> AppResult<T> {
+    serde_json::from_value(v).map_err(|e| crate::AppError::Internal(e.to_string()))
+}
+
+async fn seed_sla(app: &App) -> AppResult<()> {
+    let sys = Principal::System;
+    app.create_calendar(
+        &sys,
+        spec(serde_json::json!({
+            "name": "Support hours",
+            "time_zone": "Europe/Paris",
+            "hours": [
+                {"days": ["mon", "tue", "wed", "thu", "fri"], "from": "08:30", "to": "12:30"},
+                {"days": ["mon", "tue", "wed", "thu", "fri"], "from": "13:30", "to": "18:00"},
+                {"days": ["sat"], "from": "10:00", "to": "14:00"}
+            ],
+            "holidays": [
+                {"date": "2026-01-01", "name": "New Year", "yearly": true},
+                {"date": "2026-05-01", "name": "Labour Day", "yearly": true},
+                {"date": "2026-12-25", "name": "Christmas", "yearly": true}
+            ]
+        }))?,
+    )
+    .await?;
+    let ladder = serde_json::json!([
+        {"on": "warning", "action": "notify_assignee"},
+        {"on": "breach", "action": "alert_supervisors"},
+        {"on": "breach", "after_minutes": 60, "action": "reassign", "metrics": ["first_response"]}
+    ]);
+    for policy in [
+        serde_json::json!({
+            "name": "Urgent, around the clock",
+            "conditions": {"priorities": ["urgent"]},
+            "targets": [
+                {"metric": "first_response", "minutes": 30, "business_hours": false},
+                {"metric": "next_response", "minutes": 60, "business_hours": false},
+                {"metric": "resolution", "minutes": 480, "business_hours": false}
+            ],
+            "warning": {"percent": 75},
+            "ladder": ladder
+        }),
+        serde_json::json!({
+            "name": "Gold and Platinum",
+            "conditions": {"tiers": ["gold", "platinum"]},
+            "calendar": "Support hours",
+            "targets": [
+                {"metric": "first_response", "minutes": 60},
+                {"metric": "next_response", "minutes": 120},
+                {"metric": "resolution", "minutes": 960}
+            ],
+            "warning": {"percent": 75, "minutes_before": 15},
+            "ladder": ladder
+        }),
+        serde_json::json!({
+            "name": "Standard",
+            "calendar": "Support hours",
+            "targets": [
+                {"metric": "first_response", "minutes": 480},
+                {"metric": "next_response", "minutes": 480},
+                {"metric": "resolution", "minutes": 2400}
+            ],
+            "ladder": [
+                {"on": "warning", "action": "notify_assignee"},
+                {"on": "breach", "action": "alert_supervisors"},
+                {"on": "breach", "action": "raise_priority"}
+            ]
+        }),
+    ] {
+        app.create_policy(&sys, spec(policy)?).await?;
+    }
+    Ok(())
 }

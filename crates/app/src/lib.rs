@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod routing;
 pub mod settings;
+pub mod sla;
 pub mod support;
 pub mod views;
 
@@ -43,6 +44,17 @@ impl Clock for SystemClock {
     }
 }
 
+/// The real clock shifted by a fixed number of seconds (`clock.offset_secs`: demos and
+/// tests that need to be a day later without waiting a day; refused in production).
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetClock(pub i64);
+
+impl Clock for OffsetClock {
+    fn now(&self) -> DateTime<Utc> {
+        SystemClock.now() + chrono::Duration::seconds(self.0)
+    }
+}
+
 /// Shared application state: cheap to clone, passed to every handler and worker.
 #[derive(Clone, Debug)]
 pub struct App {
@@ -59,6 +71,9 @@ struct Inner {
     token_cache: auth::TokenCache,
     outbox_wake: tokio::sync::Notify,
     routing_wake: tokio::sync::Notify,
+    sla_wake: tokio::sync::Notify,
+    /// Ticks when this node raised alerts (live streams read them at once).
+    alerts: tokio::sync::broadcast::Sender<()>,
     chat_hub: chat::ChatHub,
 }
 
@@ -85,6 +100,8 @@ impl App {
                 token_cache: auth::TokenCache::default(),
                 outbox_wake: tokio::sync::Notify::new(),
                 routing_wake: tokio::sync::Notify::new(),
+                sla_wake: tokio::sync::Notify::new(),
+                alerts: tokio::sync::broadcast::channel(16).0,
                 chat_hub: chat::ChatHub::default(),
             }),
         })
@@ -134,6 +151,25 @@ impl App {
         self.inner.routing_wake.notified().await;
     }
 
+    /// Wakes the SLA scheduler (a change may have made a case due).
+    pub(crate) fn wake_sla(&self) {
+        self.inner.sla_wake.notify_one();
+    }
+
+    pub(crate) async fn sla_woken(&self) {
+        self.inner.sla_wake.notified().await;
+    }
+
+    /// Tells this node's live alert streams that new alerts are in the database.
+    pub(crate) fn notify_alerts(&self) {
+        let _ = self.inner.alerts.send(());
+    }
+
+    /// A receiver that ticks when this node raises alerts.
+    pub fn subscribe_alerts(&self) -> tokio::sync::broadcast::Receiver<()> {
+        self.inner.alerts.subscribe()
+    }
+
     pub(crate) fn token_cache(&self) -> &auth::TokenCache {
         &self.inner.token_cache
     }
@@ -161,8 +197,24 @@ impl App {
         let store = self.inner.store.clone();
         let done = blocking(move || store.write(f)).await;
         if done.is_ok() {
-            // The change may matter to routing (triggers left a signal): the router on this
-            // node looks at once instead of at its next poll.
+            // The change may matter to routing (triggers left a signal) or move an SLA
+            // deadline (triggers made the case due): the workers on this node look at once
+            // instead of at their next poll.
+            self.inner.routing_wake.notify_one();
+            self.inner.sla_wake.notify_one();
+        }
+        done
+    }
+
+    /// Like [`App::write`], without waking the SLA scheduler (its own writes).
+    pub(crate) async fn write_quiet<T, F>(&self, f: F) -> AppResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
+    {
+        let store = self.inner.store.clone();
+        let done = blocking(move || store.write(f)).await;
+        if done.is_ok() {
             self.inner.routing_wake.notify_one();
         }
         done

@@ -49,7 +49,27 @@ pub struct Settings {
     pub web_form: WebFormSettings,
     pub chat: ChatSettings,
     pub routing: RoutingSettings,
+    pub sla: SlaSettings,
+    pub clock: ClockSettings,
     pub demo: DemoSettings,
+}
+
+/// The SLA scheduler; see `config/default.toml` and `docs/sla.md`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaSettings {
+    pub enabled: bool,
+    pub tick_ms: u64,
+    pub batch: u32,
+    pub catch_up_secs: u64,
+    pub stream_poll_ms: u64,
+}
+
+/// This node's clock.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockSettings {
+    pub offset_secs: i64,
 }
 
 /// Automatic assignment; see `config/default.toml` and `docs/routing.md`.
@@ -596,6 +616,25 @@ impl Settings {
         }
         if r.value_unit < 1 {
             return Err(invalid("routing.value_unit", "must be at least 1"));
+        }
+        let s = &self.sla;
+        if !(10..=60_000).contains(&s.tick_ms) {
+            return Err(invalid("sla.tick_ms", "must be between 10 and 60000"));
+        }
+        if !(1..=10_000).contains(&s.batch) {
+            return Err(invalid("sla.batch", "must be between 1 and 10000"));
+        }
+        if s.catch_up_secs > 30 * 86_400 {
+            return Err(invalid("sla.catch_up_secs", "must be at most 2592000 (30 days)"));
+        }
+        if !(50..=60_000).contains(&s.stream_poll_ms) {
+            return Err(invalid("sla.stream_poll_ms", "must be between 50 and 60000"));
+        }
+        if self.clock.offset_secs != 0 && self.server.environment == RunMode::Production {
+            return Err(invalid("clock.offset_secs", "a shifted clock is for demos and tests, not production"));
+        }
+        if self.clock.offset_secs.unsigned_abs() > 10 * 365 * 86_400 {
+            return Err(invalid("clock.offset_secs", "must be within ten years"));
         }
         Ok(())
     }

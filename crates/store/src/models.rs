@@ -360,3 +360,70 @@ pub struct AgentEventRow {
     pub data: String,
     pub created_at: NaiveDateTime,
 }
+
+/// A business calendar: its name and JSON spec (`caseflow_sla::CalendarSpec`).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = sla_calendars)]
+pub struct SlaCalendarRow {
+    pub id: String,
+    pub name: String,
+    pub spec: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// An SLA policy: its place in the matching order and JSON spec (`caseflow_sla::PolicySpec`).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = sla_policies)]
+pub struct SlaPolicyRow {
+    pub id: String,
+    pub name: String,
+    pub position: i32,
+    pub spec: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// The SLA state of a case, kept for ordering and scheduling (the clocks themselves are
+/// derived from the case's history).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = case_sla, treat_none_as_null = true)]
+pub struct CaseSlaRow {
+    pub case_id: String,
+    pub policy_id: Option<String>,
+    pub due_at: Option<NaiveDateTime>,
+    pub breached: bool,
+    pub next_at: Option<NaiveDateTime>,
+    pub evaluated_at: Option<NaiveDateTime>,
+}
+
+/// A milestone fired (once: the primary key).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sla_fired)]
+pub struct SlaFiredRow {
+    pub case_id: String,
+    pub metric: String,
+    pub cycle: i32,
+    pub milestone: String,
+    pub due_at: NaiveDateTime,
+    pub fired_at: NaiveDateTime,
+}
+
+/// An alert for supervisors (or for one agent).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = alerts)]
+pub struct AlertRow {
+    pub id: String,
+    pub case_id: String,
+    pub team_id: Option<String>,
+    pub agent_id: Option<String>,
+    /// `warning`, `breach` or `escalation`.
+    pub kind: String,
+    pub metric: Option<String>,
+    pub action: Option<String>,
+    pub message: String,
+    pub due_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<NaiveDateTime>,
+}

@@ -1361,3 +1361,190 @@ pub mod leader {
         diesel::sql_query("SELECT 1").execute(conn).map(drop)
     }
 }
+
+pub mod sla {
+    use super::*;
+    use schema::alerts::dsl as al;
+    use schema::case_events::dsl as ce;
+    use schema::case_sla::dsl as cs;
+    use schema::messages::dsl as m;
+    use schema::sla_calendars::dsl as sc;
+    use schema::sla_fired::dsl as sf;
+    use schema::sla_policies::dsl as sp;
+
+    /// The instant triggers write into `case_sla.next_at` to ask for a re-evaluation.
+    pub fn epoch() -> NaiveDateTime {
+        chrono::DateTime::UNIX_EPOCH.naive_utc()
+    }
+
+    pub fn calendars(conn: &mut DbConn) -> QueryResult<Vec<SlaCalendarRow>> {
+        sc::sla_calendars.select(SlaCalendarRow::as_select()).order(sc::name).load(conn)
+    }
+
+    pub fn calendar(conn: &mut DbConn, id: &str) -> QueryResult<Option<SlaCalendarRow>> {
+        sc::sla_calendars.filter(sc::id.eq(id)).select(SlaCalendarRow::as_select()).load(conn).map(first)
+    }
+
+    pub fn calendar_by_name(conn: &mut DbConn, name: &str) -> QueryResult<Option<SlaCalendarRow>> {
+        sc::sla_calendars.filter(sc::name.eq(name)).select(SlaCalendarRow::as_select()).load(conn).map(first)
+    }
+
+    pub fn insert_calendar(conn: &mut DbConn, row: &SlaCalendarRow) -> QueryResult<()> {
+        diesel::insert_into(sc::sla_calendars).values(row).execute(conn).map(drop)
+    }
+
+    pub fn update_calendar(conn: &mut DbConn, row: &SlaCalendarRow) -> QueryResult<usize> {
+        diesel::update(sc::sla_calendars.filter(sc::id.eq(&row.id))).set(row).execute(conn)
+    }
+
+    pub fn delete_calendar(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
+        diesel::delete(sc::sla_calendars.filter(sc::id.eq(id))).execute(conn)
+    }
+
+    /// Policies in matching order.
+    pub fn policies(conn: &mut DbConn) -> QueryResult<Vec<SlaPolicyRow>> {
+        sp::sla_policies.select(SlaPolicyRow::as_select()).order((sp::position, sp::name)).load(conn)
+    }
+
+    pub fn policy(conn: &mut DbConn, id: &str) -> QueryResult<Option<SlaPolicyRow>> {
+        sp::sla_policies.filter(sp::id.eq(id)).select(SlaPolicyRow::as_select()).load(conn).map(first)
+    }
+
+    pub fn insert_policy(conn: &mut DbConn, row: &SlaPolicyRow) -> QueryResult<()> {
+        diesel::insert_into(sp::sla_policies).values(row).execute(conn).map(drop)
+    }
+
+    pub fn update_policy(conn: &mut DbConn, row: &SlaPolicyRow) -> QueryResult<usize> {
+        diesel::update(sp::sla_policies.filter(sp::id.eq(&row.id))).set(row).execute(conn)
+    }
+
+    pub fn delete_policy(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
+        diesel::update(cs::case_sla.filter(cs::policy_id.eq(id)))
+            .set(cs::policy_id.eq(None::<String>))
+            .execute(conn)?;
+        diesel::delete(sp::sla_policies.filter(sp::id.eq(id))).execute(conn)
+    }
+
+    /// Asks for every active case to be evaluated again (a policy or calendar changed).
+    pub fn touch_active(conn: &mut DbConn) -> QueryResult<usize> {
+        use schema::cases::dsl as c;
+        let active = c::cases.filter(c::status.ne_all(["solved", "closed"])).select(c::id);
+        diesel::update(cs::case_sla.filter(cs::case_id.eq_any(active))).set(cs::next_at.eq(Some(epoch()))).execute(conn)
+    }
+
+    pub fn case_sla(conn: &mut DbConn, case_id: &str) -> QueryResult<Option<CaseSlaRow>> {
+        cs::case_sla.filter(cs::case_id.eq(case_id)).select(CaseSlaRow::as_select()).load(conn).map(first)
+    }
+
+    pub fn save_case_sla(conn: &mut DbConn, row: &CaseSlaRow) -> QueryResult<()> {
+        let n = diesel::update(cs::case_sla.filter(cs::case_id.eq(&row.case_id))).set(row).execute(conn)?;
+        if n == 0 {
+            diesel::insert_into(cs::case_sla).values(row).execute(conn)?;
+        }
+        Ok(())
+    }
+
+    #[derive(QueryableByName)]
+    struct Due {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        case_id: String,
+    }
+
+    /// Cases whose next SLA milestone (or a re-evaluation) is due, earliest first, at most
+    /// `limit`. On PostgreSQL the rows are locked for the rest of the transaction and rows
+    /// another node holds are skipped (`FOR UPDATE SKIP LOCKED`); SQLite has one writer.
+    pub fn claim_due(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> QueryResult<Vec<String>> {
+        match conn {
+            DbConn::Pg(c) => diesel::sql_query(
+                "SELECT case_id FROM case_sla WHERE next_at IS NOT NULL AND next_at <= $1 \
+                 ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+            )
+            .bind::<diesel::sql_types::Timestamp, _>(now)
+            .bind::<diesel::sql_types::BigInt, _>(limit)
+            .load::<Due>(c)
+            .map(|rows| rows.into_iter().map(|r| r.case_id).collect()),
+            DbConn::Sqlite(_) => {
+                cs::case_sla.filter(cs::next_at.le(now)).order(cs::next_at).limit(limit).select(cs::case_id).load(conn)
+            }
+        }
+    }
+
+    /// The earliest `next_at` (for the scheduler's sleep).
+    pub fn next_due(conn: &mut DbConn) -> QueryResult<Option<NaiveDateTime>> {
+        cs::case_sla.filter(cs::next_at.is_not_null()).select(diesel::dsl::min(cs::next_at)).first(conn)
+    }
+
+    /// How many cases wait for the scheduler now (a gauge).
+    pub fn due_count(conn: &mut DbConn, now: NaiveDateTime) -> QueryResult<i64> {
+        cs::case_sla.filter(cs::next_at.le(now)).count().get_result(conn)
+    }
+
+    /// A case's messages as (direction, author kind, created at), in order.
+    pub fn message_history(conn: &mut DbConn, case_id: &str) -> QueryResult<Vec<(String, String, NaiveDateTime)>> {
+        m::messages
+            .filter(m::case_id.eq(case_id))
+            .order(m::id)
+            .select((m::direction, m::author_kind, m::created_at))
+            .load(conn)
+    }
+
+    /// A case's status changes as (data JSON, created at), in order.
+    pub fn status_history(conn: &mut DbConn, case_id: &str) -> QueryResult<Vec<(String, NaiveDateTime)>> {
+        ce::case_events
+            .filter(ce::case_id.eq(case_id))
+            .filter(ce::kind.eq("status_changed"))
+            .order(ce::id)
+            .select((ce::data, ce::created_at))
+            .load(conn)
+    }
+
+    pub fn fired(conn: &mut DbConn, case_id: &str) -> QueryResult<Vec<SlaFiredRow>> {
+        sf::sla_fired.filter(sf::case_id.eq(case_id)).select(SlaFiredRow::as_select()).load(conn)
+    }
+
+    /// Records a milestone as fired; false when it already was (by this or another node).
+    pub fn fire(conn: &mut DbConn, row: &SlaFiredRow) -> QueryResult<bool> {
+        let n = match conn {
+            DbConn::Pg(c) => diesel::insert_into(sf::sla_fired).values(row).on_conflict_do_nothing().execute(c)?,
+            DbConn::Sqlite(c) => diesel::insert_or_ignore_into(sf::sla_fired).values(row).execute(c)?,
+        };
+        Ok(n == 1)
+    }
+
+    pub fn insert_alert(conn: &mut DbConn, row: &AlertRow) -> QueryResult<()> {
+        diesel::insert_into(al::alerts).values(row).execute(conn).map(drop)
+    }
+
+    pub fn alert(conn: &mut DbConn, id: &str) -> QueryResult<Option<AlertRow>> {
+        al::alerts.filter(al::id.eq(id)).select(AlertRow::as_select()).load(conn).map(first)
+    }
+
+    /// Alerts created at or after `since`, oldest first; for one viewer: alerts for their
+    /// teams or without a team (`teams` none: every alert), and those addressed to them.
+    pub fn alerts_since(
+        conn: &mut DbConn,
+        since: NaiveDateTime,
+        teams: Option<&[String]>,
+        agent: Option<&str>,
+        unacknowledged_only: bool,
+        limit: i64,
+    ) -> QueryResult<Vec<AlertRow>> {
+        let mut q = al::alerts.filter(al::created_at.ge(since)).into_boxed();
+        if let Some(teams) = teams {
+            let agent = agent.unwrap_or("").to_owned();
+            q = q.filter(al::team_id.is_null().or(al::team_id.eq_any(teams.to_vec())).or(al::agent_id.eq(agent)));
+        }
+        if unacknowledged_only {
+            q = q.filter(al::acknowledged_at.is_null());
+        }
+        q.order((al::created_at, al::id)).limit(limit).select(AlertRow::as_select()).load(conn)
+    }
+
+    /// Acknowledges an alert if it is not yet; returns whether this call did.
+    pub fn acknowledge(conn: &mut DbConn, id: &str, by: &str, at: NaiveDateTime) -> QueryResult<bool> {
+        diesel::update(al::alerts.filter(al::id.eq(id)).filter(al::acknowledged_at.is_null()))
+            .set((al::acknowledged_by.eq(Some(by)), al::acknowledged_at.eq(Some(at))))
+            .execute(conn)
+            .map(|n| n == 1)
+    }
+}

@@ -286,6 +286,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     routing_decisions,
     routing_signals,
     agent_events,
+    sla_calendars,
+    sla_policies,
+    case_sla,
+    sla_fired,
+    alerts,
 );
 
 diesel::table! {
@@ -333,5 +338,65 @@ diesel::table! {
         actor_id -> Nullable<Text>,
         data -> Text,
         created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sla_calendars (id) {
+        id -> Text,
+        name -> Text,
+        spec -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sla_policies (id) {
+        id -> Text,
+        name -> Text,
+        position -> Integer,
+        spec -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    case_sla (case_id) {
+        case_id -> Text,
+        policy_id -> Nullable<Text>,
+        due_at -> Nullable<Timestamp>,
+        breached -> Bool,
+        next_at -> Nullable<Timestamp>,
+        evaluated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    sla_fired (case_id, metric, cycle, milestone) {
+        case_id -> Text,
+        metric -> Text,
+        cycle -> Integer,
+        milestone -> Text,
+        due_at -> Timestamp,
+        fired_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    alerts (id) {
+        id -> Text,
+        case_id -> Text,
+        team_id -> Nullable<Text>,
+        agent_id -> Nullable<Text>,
+        kind -> Text,
+        metric -> Nullable<Text>,
+        action -> Nullable<Text>,
+        message -> Text,
+        due_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        acknowledged_by -> Nullable<Text>,
+        acknowledged_at -> Nullable<Timestamp>,
     }
 }

@@ -1,0 +1,930 @@
+//! The SLA service around the pure engine (`caseflow-sla`): calendars and policies stored as
+//! JSON specs, each case's clocks derived from its history on demand, and the scheduler that
+//! fires warnings, breaches and ladder steps exactly once.
+//!
+//! Scheduling (ADR 0010): `case_sla.next_at` holds, per case, the earliest milestone not yet
+//! fired. Triggers set it to the epoch whenever something that can move a deadline changes
+//! (a new case or message, a status, priority, channel, team or customer-tier change), so
+//! such a case is due at once. Each tick claims due rows (`FOR UPDATE SKIP LOCKED` on
+//! PostgreSQL), re-evaluates those cases, records each milestone reached in `sla_fired`
+//! (primary key: once per case, metric, reply cycle and milestone) together with its alert,
+//! audit event and action in the same transaction, and writes the next `next_at`. The work of
+//! a tick is proportional to the cases due, and a milestone passed while no node ran is fired
+//! at the next start (within `sla.catch_up_secs`; older ones are recorded without alerts).
+
+use crate::cases::event;
+use crate::error::{AppError, AppResult};
+use crate::views::stored;
+use crate::{new_id, utc, App, Principal};
+use caseflow_core::*;
+use caseflow_sla::clock::{Clock as SlaClock, ClockState, Event, EventKind, MilestoneKind, Secs};
+use caseflow_sla::policy::{select, Action, Facts, Metric, PolicySpec};
+use caseflow_sla::{Calendar, CalendarSpec};
+use caseflow_store::models::*;
+use caseflow_store::{queries, DbConn};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+/// Calendars and policies as the engine takes them, read from the database.
+#[derive(Debug, Default)]
+pub(crate) struct Setup {
+    /// In matching order: the rows and their parsed specs, index for index.
+    rows: Vec<SlaPolicyRow>,
+    specs: Vec<PolicySpec>,
+    calendars: HashMap<String, Calendar>,
+}
+
+impl Setup {
+    pub(crate) fn load(conn: &mut DbConn) -> AppResult<Self> {
+        let mut calendars = HashMap::new();
+        for row in queries::sla::calendars(conn)? {
+            // Specs are validated when written; a row edited by hand that no longer parses is
+            // left out (policies naming it count around the clock) and logged.
+            match serde_json::from_str::<CalendarSpec>(&row.spec)
+                .map_err(|e| e.to_string())
+                .and_then(|spec| Calendar::from_spec(&spec).map_err(|e| e.to_string()))
+            {
+                Ok(cal) => {
+                    calendars.insert(row.name.clone(), cal);
+                }
+                Err(e) => tracing::warn!(calendar = %row.id, error = %e, "stored SLA calendar does not parse"),
+            }
+        }
+        let (mut rows, mut specs) = (Vec::new(), Vec::new());
+        for row in queries::sla::policies(conn)? {
+            match serde_json::from_str::<PolicySpec>(&row.spec) {
+                Ok(spec) => {
+                    rows.push(row);
+                    specs.push(spec);
+                }
+                Err(e) => tracing::warn!(policy = %row.id, error = %e, "stored SLA policy does not parse"),
+            }
+        }
+        Ok(Setup { rows, specs, calendars })
+    }
+
+    fn calendar_of(&self, p: &PolicySpec) -> Option<&Calendar> {
+        p.calendar.as_ref().and_then(|name| self.calendars.get(name))
+    }
+}
+
+fn secs(t: NaiveDateTime) -> Secs {
+    t.and_utc().timestamp()
+}
+
+fn naive(s: Secs) -> NaiveDateTime {
+    DateTime::from_timestamp(s, 0).unwrap_or_default().naive_utc()
+}
+
+fn milestone_name(k: MilestoneKind) -> String {
+    match k {
+        MilestoneKind::Warning => "warning".into(),
+        MilestoneKind::Breach => "breach".into(),
+        MilestoneKind::Step(i) => format!("step{i}"),
+    }
+}
+
+/// A case as the SLA engine sees it.
+struct CaseHistory {
+    case: CaseRow,
+    facts: Facts,
+    events: Vec<Event>,
+}
+
+fn load_case(conn: &mut DbConn, case_id: &str) -> AppResult<Option<CaseHistory>> {
+    let Some(case) = queries::cases::get(conn, case_id)? else { return Ok(None) };
+    let tier: Tier = match queries::customers::get(conn, &case.customer_id)? {
+        Some(c) => stored("customers.tier", &c.tier)?,
+        None => Tier::Standard,
+    };
+    let facts = Facts {
+        priority: stored("cases.priority", &case.priority)?,
+        tier,
+        channel: stored("cases.channel", &case.channel)?,
+        team: case.team_id.clone(),
+    };
+    let mut events = Vec::new();
+    for (direction, author, at) in queries::sla::message_history(conn, &case.id)? {
+        let kind = match (direction.as_str(), author.as_str()) {
+            ("inbound", _) => EventKind::CustomerMessage,
+            // Automatic messages (acknowledgements, greetings) are not a reply.
+            ("outbound", "agent" | "integration") => EventKind::AgentReply,
+            _ => continue,
+        };
+        events.push(Event { at: secs(at), kind });
+    }
+    for (data, at) in queries::sla::status_history(conn, &case.id)? {
+        let to = serde_json::from_str::<serde_json::Value>(&data)
+            .ok()
+            .and_then(|v| v.get("to").and_then(|t| t.as_str()).and_then(|t| t.parse::<CaseStatus>().ok()));
+        if let Some(to) = to {
+            events.push(Event { at: secs(at), kind: EventKind::Status(to) });
+        }
+    }
+    // Messages and status changes interleave by time; at one instant a status change comes
+    // after the message that caused it (the engine keeps the given order for equal times).
+    events.sort_by_key(|e| (e.at, matches!(e.kind, EventKind::Status(_))));
+    Ok(Some(CaseHistory { case, facts, events }))
+}
+
+/// The clocks of a case under the policy that applies to it now.
+fn clocks_of<'a>(
+    setup: &'a Setup,
+    h: &CaseHistory,
+    now: Secs,
+) -> Option<(&'a SlaPolicyRow, &'a PolicySpec, Vec<SlaClock>)> {
+    let (index, spec) = select(&setup.specs, &h.facts)?;
+    let row = setup.rows.get(index)?;
+    let clocks = caseflow_sla::evaluate(spec, setup.calendar_of(spec), secs(h.case.created_at), &h.events, now);
+    Some((row, spec, clocks))
+}
+
+/// What one scheduler batch did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TickReport {
+    pub evaluated: usize,
+    pub warnings: usize,
+    pub breaches: usize,
+    pub escalations: usize,
+    /// Alerts raised (for the live streams).
+    pub alerts: usize,
+}
+
+/// Claims up to `batch` due cases and processes them (one transaction).
+pub(crate) fn tick(conn: &mut DbConn, now: NaiveDateTime, batch: i64, catch_up_secs: i64) -> AppResult<TickReport> {
+    let mut report = TickReport::default();
+    let due = queries::sla::claim_due(conn, now, batch)?;
+    if due.is_empty() {
+        return Ok(report);
+    }
+    let setup = Setup::load(conn)?;
+    let now_s = secs(now);
+    for case_id in due {
+        report.evaluated += 1;
+        let Some(h) = load_case(conn, &case_id)? else { continue };
+        let mut row = CaseSlaRow {
+            case_id: case_id.clone(),
+            policy_id: None,
+            due_at: None,
+            breached: false,
+            next_at: None,
+            evaluated_at: Some(now),
+        };
+        if let Some((prow, spec, clocks)) = clocks_of(&setup, &h, now_s) {
+            row.policy_id = Some(prow.id.clone());
+            let fired: HashSet<(String, i32, String)> =
+                queries::sla::fired(conn, &case_id)?.into_iter().map(|f| (f.metric, f.cycle, f.milestone)).collect();
+            let mut next: Option<Secs> = None;
+            let mut case_changed = false;
+            for clock in &clocks {
+                if clock.state == ClockState::Running {
+                    if let Some(d) = clock.due_at {
+                        row.due_at = Some(row.due_at.map_or(naive(d), |x| x.min(naive(d))));
+                    }
+                }
+                if clock.breached && clock.ended_at.is_none() {
+                    row.breached = true;
+                }
+                let cycle = i32::try_from(clock.cycle).unwrap_or(i32::MAX);
+                for m in &clock.milestones {
+                    let key = (clock.metric.as_str().to_owned(), cycle, milestone_name(m.kind));
+                    if fired.contains(&key) {
+                        continue;
+                    }
+                    if m.at > now_s {
+                        next = Some(next.map_or(m.at, |n| n.min(m.at)));
+                        continue;
+                    }
+                    let fresh = queries::sla::fire(
+                        conn,
+                        &SlaFiredRow {
+                            case_id: case_id.clone(),
+                            metric: key.0,
+                            cycle,
+                            milestone: key.2,
+                            due_at: naive(m.at),
+                            fired_at: now,
+                        },
+                    )?;
+                    // Milestones of clocks that have ended (the reply came before the
+                    // scheduler got there) and those older than the catch-up window are
+                    // recorded without alerts.
+                    if !fresh || clock.ended_at.is_some() || m.at < now_s - catch_up_secs {
+                        continue;
+                    }
+                    case_changed |= fire(conn, &h, spec, clock, m.kind, now, &mut report)?;
+                }
+            }
+            row.next_at = next.map(naive);
+            if case_changed {
+                // The action changed the case (priority, assignee): look at it again.
+                row.next_at = Some(queries::sla::epoch());
+            }
+        }
+        queries::sla::save_case_sla(conn, &row)?;
+    }
+    Ok(report)
+}
+
+/// Raises what a milestone calls for: the alert, the audit event, the ladder's action.
+/// Returns whether the case itself was changed.
+fn fire(
+    conn: &mut DbConn,
+    h: &CaseHistory,
+    spec: &PolicySpec,
+    clock: &SlaClock,
+    kind: MilestoneKind,
+    now: NaiveDateTime,
+    report: &mut TickReport,
+) -> AppResult<bool> {
+    let case = &h.case;
+    let system = (ActorKind::System, None);
+    let metric = clock.metric;
+    let due = clock.due_at.map(|d| utc(naive(d)));
+    let data = serde_json::json!({
+        "metric": metric.as_str(),
+        "cycle": clock.cycle,
+        "policy": spec.name,
+        "due_at": due,
+        "explanation": clock.explanation,
+    });
+    let alert = |conn: &mut DbConn, kind: &str, action: Option<Action>, agent: Option<String>, message: String| {
+        let team_id = if agent.is_some() { None } else { case.team_id.clone() };
+        queries::sla::insert_alert(
+            conn,
+            &AlertRow {
+                id: new_id(),
+                case_id: case.id.clone(),
+                team_id,
+                agent_id: agent,
+                kind: kind.to_owned(),
+                metric: Some(metric.as_str().to_owned()),
+                action: action.map(|a| action_name(a).to_owned()),
+                message,
+                due_at: clock.due_at.map(naive),
+                created_at: now,
+                acknowledged_by: None,
+                acknowledged_at: None,
+            },
+        )
+    };
+    let number = case.number;
+    match kind {
+        MilestoneKind::Warning => {
+            let msg = format!("Case #{number}: {} {}", metric.label(), clock.explanation);
+            alert(conn, "warning", None, None, msg)?;
+            event(conn, &case.id, "sla_warning", &system, data, now)?;
+            report.warnings += 1;
+            report.alerts += 1;
+            Ok(false)
+        }
+        MilestoneKind::Breach => {
+            let msg = format!("Case #{number}: {} {}", metric.label(), clock.explanation);
+            alert(conn, "breach", None, None, msg)?;
+            event(conn, &case.id, "sla_breached", &system, data, now)?;
+            report.breaches += 1;
+            report.alerts += 1;
+            Ok(false)
+        }
+        MilestoneKind::Step(i) => {
+            let Some(step) = spec.ladder.get(usize::from(i)) else { return Ok(false) };
+            report.escalations += 1;
+            let mut data = data;
+            data["action"] = serde_json::json!(action_name(step.action));
+            data["step"] = serde_json::json!(i);
+            let mut changed = false;
+            match step.action {
+                Action::NotifyAssignee => {
+                    let msg = format!("Case #{number} is yours: {} {}", metric.label(), clock.explanation);
+                    alert(conn, "escalation", Some(step.action), case.assignee_id.clone(), msg)?;
+                    report.alerts += 1;
+                }
+                Action::AlertSupervisors => {
+                    let msg = format!("Case #{number} escalated: {} {}", metric.label(), clock.explanation);
+                    alert(conn, "escalation", Some(step.action), None, msg)?;
+                    report.alerts += 1;
+                }
+                Action::RaisePriority => {
+                    if let Some(mut fresh) = queries::cases::get_for_update(conn, &case.id)? {
+                        let from: Priority = stored("cases.priority", &fresh.priority)?;
+                        let to = match from {
+                            Priority::Low => Priority::Normal,
+                            Priority::Normal => Priority::High,
+                            Priority::High | Priority::Urgent => Priority::Urgent,
+                        };
+                        if to != from {
+                            let version = fresh.version;
+                            fresh.priority = to.as_str().into();
+                            fresh.version += 1;
+                            fresh.updated_at = now;
+                            if queries::cases::update_if_version(conn, &fresh, version)? {
+                                let d = serde_json::json!({"from": from, "to": to, "reason": "sla"});
+                                event(conn, &case.id, "priority_changed", &system, d, now)?;
+                                changed = true;
+                            }
+                        }
+                    }
+                }
+                Action::Reassign => {
+                    if let Some(mut fresh) = queries::cases::get_for_update(conn, &case.id)? {
+                        if let (Some(agent), false) = (fresh.assignee_id.clone(), fresh.pinned) {
+                            let version = fresh.version;
+                            fresh.assignee_id = None;
+                            fresh.waiting_since = Some(fresh.waiting_since.unwrap_or(fresh.created_at).min(now));
+                            fresh.version += 1;
+                            fresh.updated_at = now;
+                            if queries::cases::update_if_version(conn, &fresh, version)? {
+                                let d = serde_json::json!({"from": agent, "reason": "sla"});
+                                event(conn, &case.id, "unassigned", &system, d, now)?;
+                                changed = true;
+                            }
+                        }
+                    }
+                }
+            }
+            event(conn, &case.id, "sla_escalated", &system, data, now)?;
+            Ok(changed)
+        }
+    }
+}
+
+fn action_name(a: Action) -> &'static str {
+    match a {
+        Action::NotifyAssignee => "notify_assignee",
+        Action::AlertSupervisors => "alert_supervisors",
+        Action::RaisePriority => "raise_priority",
+        Action::Reassign => "reassign",
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Views and use cases.
+
+/// A calendar as stored, with its id.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CalendarView {
+    pub id: String,
+    #[serde(flatten)]
+    pub spec: CalendarSpec,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A policy as stored, with its id and place in the matching order.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PolicyView {
+    pub id: String,
+    /// Policies are tried in ascending position; the first that matches applies.
+    pub position: i32,
+    #[serde(flatten)]
+    pub spec: PolicySpec,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A policy to create or replace.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct PolicyInput {
+    /// Place in the matching order; default: after the last.
+    #[serde(default)]
+    pub position: Option<i32>,
+    #[serde(flatten)]
+    pub spec: PolicySpec,
+}
+
+/// A milestone of a clock, with whether it has been fired.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MilestoneView {
+    /// `warning`, `breach` or `step`.
+    pub kind: String,
+    /// For a ladder step: its index and action.
+    pub step: Option<u16>,
+    pub action: Option<String>,
+    pub at: DateTime<Utc>,
+    pub fired_at: Option<DateTime<Utc>>,
+}
+
+/// One SLA clock of a case.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ClockView {
+    pub metric: Metric,
+    /// 0 for first response and resolution; the reply cycle for next response.
+    pub cycle: u32,
+    pub state: ClockState,
+    pub started_at: DateTime<Utc>,
+    pub target_minutes: i64,
+    pub business_hours: bool,
+    pub elapsed_secs: i64,
+    pub paused_secs: i64,
+    pub due_at: Option<DateTime<Utc>>,
+    pub warn_at: Option<DateTime<Utc>>,
+    pub breached: bool,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub milestones: Vec<MilestoneView>,
+    pub explanation: String,
+}
+
+/// The SLA of a case: the policy that applies and its clocks.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CaseSla {
+    pub case_id: CaseId,
+    /// Id and name of the policy that applies; none when no policy matches.
+    pub policy_id: Option<String>,
+    pub policy_name: Option<String>,
+    pub calendar: Option<String>,
+    pub time_zone: Option<String>,
+    pub clocks: Vec<ClockView>,
+    /// The earliest deadline of a running clock.
+    pub due_at: Option<DateTime<Utc>>,
+    pub breached: bool,
+    pub evaluated_at: DateTime<Utc>,
+}
+
+/// An alert for supervisors or for one agent.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AlertView {
+    pub id: String,
+    pub case_id: CaseId,
+    pub team_id: Option<String>,
+    /// The one agent the alert is for (notify the assignee).
+    pub agent_id: Option<String>,
+    /// `warning`, `breach` or `escalation`.
+    pub kind: String,
+    pub metric: Option<String>,
+    pub action: Option<String>,
+    pub message: String,
+    pub due_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+}
+
+impl From<AlertRow> for AlertView {
+    fn from(r: AlertRow) -> Self {
+        AlertView {
+            id: r.id,
+            case_id: CaseId::new(r.case_id),
+            team_id: r.team_id,
+            agent_id: r.agent_id,
+            kind: r.kind,
+            metric: r.metric,
+            action: r.action,
+            message: r.message,
+            due_at: r.due_at.map(utc),
+            created_at: utc(r.created_at),
+            acknowledged_by: r.acknowledged_by,
+            acknowledged_at: r.acknowledged_at.map(utc),
+        }
+    }
+}
+
+/// Which alerts a principal sees: admins, integrators and the system all; supervisors those
+/// of their team, without a team, or addressed to them; agents those addressed to them.
+#[derive(Debug, Clone)]
+pub(crate) struct AlertScope {
+    pub teams: Option<Vec<String>>,
+    pub agent: Option<String>,
+}
+
+fn alert_scope(conn: &mut DbConn, who: &Principal) -> AppResult<AlertScope> {
+    match who {
+        Principal::Agent { id, role } => {
+            let me = id.to_string();
+            match role {
+                Role::Admin => Ok(AlertScope { teams: None, agent: Some(me) }),
+                Role::Supervisor => {
+                    let team = queries::agents::get(conn, &me)?.and_then(|a| a.team_id);
+                    Ok(AlertScope { teams: Some(team.into_iter().collect()), agent: Some(me) })
+                }
+                Role::Agent => Ok(AlertScope { teams: Some(vec!["\u{0}none".into()]), agent: Some(me) }),
+            }
+        }
+        _ => Ok(AlertScope { teams: None, agent: None }),
+    }
+}
+
+fn visible(scope: &AlertScope, a: &AlertRow) -> bool {
+    match &scope.teams {
+        None => true,
+        Some(teams) => {
+            a.agent_id.is_some() && a.agent_id == scope.agent
+                || (a.agent_id.is_none()
+                    && (a.team_id.as_ref().is_none_or(|t| teams.contains(t)))
+                    && !teams.iter().any(|t| t == "\u{0}none"))
+        }
+    }
+}
+
+fn calendar_view(row: SlaCalendarRow) -> AppResult<CalendarView> {
+    let spec = serde_json::from_str(&row.spec).map_err(|e| AppError::Internal(format!("stored calendar: {e}")))?;
+    Ok(CalendarView { id: row.id, spec, created_at: utc(row.created_at), updated_at: utc(row.updated_at) })
+}
+
+fn policy_view(row: SlaPolicyRow) -> AppResult<PolicyView> {
+    let spec = serde_json::from_str(&row.spec).map_err(|e| AppError::Internal(format!("stored policy: {e}")))?;
+    Ok(PolicyView {
+        id: row.id,
+        position: row.position,
+        spec,
+        created_at: utc(row.created_at),
+        updated_at: utc(row.updated_at),
+    })
+}
+
+fn check_calendar(spec: &CalendarSpec) -> AppResult<()> {
+    crate::check_len("name", &spec.name, 200)?;
+    if spec.name.trim().is_empty() {
+        return Err(AppError::invalid("name must not be empty"));
+    }
+    if spec.hours.len() > 200 || spec.holidays.len() > 2_000 || spec.closures.len() > 2_000 {
+        return Err(AppError::invalid("at most 200 openings, 2,000 holidays and 2,000 closures"));
+    }
+    Calendar::from_spec(spec).map(drop).map_err(|e| AppError::invalid(e.to_string()))
+}
+
+fn check_policy(conn: &mut DbConn, spec: &PolicySpec) -> AppResult<()> {
+    crate::check_len("name", &spec.name, 200)?;
+    if spec.name.trim().is_empty() {
+        return Err(AppError::invalid("name must not be empty"));
+    }
+    if spec.ladder.len() > 20 || spec.targets.len() > 3 {
+        return Err(AppError::invalid("at most 3 targets and 20 ladder steps"));
+    }
+    spec.validate().map_err(|e| AppError::invalid(e.to_string()))?;
+    if let Some(cal) = &spec.calendar {
+        if queries::sla::calendar_by_name(conn, cal)?.is_none() {
+            return Err(AppError::invalid(format!("calendar {cal:?} does not exist")));
+        }
+    }
+    for t in &spec.conditions.teams {
+        if queries::teams::get(conn, t)?.is_none() {
+            return Err(AppError::invalid(format!("team {t:?} does not exist")));
+        }
+    }
+    Ok(())
+}
+
+fn json(v: &impl Serialize) -> AppResult<String> {
+    serde_json::to_string(v).map_err(|e| AppError::Internal(e.to_string()))
+}
+
+impl App {
+    /// Every calendar, by name.
+    pub async fn list_calendars(&self, who: &Principal) -> AppResult<Vec<CalendarView>> {
+        who.require_read()?;
+        self.read(|conn| queries::sla::calendars(conn)?.into_iter().map(calendar_view).collect()).await
+    }
+
+    pub async fn get_calendar(&self, who: &Principal, id: String) -> AppResult<CalendarView> {
+        who.require_read()?;
+        self.read(move |conn| calendar_view(queries::sla::calendar(conn, &id)?.ok_or(AppError::NotFound("calendar"))?))
+            .await
+    }
+
+    /// Creates a calendar (admins).
+    pub async fn create_calendar(&self, who: &Principal, spec: CalendarSpec) -> AppResult<CalendarView> {
+        who.require_admin()?;
+        check_calendar(&spec)?;
+        let now = self.now_naive();
+        let row = SlaCalendarRow {
+            id: new_id(),
+            name: spec.name.trim().to_owned(),
+            spec: json(&spec)?,
+            created_at: now,
+            updated_at: now,
+        };
+        self.write(move |conn| {
+            if queries::sla::calendar_by_name(conn, &row.name)?.is_some() {
+                return Err(AppError::AlreadyExists(format!("a calendar named {:?} exists", row.name)));
+            }
+            queries::sla::insert_calendar(conn, &row)?;
+            calendar_view(row)
+        })
+        .await
+    }
+
+    /// Replaces a calendar (admins); every active case is evaluated again. Renaming is not
+    /// allowed (policies refer to calendars by name).
+    pub async fn update_calendar(&self, who: &Principal, id: String, spec: CalendarSpec) -> AppResult<CalendarView> {
+        who.require_admin()?;
+        check_calendar(&spec)?;
+        let now = self.now_naive();
+        let text = json(&spec)?;
+        let view = self
+            .write(move |conn| {
+                let mut row = queries::sla::calendar(conn, &id)?.ok_or(AppError::NotFound("calendar"))?;
+                if row.name != spec.name.trim() {
+                    return Err(AppError::invalid("a calendar cannot be renamed (policies refer to it by name)"));
+                }
+                row.spec = text;
+                row.updated_at = now;
+                queries::sla::update_calendar(conn, &row)?;
+                queries::sla::touch_active(conn)?;
+                calendar_view(row)
+            })
+            .await?;
+        self.wake_sla();
+        Ok(view)
+    }
+
+    /// Deletes a calendar no policy uses (admins).
+    pub async fn delete_calendar(&self, who: &Principal, id: String) -> AppResult<()> {
+        who.require_admin()?;
+        self.write(move |conn| {
+            let row = queries::sla::calendar(conn, &id)?.ok_or(AppError::NotFound("calendar"))?;
+            for p in queries::sla::policies(conn)? {
+                if serde_json::from_str::<PolicySpec>(&p.spec).ok().and_then(|s| s.calendar).as_deref()
+                    == Some(&row.name)
+                {
+                    return Err(AppError::InUse(format!("policy {:?} uses this calendar", p.name)));
+                }
+            }
+            queries::sla::delete_calendar(conn, &id)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every policy in matching order.
+    pub async fn list_policies(&self, who: &Principal) -> AppResult<Vec<PolicyView>> {
+        who.require_read()?;
+        self.read(|conn| queries::sla::policies(conn)?.into_iter().map(policy_view).collect()).await
+    }
+
+    pub async fn get_policy(&self, who: &Principal, id: String) -> AppResult<PolicyView> {
+        who.require_read()?;
+        self.read(move |conn| policy_view(queries::sla::policy(conn, &id)?.ok_or(AppError::NotFound("policy"))?)).await
+    }
+
+    /// Creates a policy (admins); every active case is evaluated again.
+    pub async fn create_policy(&self, who: &Principal, input: PolicyInput) -> AppResult<PolicyView> {
+        who.require_admin()?;
+        let now = self.now_naive();
+        let view = self
+            .write(move |conn| {
+                check_policy(conn, &input.spec)?;
+                let name = input.spec.name.trim().to_owned();
+                if queries::sla::policies(conn)?.iter().any(|p| p.name == name) {
+                    return Err(AppError::AlreadyExists(format!("a policy named {name:?} exists")));
+                }
+                let position = match input.position {
+                    Some(p) => p,
+                    None => queries::sla::policies(conn)?.iter().map(|p| p.position).max().map_or(0, |m| m + 10),
+                };
+                let row = SlaPolicyRow {
+                    id: new_id(),
+                    name,
+                    position,
+                    spec: json(&input.spec)?,
+                    created_at: now,
+                    updated_at: now,
+                };
+                queries::sla::insert_policy(conn, &row)?;
+                queries::sla::touch_active(conn)?;
+                policy_view(row)
+            })
+            .await?;
+        self.wake_sla();
+        Ok(view)
+    }
+
+    /// Replaces a policy (admins); every active case is evaluated again.
+    pub async fn update_policy(&self, who: &Principal, id: String, input: PolicyInput) -> AppResult<PolicyView> {
+        who.require_admin()?;
+        let now = self.now_naive();
+        let view = self
+            .write(move |conn| {
+                check_policy(conn, &input.spec)?;
+                let mut row = queries::sla::policy(conn, &id)?.ok_or(AppError::NotFound("policy"))?;
+                let name = input.spec.name.trim().to_owned();
+                if queries::sla::policies(conn)?.iter().any(|p| p.name == name && p.id != row.id) {
+                    return Err(AppError::AlreadyExists(format!("a policy named {name:?} exists")));
+                }
+                row.name = name;
+                row.position = input.position.unwrap_or(row.position);
+                row.spec = json(&input.spec)?;
+                row.updated_at = now;
+                queries::sla::update_policy(conn, &row)?;
+                queries::sla::touch_active(conn)?;
+                policy_view(row)
+            })
+            .await?;
+        self.wake_sla();
+        Ok(view)
+    }
+
+    pub async fn delete_policy(&self, who: &Principal, id: String) -> AppResult<()> {
+        who.require_admin()?;
+        self.write(move |conn| {
+            if queries::sla::delete_policy(conn, &id)? == 0 {
+                return Err(AppError::NotFound("policy"));
+            }
+            queries::sla::touch_active(conn)?;
+            Ok(())
+        })
+        .await?;
+        self.wake_sla();
+        Ok(())
+    }
+
+    /// The clocks of a case now, with deadlines, milestones and explanations.
+    pub async fn case_sla(&self, who: &Principal, id: String) -> AppResult<CaseSla> {
+        who.require_read()?;
+        let now = self.now_naive();
+        self.read(move |conn| {
+            let h = load_case(conn, &id)?.ok_or(AppError::NotFound("case"))?;
+            let setup = Setup::load(conn)?;
+            let fired: HashMap<(String, i32, String), NaiveDateTime> = queries::sla::fired(conn, &h.case.id)?
+                .into_iter()
+                .map(|f| ((f.metric, f.cycle, f.milestone), f.fired_at))
+                .collect();
+            let mut out = CaseSla {
+                case_id: CaseId::new(h.case.id.clone()),
+                policy_id: None,
+                policy_name: None,
+                calendar: None,
+                time_zone: None,
+                clocks: Vec::new(),
+                due_at: None,
+                breached: false,
+                evaluated_at: utc(now),
+            };
+            if let Some((row, spec, clocks)) = clocks_of(&setup, &h, secs(now)) {
+                out.policy_id = Some(row.id.clone());
+                out.policy_name = Some(row.name.clone());
+                let cal = setup.calendar_of(spec);
+                out.calendar = cal.map(|c| c.name().to_owned());
+                out.time_zone = cal.map(|c| c.time_zone().name().to_owned());
+                for c in clocks {
+                    let cycle = i32::try_from(c.cycle).unwrap_or(i32::MAX);
+                    if c.state == ClockState::Running {
+                        if let Some(d) = c.due_at {
+                            let d = utc(naive(d));
+                            out.due_at = Some(out.due_at.map_or(d, |x| x.min(d)));
+                        }
+                    }
+                    out.breached |= c.breached && c.ended_at.is_none();
+                    let milestones = c
+                        .milestones
+                        .iter()
+                        .map(|m| {
+                            let (kind, step, action) = match m.kind {
+                                MilestoneKind::Warning => ("warning", None, None),
+                                MilestoneKind::Breach => ("breach", None, None),
+                                MilestoneKind::Step(i) => (
+                                    "step",
+                                    Some(i),
+                                    spec.ladder.get(usize::from(i)).map(|s| action_name(s.action).to_owned()),
+                                ),
+                            };
+                            let key = (c.metric.as_str().to_owned(), cycle, milestone_name(m.kind));
+                            MilestoneView {
+                                kind: kind.into(),
+                                step,
+                                action,
+                                at: utc(naive(m.at)),
+                                fired_at: fired.get(&key).copied().map(utc),
+                            }
+                        })
+                        .collect();
+                    out.clocks.push(ClockView {
+                        metric: c.metric,
+                        cycle: c.cycle,
+                        state: c.state,
+                        started_at: utc(naive(c.started_at)),
+                        target_minutes: c.target_secs / 60,
+                        business_hours: c.business_hours,
+                        elapsed_secs: c.elapsed_secs,
+                        paused_secs: c.paused_secs,
+                        due_at: c.due_at.map(|d| utc(naive(d))),
+                        warn_at: c.warn_at().map(|d| utc(naive(d))),
+                        breached: c.breached,
+                        ended_at: c.ended_at.map(|d| utc(naive(d))),
+                        milestones,
+                        explanation: c.explanation,
+                    });
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Alerts the caller may see, oldest first, created at or after `since` (default: the
+    /// last 24 hours).
+    pub async fn list_alerts(
+        &self,
+        who: &Principal,
+        since: Option<DateTime<Utc>>,
+        unacknowledged: bool,
+        limit: Option<i64>,
+    ) -> AppResult<Vec<AlertView>> {
+        who.require_read()?;
+        let limit = self.page_limit(limit)?;
+        let since = since.map_or_else(|| self.now_naive() - chrono::Duration::hours(24), |s| s.naive_utc());
+        let who = who.clone();
+        self.read(move |conn| {
+            let scope = alert_scope(conn, &who)?;
+            let rows = queries::sla::alerts_since(
+                conn,
+                since,
+                scope.teams.as_deref(),
+                scope.agent.as_deref(),
+                unacknowledged,
+                limit * 4,
+            )?;
+            Ok(rows
+                .into_iter()
+                .filter(|a| visible(&scope, a))
+                .take(usize::try_from(limit).unwrap_or(0))
+                .map(AlertView::from)
+                .collect())
+        })
+        .await
+    }
+
+    /// Acknowledges an alert (the supervisors who see it, or the agent it is for); audited
+    /// on the case. Acknowledging again changes nothing.
+    pub async fn acknowledge_alert(&self, who: &Principal, id: String) -> AppResult<AlertView> {
+        who.require_read()?;
+        let Some(agent) = who.agent_id().map(|a| a.to_string()) else {
+            return Err(AppError::Forbidden("alerts are acknowledged by a person".into()));
+        };
+        let now = self.now_naive();
+        let who = who.clone();
+        self.write(move |conn| {
+            let scope = alert_scope(conn, &who)?;
+            let alert =
+                queries::sla::alert(conn, &id)?.filter(|a| visible(&scope, a)).ok_or(AppError::NotFound("alert"))?;
+            if queries::sla::acknowledge(conn, &alert.id, &agent, now)? {
+                let data = serde_json::json!({"alert_id": alert.id, "kind": alert.kind, "metric": alert.metric});
+                event(conn, &alert.case_id, "alert_acknowledged", &who.actor(), data, now)?;
+            }
+            Ok(AlertView::from(queries::sla::alert(conn, &id)?.ok_or(AppError::NotFound("alert"))?))
+        })
+        .await
+    }
+
+    /// Alerts the caller may see created at or after `since`, oldest first (at most 500):
+    /// what a live stream polls.
+    pub async fn stream_alerts(&self, who: &Principal, since: NaiveDateTime) -> AppResult<Vec<AlertView>> {
+        who.require_read()?;
+        let who = who.clone();
+        self.read(move |conn| {
+            let scope = alert_scope(conn, &who)?;
+            let rows =
+                queries::sla::alerts_since(conn, since, scope.teams.as_deref(), scope.agent.as_deref(), false, 500)?;
+            Ok(rows.into_iter().filter(|a| visible(&scope, a)).map(AlertView::from).collect())
+        })
+        .await
+    }
+
+    /// When an alert was created (to resume a stream from its id).
+    pub async fn alert_created_at(&self, id: String) -> AppResult<Option<NaiveDateTime>> {
+        self.read(move |conn| Ok(queries::sla::alert(conn, &id)?.map(|a| a.created_at))).await
+    }
+
+    /// Runs one scheduler batch now (tests and the worker).
+    pub async fn sla_tick(&self) -> AppResult<TickReport> {
+        let now = self.now_naive();
+        let s = &self.settings().sla;
+        let (batch, catch_up) = (i64::from(s.batch), i64::try_from(s.catch_up_secs).unwrap_or(i64::MAX));
+        let report = self.write_quiet(move |conn| tick(conn, now, batch, catch_up)).await?;
+        let m = self.metrics();
+        m.sla_warnings.inc_by(u64::try_from(report.warnings).unwrap_or(0));
+        m.sla_breaches.inc_by(u64::try_from(report.breaches).unwrap_or(0));
+        if report.alerts > 0 {
+            self.notify_alerts();
+        }
+        Ok(report)
+    }
+
+    /// The SLA scheduler: ticks every `sla.tick_ms` (sooner after a local write), batch after
+    /// batch while cases are due. Every node runs it; `SKIP LOCKED` and the fired log keep
+    /// each milestone to one node and one firing.
+    pub async fn run_sla(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        if !self.settings().sla.enabled {
+            return;
+        }
+        let pause = Duration::from_millis(self.settings().sla.tick_ms.max(10));
+        loop {
+            loop {
+                match self.sla_tick().await {
+                    Ok(r) if r.evaluated >= usize::try_from(self.settings().sla.batch).unwrap_or(0) => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "SLA scheduler tick failed");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = self.sla_woken() => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}

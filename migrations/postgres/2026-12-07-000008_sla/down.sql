@@ -1,0 +1,10 @@
+DROP TRIGGER sla_customer_changed ON customers;
+DROP TRIGGER sla_message_inserted ON messages;
+DROP TRIGGER sla_case_changed ON cases;
+DROP TRIGGER sla_case_inserted ON cases;
+DROP FUNCTION caseflow_sla_touch();
+DROP TABLE alerts;
+DROP TABLE sla_fired;
+DROP TABLE case_sla;
+DROP TABLE sla_policies;
+DROP TABLE sla_calendars;

@@ -1,0 +1,9 @@
+DROP TRIGGER sla_customer_changed;
+DROP TRIGGER sla_message_inserted;
+DROP TRIGGER sla_case_changed;
+DROP TRIGGER sla_case_inserted;
+DROP TABLE alerts;
+DROP TABLE sla_fired;
+DROP TABLE case_sla;
+DROP TABLE sla_policies;
+DROP TABLE sla_calendars;

@@ -1,0 +1,246 @@
+//! SLA through the running service, with an injected clock so hours pass in milliseconds:
+//! calendars and policies over the API, a case's clocks and explanations, warnings, breaches
+//! and ladder steps fired once and pushed live on the alert stream (resumable), acknowledged
+//! with an audit trail; and a breach that happened while no server ran is raised once when
+//! one starts.
+
+use crate::both_backends;
+use crate::helpers::*;
+use caseflow_core::{Clock, FixedClock};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Monday 7 December 2026, 09:00 UTC.
+fn monday_nine() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 7, 9, 0, 0).single().expect("valid")
+}
+
+async fn office_hours(app: &TestApp) {
+    let cal = json!({
+        "name": "Office",
+        "time_zone": "UTC",
+        "hours": [{"days": ["mon", "tue", "wed", "thu", "fri"], "from": "09:00", "to": "17:00"}],
+        "holidays": [{"date": "2026-12-25", "name": "Christmas", "yearly": true}]
+    });
+    let c = app.post("/api/v1/sla/calendars", cal).await.expect(201);
+    assert_eq!(c["name"], "Office");
+    let policy = json!({
+        "name": "Test",
+        "calendar": "Office",
+        "targets": [
+            {"metric": "first_response", "minutes": 60},
+            {"metric": "resolution", "minutes": 480}
+        ],
+        "warning": {"percent": 50},
+        "ladder": [
+            {"on": "warning", "action": "notify_assignee", "metrics": ["first_response"]},
+            {"on": "breach", "action": "alert_supervisors", "metrics": ["first_response"]},
+            {"on": "breach", "action": "raise_priority", "metrics": ["first_response"]}
+        ]
+    });
+    let p = app.post("/api/v1/sla/policies", policy).await.expect(201);
+    assert_eq!((p["name"].as_str(), p["position"].as_i64()), (Some("Test"), Some(0)));
+}
+
+/// Reads `alert` events from an open stream until `n` have arrived (or 15 s pass).
+async fn read_alerts(stream: &mut reqwest::Response, buf: &mut String, n: usize) -> Vec<(String, Value)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut out = Vec::new();
+    loop {
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let id = block.lines().find_map(|l| l.strip_prefix("id: ")).map(str::to_owned);
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "));
+            if let (Some(id), Some(data)) = (id, data) {
+                out.push((id, serde_json::from_str(data).expect("alert JSON")));
+            }
+        }
+        if out.len() >= n {
+            return out;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(!left.is_zero(), "timed out waiting for {n} alerts; got {out:?}");
+        match tokio::time::timeout(left, stream.chunk()).await {
+            Ok(Ok(Some(bytes))) => buf.push_str(&String::from_utf8_lossy(&bytes)),
+            other => panic!("alert stream ended: {other:?}; got {out:?}"),
+        }
+    }
+}
+
+async fn open_stream(app: &TestApp, last: Option<&str>) -> reqwest::Response {
+    let mut req = app.client.get(format!("{}/api/v1/alerts/stream", app.base)).bearer_auth(&app.admin);
+    if let Some(id) = last {
+        req = req.header("Last-Event-ID", id);
+    }
+    let r = req.send().await.expect("stream");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    r
+}
+
+async fn alerts(app: &TestApp) -> Vec<Value> {
+    let since = (monday_nine() - Duration::days(1)).to_rfc3339();
+    let url = format!("/api/v1/alerts?since={}", since.replace('+', "%2B"));
+    app.get(&url).await.expect(200)["items"].as_array().cloned().unwrap_or_default()
+}
+
+async fn warnings_breaches_and_ladder_fire_once_live(db: Db) {
+    let clock = Arc::new(FixedClock::new(monday_nine()));
+    // Sessions live a day: the test moves the clock by hours.
+    let app = spawn_with_clock(settings(db, &[("CASEFLOW__AUTH__JWT_TTL_SECS", "86400")]), clock.clone()).await;
+    office_hours(&app).await;
+    // Bad specs are refused with the stable error shape.
+    let bad = json!({"name": "Mars", "time_zone": "Mars/Olympus", "hours": [{"days": ["mon"], "from": "09:00", "to": "17:00"}]});
+    app.post("/api/v1/sla/calendars", bad).await.expect_error(422, "validation_failed");
+    let bad =
+        json!({"name": "Orphan", "calendar": "Nowhere", "targets": [{"metric": "first_response", "minutes": 60}]});
+    app.post("/api/v1/sla/policies", bad).await.expect_error(422, "validation_failed");
+    app.delete(&format!(
+        "/api/v1/sla/calendars/{}",
+        id(&app.get("/api/v1/sla/calendars").await.expect(200)["items"][0])
+    ))
+    .await
+    .expect_error(409, "in_use");
+
+    let mut stream = open_stream(&app, None).await;
+    let mut buf = String::new();
+    let case = app.new_case("late@example.org", "Nobody answers").await;
+    let case_id = id(&case);
+    // A second case, answered in time, raises nothing past its warning.
+    let answered = id(&app.new_case("quick@example.org", "Answered").await);
+    let sla = eventually(10, "the case's SLA", || async {
+        let s = app.get(&format!("/api/v1/cases/{case_id}/sla")).await.expect(200);
+        (s["policy_name"] == "Test").then_some(s)
+    })
+    .await;
+    let first =
+        sla["clocks"].as_array().expect("clocks").iter().find(|c| c["metric"] == "first_response").expect("first");
+    assert_eq!(first["state"], "running");
+    assert_eq!(first["due_at"], "2026-12-07T10:00:00Z");
+    assert_eq!(first["warn_at"], "2026-12-07T09:30:00Z");
+    assert_eq!(
+        first["explanation"],
+        "due Mon 07 Dec 10:00 UTC: first response, policy \"Test\", 1 business hour, calendar \"Office\""
+    );
+    assert_eq!(sla["time_zone"], "UTC");
+
+    clock.set(monday_nine() + Duration::minutes(10));
+    app.post(&format!("/api/v1/cases/{answered}/messages"), json!({"kind": "reply", "body": "On it."}))
+        .await
+        .expect(201);
+
+    // 09:31: warnings for both cases' first response (the answered one's came at 09:30, but
+    // it was met at 09:10: nothing for it), and the notify step.
+    clock.set(monday_nine() + Duration::minutes(31));
+    app.app().sla_tick().await.expect("tick");
+    let got = read_alerts(&mut stream, &mut buf, 2).await;
+    let kinds: Vec<(&str, &str)> =
+        got.iter().map(|(_, a)| (a["kind"].as_str().unwrap_or(""), a["case_id"].as_str().unwrap_or(""))).collect();
+    assert_eq!(kinds, vec![("warning", case_id.as_str()), ("escalation", case_id.as_str())]);
+    assert_eq!(got[1].1["action"], "notify_assignee");
+    let first_alert = got[0].0.clone();
+
+    // 10:01: breached, supervisors alerted, priority raised.
+    clock.set(monday_nine() + Duration::minutes(61));
+    app.app().sla_tick().await.expect("tick");
+    let got = read_alerts(&mut stream, &mut buf, 2).await;
+    let kinds: Vec<&str> = got.iter().map(|(_, a)| a["kind"].as_str().unwrap_or("")).collect();
+    assert_eq!(kinds, vec!["breach", "escalation"]);
+    assert!(got[0].1["message"].as_str().unwrap_or("").contains("breached Mon 07 Dec 10:00 UTC"), "{}", got[0].1);
+    let priority = eventually(5, "the priority raised", || async {
+        let c = app.get(&format!("/api/v1/cases/{case_id}")).await.expect(200);
+        (c["priority"] == "high").then_some(c["priority"].clone())
+    })
+    .await;
+    assert_eq!(priority, "high");
+
+    // Ticks later (and the worker's own) fire nothing again.
+    clock.set(monday_nine() + Duration::minutes(90));
+    for _ in 0..3 {
+        app.app().sla_tick().await.expect("tick");
+    }
+    let all = alerts(&app).await;
+    assert_eq!(all.len(), 4, "{all:#?}");
+    assert!(all.iter().all(|a| a["case_id"] == case_id.as_str()));
+    let events = app.get(&format!("/api/v1/cases/{case_id}/events?limit=100")).await.expect(200);
+    let kinds: Vec<&str> =
+        events["items"].as_array().expect("events").iter().filter_map(|e| e["kind"].as_str()).collect();
+    for k in ["sla_warning", "sla_breached", "sla_escalated", "priority_changed"] {
+        assert_eq!(
+            kinds.iter().filter(|x| **x == k).count(),
+            if k == "sla_escalated" { 3 } else { 1 },
+            "{k}: {kinds:?}"
+        );
+    }
+    let sla = app.get(&format!("/api/v1/cases/{case_id}/sla")).await.expect(200);
+    assert_eq!(sla["breached"], true);
+    let first =
+        sla["clocks"].as_array().expect("clocks").iter().find(|c| c["metric"] == "first_response").expect("first");
+    assert!(first["milestones"].as_array().expect("milestones").iter().all(|m| m["fired_at"].is_string()), "{first}");
+
+    // Resume after the first alert: the three later ones come again.
+    drop(stream);
+    let mut resumed = open_stream(&app, Some(&first_alert)).await;
+    let mut buf = String::new();
+    let again = read_alerts(&mut resumed, &mut buf, 3).await;
+    let ids: Vec<&str> = again.iter().map(|(i, _)| i.as_str()).collect();
+    assert!(!ids.contains(&first_alert.as_str()), "{ids:?}");
+    assert_eq!(again.last().map(|a| a.1["kind"].clone()), Some(json!("escalation")));
+
+    // Acknowledging is audited once.
+    let breach = all.iter().find(|a| a["kind"] == "breach").expect("breach");
+    let acked = app.post(&format!("/api/v1/alerts/{}/acknowledge", id(breach)), json!({})).await.expect(200);
+    assert!(acked["acknowledged_by"].is_string() && acked["acknowledged_at"].is_string(), "{acked}");
+    app.post(&format!("/api/v1/alerts/{}/acknowledge", id(breach)), json!({})).await.expect(200);
+    let events = app.get(&format!("/api/v1/cases/{case_id}/events?limit=100")).await.expect(200);
+    let acks = events["items"].as_array().expect("events").iter().filter(|e| e["kind"] == "alert_acknowledged").count();
+    assert_eq!(acks, 1);
+    let open = app.get("/api/v1/alerts?unacknowledged=true&since=2026-12-06T00:00:00Z").await.expect(200);
+    assert_eq!(open["items"].as_array().map(Vec::len), Some(3));
+    // The stream needs credentials like everything else.
+    let r = app.client.get(format!("{}/api/v1/alerts/stream", app.base)).send().await.expect("request");
+    assert_eq!(r.status().as_u16(), 401);
+    app.stop().await;
+}
+
+async fn a_breach_while_down_is_raised_once_on_start(db: Db) {
+    let settings = settings(db, &[]);
+    let t0 = monday_nine();
+    let app = spawn_with_clock(settings.clone(), Arc::new(FixedClock::new(t0))).await;
+    let policy = json!({
+        "name": "Around the clock",
+        "targets": [{"metric": "first_response", "minutes": 30, "business_hours": false}],
+        "ladder": []
+    });
+    app.post("/api/v1/sla/policies", policy).await.expect(201);
+    let case_id = id(&app.new_case("down@example.org", "While you were out").await);
+    eventually(10, "the case evaluated", || async {
+        let s = app.get(&format!("/api/v1/cases/{case_id}/sla")).await.expect(200);
+        (s["due_at"] == "2026-12-07T09:30:00Z").then_some(())
+    })
+    .await;
+    app.stop().await;
+
+    // Two hours later a node starts: the warning and the breach passed while none ran.
+    let clock: Arc<dyn Clock> = Arc::new(FixedClock::new(t0 + Duration::hours(2)));
+    let node = spawn_node_with_clock(settings.clone(), clock).await;
+    let raised = eventually(10, "the missed breach", || async {
+        let a = alerts(&node).await;
+        (a.iter().any(|x| x["kind"] == "breach")).then_some(a)
+    })
+    .await;
+    let kinds: Vec<&str> = raised.iter().filter_map(|a| a["kind"].as_str()).collect();
+    assert_eq!(kinds, vec!["warning", "breach"]);
+    node.stop().await;
+
+    // Another restart, later still: nothing fired twice.
+    let node = spawn_node_with_clock(settings, Arc::new(FixedClock::new(t0 + Duration::hours(3)))).await;
+    for _ in 0..3 {
+        node.app().sla_tick().await.expect("tick");
+    }
+    assert_eq!(alerts(&node).await.len(), 2);
+    node.stop().await;
+}
+
+both_backends!(db: warnings_breaches_and_ladder_fire_once_live, a_breach_while_down_is_raised_once_on_start);
