@@ -243,4 +243,69 @@ async fn a_breach_while_down_is_raised_once_on_start(db: Db) {
     node.stop().await;
 }
 
-both_backends!(db: warnings_breaches_and_ladder_fire_once_live, a_breach_while_down_is_raised_once_on_start);
+/// A new email from a customer gets exactly one acknowledgement in the real SMTP server,
+/// within the policy's window, with the case number and the first-response deadline; a
+/// follow-up and more scheduler passes send no second one, and the acknowledgement does not
+/// count as the first response.
+async fn a_new_email_is_acknowledged_once_with_its_deadline(db: Db) {
+    let servers = crate::mailservers::MailServers::start();
+    let app = spawn_settings(servers.settings(db, 50)).await;
+    let policy = json!({
+        "name": "Email",
+        "conditions": {"channels": ["email"]},
+        "targets": [{"metric": "first_response", "minutes": 240, "business_hours": false}],
+        "acknowledge_within_secs": 60
+    });
+    app.post("/api/v1/sla/policies", policy).await.expect(201);
+    let (mid, raw) = email("Dana Example <dana@example.org>", "Where is my order", "", "Order 42 is late.");
+    servers.append(std::slice::from_ref(&raw)).await;
+    let sent = eventually(30, "the acknowledgement in the SMTP sink", || async {
+        let s = servers.sent();
+        (!s.is_empty()).then_some(s)
+    })
+    .await;
+    let cases = app.get("/api/v1/cases").await.expect(200)["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(cases.len(), 1);
+    let (case_id, number) = (id(&cases[0]), cases[0]["number"].as_i64().unwrap_or_default());
+    let text = String::from_utf8_lossy(&sent[0]).to_string();
+    let parsed = mail_parser::MessageParser::default().parse(text.as_bytes()).expect("parsable");
+    assert_eq!(parsed.subject(), Some(format!("Re: Where is my order [#{number}]").as_str()));
+    assert!(text.contains("Auto-Submitted: auto-replied"), "{text}");
+    assert!(text.contains(&format!("In-Reply-To: <{mid}>")), "{text}");
+    let body = parsed.body_text(0).expect("text body").to_string();
+    assert!(body.contains("Hello Dana Example,"), "{body}");
+    assert!(body.contains(&format!("case #{number}")), "{body}");
+    let sla = app.get(&format!("/api/v1/cases/{case_id}/sla")).await.expect(200);
+    let first =
+        sla["clocks"].as_array().expect("clocks").iter().find(|c| c["metric"] == "first_response").expect("first");
+    assert_eq!(first["state"], "running", "the acknowledgement is not a response: {first}");
+    let due: DateTime<Utc> = first["due_at"].as_str().expect("due").parse().expect("time");
+    assert!(body.contains(&format!("We will answer by {} (UTC).", due.format("%a %d %b %H:%M"))), "{body}");
+    // Within the window: the acknowledgement's message was written within 60 s of the case.
+    let msgs = messages(&app, &case_id).await;
+    let ack = msgs.iter().find(|m| m["direction"] == "outbound").expect("ack message");
+    let created: DateTime<Utc> = cases[0]["created_at"].as_str().expect("created").parse().expect("time");
+    let acked: DateTime<Utc> = ack["created_at"].as_str().expect("created").parse().expect("time");
+    assert!(acked - created <= Duration::seconds(60), "{created} → {acked}");
+
+    // A follow-up on the case and the same message delivered again: no second one.
+    let (_, follow) = email("dana@example.org", &format!("Re: Where is my order [#{number}]"), "", "Any news?");
+    servers.append(&[follow, raw]).await;
+    eventually(30, "the follow-up on the case", || async {
+        let m = messages(&app, &case_id).await;
+        (m.iter().filter(|m| m["direction"] == "inbound").count() == 2).then_some(())
+    })
+    .await;
+    for _ in 0..3 {
+        app.app().sla_tick().await.expect("tick");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(servers.sent().len(), 1, "exactly one acknowledgement");
+    app.stop().await;
+}
+
+both_backends!(
+    db: warnings_breaches_and_ladder_fire_once_live,
+    a_breach_while_down_is_raised_once_on_start,
+    a_new_email_is_acknowledged_once_with_its_deadline
+);

@@ -63,6 +63,9 @@ pub struct SlaSettings {
     pub batch: u32,
     pub catch_up_secs: u64,
     pub stream_poll_ms: u64,
+    /// The acknowledgement of a new email case (`{name}`, `{number}`, `{subject}`,
+    /// `{expected}`); empty: none.
+    pub acknowledgement: String,
 }
 
 /// This node's clock.

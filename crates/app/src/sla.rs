@@ -150,10 +150,26 @@ pub struct TickReport {
     pub escalations: usize,
     /// Alerts raised (for the live streams).
     pub alerts: usize,
+    /// Acknowledgements queued.
+    pub acknowledged: usize,
+}
+
+/// How the scheduler acknowledges new email cases.
+#[derive(Debug, Clone)]
+pub(crate) struct AckRules {
+    pub rules: crate::cases::ReplyRules,
+    /// The text, with `{name}`, `{number}`, `{subject}` and `{expected}`.
+    pub template: String,
 }
 
 /// Claims up to `batch` due cases and processes them (one transaction).
-pub(crate) fn tick(conn: &mut DbConn, now: NaiveDateTime, batch: i64, catch_up_secs: i64) -> AppResult<TickReport> {
+pub(crate) fn tick(
+    conn: &mut DbConn,
+    now: NaiveDateTime,
+    batch: i64,
+    catch_up_secs: i64,
+    ack: &AckRules,
+) -> AppResult<TickReport> {
     let mut report = TickReport::default();
     let due = queries::sla::claim_due(conn, now, batch)?;
     if due.is_empty() {
@@ -178,6 +194,10 @@ pub(crate) fn tick(conn: &mut DbConn, now: NaiveDateTime, batch: i64, catch_up_s
                 queries::sla::fired(conn, &case_id)?.into_iter().map(|f| (f.metric, f.cycle, f.milestone)).collect();
             let mut next: Option<Secs> = None;
             let mut case_changed = false;
+            let ack_key = ("acknowledgement".to_owned(), 0, "sent".to_owned());
+            if !fired.contains(&ack_key) {
+                report.acknowledged += acknowledge(conn, &h, spec, &setup, &clocks, now, catch_up_secs, ack)?;
+            }
             for clock in &clocks {
                 if clock.state == ClockState::Running {
                     if let Some(d) = clock.due_at {
@@ -226,6 +246,73 @@ pub(crate) fn tick(conn: &mut DbConn, now: NaiveDateTime, batch: i64, catch_up_s
         queries::sla::save_case_sla(conn, &row)?;
     }
     Ok(report)
+}
+
+/// Acknowledges a new case that came by email from a person, once (the `sla_fired` key
+/// `acknowledgement`), through the outbox in this transaction, with the case number and when
+/// the first response is due. Other channels acknowledge on their own: the web form at once,
+/// chat live; cases created through the API belong to the integrator. Mail that is automatic
+/// (auto-replies, bounces, lists, our own) never opens a case, so it is never acknowledged.
+#[allow(clippy::too_many_arguments)]
+fn acknowledge(
+    conn: &mut DbConn,
+    h: &CaseHistory,
+    spec: &PolicySpec,
+    setup: &Setup,
+    clocks: &[SlaClock],
+    now: NaiveDateTime,
+    catch_up_secs: i64,
+    ack: &AckRules,
+) -> AppResult<usize> {
+    let case = &h.case;
+    if spec.acknowledge_within_secs == 0 || case.channel != Channel::Email.as_str() || ack.template.trim().is_empty() {
+        return Ok(0);
+    }
+    let first = queries::sla::message_history(conn, &case.id)?.into_iter().next();
+    if !matches!(first, Some((ref d, ref a, _)) if d == "inbound" && a == "customer") {
+        return Ok(0);
+    }
+    let fresh = queries::sla::fire(
+        conn,
+        &SlaFiredRow {
+            case_id: case.id.clone(),
+            metric: "acknowledgement".into(),
+            cycle: 0,
+            milestone: "sent".into(),
+            due_at: case.created_at + chrono::Duration::seconds(i64::from(spec.acknowledge_within_secs)),
+            fired_at: now,
+        },
+    )?;
+    // A case older than the catch-up window (an upgrade, a long outage) is not acknowledged
+    // late; the key is recorded all the same.
+    if !fresh || secs(case.created_at) < secs(now) - catch_up_secs {
+        return Ok(0);
+    }
+    let tz = setup.calendar_of(spec).map_or(caseflow_sla::Tz::UTC, Calendar::time_zone);
+    let expected = clocks
+        .iter()
+        .find(|c| c.metric == Metric::FirstResponse && c.state == ClockState::Running)
+        .and_then(|c| c.due_at)
+        .and_then(|d| DateTime::from_timestamp(d, 0))
+        .map(|d| format!("We will answer by {} ({}).", d.with_timezone(&tz).format("%a %d %b %H:%M"), tz.name()))
+        .unwrap_or_default();
+    let name = queries::customers::get(conn, &case.customer_id)?.map(|c| c.name).unwrap_or_default();
+    let body = ack
+        .template
+        .replace("{name}", if name.is_empty() { "there" } else { &name })
+        .replace("{number}", &case.number.to_string())
+        .replace("{subject}", &case.subject)
+        .replace("{expected}", &expected);
+    let a = crate::cases::Append {
+        kind: crate::cases::MessageKind::Reply,
+        body: crate::clean(&body),
+        status: None,
+        external_id: None,
+        actor: (ActorKind::System, None),
+    };
+    crate::cases::append_message(conn, &ack.rules, &case.id, a, now)?;
+    event(conn, &case.id, "acknowledged", &(ActorKind::System, None), serde_json::json!({"channel": "email"}), now)?;
+    Ok(1)
 }
 
 /// Raises what a milestone calls for: the alert, the audit event, the ladder's action.
@@ -891,12 +978,19 @@ impl App {
         let now = self.now_naive();
         let s = &self.settings().sla;
         let (batch, catch_up) = (i64::from(s.batch), i64::try_from(s.catch_up_secs).unwrap_or(i64::MAX));
-        let report = self.write_quiet(move |conn| tick(conn, now, batch, catch_up)).await?;
+        let ack = AckRules {
+            rules: crate::cases::ReplyRules::from_settings(self.settings()),
+            template: s.acknowledgement.clone(),
+        };
+        let report = self.write_quiet(move |conn| tick(conn, now, batch, catch_up, &ack)).await?;
         let m = self.metrics();
         m.sla_warnings.inc_by(u64::try_from(report.warnings).unwrap_or(0));
         m.sla_breaches.inc_by(u64::try_from(report.breaches).unwrap_or(0));
         if report.alerts > 0 {
             self.notify_alerts();
+        }
+        if report.acknowledged > 0 {
+            self.wake_outbox();
         }
         Ok(report)
     }

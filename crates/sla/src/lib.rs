@@ -18,5 +18,6 @@ pub mod clock;
 pub mod policy;
 
 pub use calendar::{Calendar, CalendarError, CalendarSpec, Closure, Day, Holiday, Opening};
+pub use chrono_tz::Tz;
 pub use clock::{evaluate, Clock, ClockState, Event, EventKind, Milestone, MilestoneKind, Secs};
 pub use policy::{select, Action, Conditions, Facts, Metric, PolicyError, PolicySpec, Step, StepOn, Target, Warning};
