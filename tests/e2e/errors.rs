@@ -101,7 +101,17 @@ async fn readyz_reports_503_when_the_database_is_gone() {
     let name = url.rsplit('/').next().unwrap().to_owned();
     let mut conn = caseflow_store::db::connect_once(&caseflow_store::DbUrl::parse(&admin).unwrap()).unwrap();
     use diesel::connection::SimpleConnection;
-    conn.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).unwrap();
+    // The server's workers (router, SLA scheduler) keep reconnecting; a connection opened
+    // while the drop runs makes it fail ("being accessed by other users"): try again.
+    let mut dropped = Err(String::new());
+    for _ in 0..20 {
+        dropped = conn.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).map_err(|e| e.to_string());
+        if dropped.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    dropped.expect("drop the database");
     app.call(Method::GET, "/readyz", None, None).await.expect_error(503, "service_unavailable");
     app.get("/api/v1/cases").await.expect_error(503, "service_unavailable");
     app.stop().await;

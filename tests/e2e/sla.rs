@@ -107,6 +107,10 @@ async fn warnings_breaches_and_ladder_fire_once_live(db: Db) {
     let mut buf = String::new();
     let case = app.new_case("late@example.org", "Nobody answers").await;
     let case_id = id(&case);
+    // Assigned (by hand) to an agent, who is offline; a supervisor without a team watches.
+    let (agent_id, agent) = app.agent("ann.agent@caseflow.test", "agent").await;
+    let (_, supervisor) = app.agent("sue.supervisor@caseflow.test", "supervisor").await;
+    app.patch(&format!("/api/v1/cases/{case_id}"), json!({"assignee_id": agent_id})).await.expect(200);
     // A second case, answered in time, raises nothing past its warning.
     let answered = id(&app.new_case("quick@example.org", "Answered").await);
     let sla = eventually(10, "the case's SLA", || async {
@@ -139,6 +143,7 @@ async fn warnings_breaches_and_ladder_fire_once_live(db: Db) {
         got.iter().map(|(_, a)| (a["kind"].as_str().unwrap_or(""), a["case_id"].as_str().unwrap_or(""))).collect();
     assert_eq!(kinds, vec![("warning", case_id.as_str()), ("escalation", case_id.as_str())]);
     assert_eq!(got[1].1["action"], "notify_assignee");
+    assert_eq!(got[1].1["agent_id"], agent_id.as_str());
     let first_alert = got[0].0.clone();
 
     // 10:01: breached, supervisors alerted, priority raised.
@@ -198,6 +203,28 @@ async fn warnings_breaches_and_ladder_fire_once_live(db: Db) {
     assert_eq!(acks, 1);
     let open = app.get("/api/v1/alerts?unacknowledged=true&since=2026-12-06T00:00:00Z").await.expect(200);
     assert_eq!(open["items"].as_array().map(Vec::len), Some(3));
+    // Who sees what: the agent the notification is for sees only it; a supervisor without a
+    // team sees the alerts of cases without a team, not another agent's notification.
+    let seen = |token: String| {
+        let app = &app;
+        async move {
+            let r =
+                app.call(reqwest::Method::GET, "/api/v1/alerts?since=2026-12-06T00:00:00Z", Some(&token), None).await;
+            let items = r.expect(200)["items"].as_array().cloned().unwrap_or_default();
+            items.iter().map(|a| a["kind"].as_str().unwrap_or("").to_owned()).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(seen(agent.clone()).await, vec!["escalation"]);
+    assert_eq!(seen(supervisor.clone()).await, vec!["warning", "breach", "escalation"]);
+    let notify = all.iter().find(|a| a["action"] == "notify_assignee").expect("notify");
+    let r = app
+        .call(reqwest::Method::POST, &format!("/api/v1/alerts/{}/acknowledge", id(notify)), Some(&supervisor), None)
+        .await;
+    r.expect_error(404, "not_found");
+    let r = app
+        .call(reqwest::Method::POST, &format!("/api/v1/alerts/{}/acknowledge", id(notify)), Some(&agent), None)
+        .await;
+    assert_eq!(r.expect(200)["acknowledged_by"], agent_id.as_str());
     // The stream needs credentials like everything else.
     let r = app.client.get(format!("{}/api/v1/alerts/stream", app.base)).send().await.expect("request");
     assert_eq!(r.status().as_u16(), 401);

@@ -150,19 +150,63 @@ pub async fn acknowledge_alert(app: web::Data<App>, Auth(who): Auth, id: Id) -> 
 }
 
 /// How far back each poll of a live stream reads again, so an alert another node committed
-/// a little late is still sent (ids already sent are skipped).
+/// a little late (its transaction began before a newer one committed) is still sent; ids
+/// already sent are skipped.
 const OVERLAP: chrono::Duration = chrono::Duration::seconds(10);
+/// Alerts read per query.
+const PAGE: i64 = 200;
 
 struct StreamState {
     app: web::Data<App>,
     who: caseflow_app::Principal,
-    since: NaiveDateTime,
+    /// The key (created_at, id) of the last alert read in order.
+    cursor: (NaiveDateTime, String),
     /// Ids sent recently, with their creation time (pruned past the overlap).
     sent: HashMap<String, NaiveDateTime>,
     ticks: tokio::sync::broadcast::Receiver<()>,
     poll: Duration,
-    idle: u32,
+    last_write: std::time::Instant,
     opened: bool,
+}
+
+impl StreamState {
+    /// Everything new since the cursor (page after page), then the overlap window again for
+    /// late commits; returns the events to send.
+    async fn read(&mut self) -> Result<String, caseflow_app::AppError> {
+        let mut out = String::new();
+        loop {
+            let page = self.app.stream_alerts(&self.who, self.cursor.0, Some(self.cursor.clone()), PAGE).await?;
+            let full = page.len() as i64 == PAGE;
+            for a in page {
+                let created = a.created_at.naive_utc();
+                self.cursor = (created, a.id.clone());
+                if self.sent.insert(a.id.clone(), created).is_none() {
+                    out.push_str(&sse_event(&a));
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        let floor = self.cursor.0 - OVERLAP;
+        let mut after = None;
+        loop {
+            let page = self.app.stream_alerts(&self.who, floor, after.clone(), PAGE).await?;
+            let full = page.len() as i64 == PAGE;
+            for a in page {
+                let created = a.created_at.naive_utc();
+                after = Some((created, a.id.clone()));
+                if self.sent.insert(a.id.clone(), created).is_none() {
+                    out.push_str(&sse_event(&a));
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        self.sent.retain(|_, at| *at >= floor);
+        Ok(out)
+    }
 }
 
 fn sse_event(a: &AlertView) -> String {
@@ -193,60 +237,46 @@ pub async fn alerts_stream(req: HttpRequest, app: web::Data<App>, Auth(who): Aut
         })
         .filter(|s| !s.is_empty() && s.len() <= 64);
     let now = app.now().naive_utc();
+    // A fresh stream starts a little in the past (alerts of ticks still committing); a
+    // resumed one just after the last alert received.
     let mut sent = HashMap::new();
-    let since = match &last {
+    let cursor = match &last {
         Some(id) => match app.alert_created_at(id.clone()).await? {
             Some(at) => {
                 sent.insert(id.clone(), at);
-                at - OVERLAP
+                (at, id.clone())
             }
-            None => now,
+            None => (now - OVERLAP, String::new()),
         },
-        None => now,
+        None => (now - OVERLAP, String::new()),
     };
     let poll = Duration::from_millis(app.settings().sla.stream_poll_ms);
     let ticks = app.subscribe_alerts();
-    let state = StreamState { app, who, since, sent, ticks, poll, idle: 0, opened: false };
+    let state =
+        StreamState { app, who, cursor, sent, ticks, poll, last_write: std::time::Instant::now(), opened: false };
     let stream = futures_util::stream::unfold(state, |mut st| async move {
         if !st.opened {
             st.opened = true;
             return Some((Ok::<Bytes, std::io::Error>(Bytes::from_static(b"retry: 3000\n: caseflow alerts\n\n")), st));
         }
         loop {
-            match st.app.stream_alerts(&st.who, st.since).await {
-                Ok(alerts) => {
-                    let mut out = String::new();
-                    let mut newest = None;
-                    for a in alerts {
-                        let created = a.created_at.naive_utc();
-                        newest = Some(newest.map_or(created, |n: NaiveDateTime| n.max(created)));
-                        if st.sent.insert(a.id.clone(), created).is_none() {
-                            out.push_str(&sse_event(&a));
-                        }
-                    }
-                    if let Some(n) = newest {
-                        st.since = st.since.max(n - OVERLAP);
-                    }
-                    let floor = st.since;
-                    st.sent.retain(|_, at| *at >= floor);
-                    if !out.is_empty() {
-                        st.idle = 0;
-                        return Some((Ok(Bytes::from(out)), st));
-                    }
+            match st.read().await {
+                Ok(out) if !out.is_empty() => {
+                    st.last_write = std::time::Instant::now();
+                    return Some((Ok(Bytes::from(out)), st));
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "alert stream read failed");
-                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "alert stream read failed"),
             }
-            // Wait for this node's alerts or the next poll; a comment every ~15 s.
+            if st.last_write.elapsed() >= Duration::from_secs(15) {
+                st.last_write = std::time::Instant::now();
+                return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), st));
+            }
+            // This node's alerts, the next poll for other nodes', or the keep-alive.
+            let wait = st.poll.min(Duration::from_secs(15).saturating_sub(st.last_write.elapsed()));
             tokio::select! {
                 _ = st.ticks.recv() => {}
-                _ = tokio::time::sleep(st.poll) => {}
-            }
-            st.idle += 1;
-            if Duration::from_millis(u64::from(st.idle) * st.poll.as_millis() as u64) >= Duration::from_secs(15) {
-                st.idle = 0;
-                return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), st));
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     });

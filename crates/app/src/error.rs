@@ -80,9 +80,24 @@ impl From<diesel_error::Error> for AppError {
             E::DatabaseError(K::ForeignKeyViolation, _) => AppError::InUse("still referenced by other records".into()),
             E::DatabaseError(K::SerializationFailure, _) => AppError::VersionConflict("resource"),
             E::DatabaseError(K::ClosedConnection, _) => AppError::Unavailable("database connection closed".into()),
+            // A session the server ended (an administrator, a failover, the database dropped)
+            // or lost: the service is unavailable, not broken.
+            E::DatabaseError(K::Unknown, info) if connection_lost(info.message()) => {
+                AppError::Unavailable("database connection lost".into())
+            }
             other => AppError::Internal(other.to_string()),
         }
     }
+}
+
+/// Whether a database error message says the session is gone (PostgreSQL's admin shutdown,
+/// a closed socket, a database that no longer exists).
+fn connection_lost(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    ["terminating connection", "server closed the connection", "no connection to the server", "connection to server"]
+        .iter()
+        .any(|p| m.contains(p))
+        || (m.starts_with("database \"") && m.ends_with("does not exist"))
 }
 
 fn constraint_hint(info: &(dyn diesel_error::DatabaseErrorInformation + Send + Sync)) -> String {
@@ -118,3 +133,23 @@ mod diesel_error {
 
 /// Result of a use case.
 pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use super::connection_lost;
+
+    #[test]
+    fn lost_sessions_are_recognised_and_other_errors_are_not() {
+        for m in [
+            "terminating connection due to administrator command",
+            "server closed the connection unexpectedly",
+            "no connection to the server",
+            "database \"cf_e2e_1\" does not exist",
+        ] {
+            assert!(connection_lost(m), "{m}");
+        }
+        for m in ["syntax error at or near \"x\"", "relation \"cases\" does not exist", "deadlock detected"] {
+            assert!(!connection_lost(m), "{m}");
+        }
+    }
+}

@@ -206,18 +206,20 @@ impl App {
         done
     }
 
-    /// Like [`App::write`], without waking the SLA scheduler (its own writes).
-    pub(crate) async fn write_quiet<T, F>(&self, f: F) -> AppResult<T>
+    /// Like [`App::write`], waking nobody (the SLA scheduler's own writes; it wakes the
+    /// workers its changes concern).
+    pub(crate) async fn write_silent<T, F>(&self, f: F) -> AppResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
     {
         let store = self.inner.store.clone();
-        let done = blocking(move || store.write(f)).await;
-        if done.is_ok() {
-            self.inner.routing_wake.notify_one();
-        }
-        done
+        blocking(move || store.write(f)).await
+    }
+
+    /// Wakes the router (a worker changed cases it should look at).
+    pub(crate) fn wake_router(&self) {
+        self.inner.routing_wake.notify_one();
     }
 
     /// Checks that the database answers.

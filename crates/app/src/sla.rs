@@ -21,11 +21,16 @@ use caseflow_sla::clock::{Clock as SlaClock, ClockState, Event, EventKind, Miles
 use caseflow_sla::policy::{select, Action, Facts, Metric, PolicySpec};
 use caseflow_sla::{Calendar, CalendarSpec};
 use caseflow_store::models::*;
+use caseflow_store::queries::sla::AlertScope;
 use caseflow_store::{queries, DbConn};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
+
+/// How long a claimed case is reserved for the node that claimed it (a node that dies
+/// mid-batch leaves its cases to the others after this).
+const LEASE_SECS: i64 = 60;
 
 /// Calendars and policies as the engine takes them, read from the database.
 #[derive(Debug, Default)]
@@ -78,11 +83,14 @@ fn naive(s: Secs) -> NaiveDateTime {
     DateTime::from_timestamp(s, 0).unwrap_or_default().naive_utc()
 }
 
-fn milestone_name(k: MilestoneKind) -> String {
+/// The `sla_fired` key of a milestone. A clock warns and breaches once whatever policy
+/// applies; ladder steps belong to their policy (a case whose priority was raised into
+/// another policy takes that policy's steps).
+fn milestone_name(k: MilestoneKind, policy_id: &str) -> String {
     match k {
         MilestoneKind::Warning => "warning".into(),
         MilestoneKind::Breach => "breach".into(),
-        MilestoneKind::Step(i) => format!("step{i}"),
+        MilestoneKind::Step(i) => format!("step{i}:{policy_id}"),
     }
 }
 
@@ -93,8 +101,12 @@ struct CaseHistory {
     events: Vec<Event>,
 }
 
-fn load_case(conn: &mut DbConn, case_id: &str) -> AppResult<Option<CaseHistory>> {
-    let Some(case) = queries::cases::get(conn, case_id)? else { return Ok(None) };
+/// Reads a case and its history; with `lock`, the case row is locked first (the scheduler:
+/// writers lock the case before their triggers touch `case_sla`, so the same order here
+/// means no deadlock).
+fn load_case(conn: &mut DbConn, case_id: &str, lock: bool) -> AppResult<Option<CaseHistory>> {
+    let case = if lock { queries::cases::get_for_update(conn, case_id)? } else { queries::cases::get(conn, case_id)? };
+    let Some(case) = case else { return Ok(None) };
     let tier: Tier = match queries::customers::get(conn, &case.customer_id)? {
         Some(c) => stored("customers.tier", &c.tier)?,
         None => Tier::Standard,
@@ -105,7 +117,7 @@ fn load_case(conn: &mut DbConn, case_id: &str) -> AppResult<Option<CaseHistory>>
         channel: stored("cases.channel", &case.channel)?,
         team: case.team_id.clone(),
     };
-    let mut events = Vec::new();
+    let mut timed: Vec<(NaiveDateTime, bool, EventKind)> = Vec::new();
     for (direction, author, at) in queries::sla::message_history(conn, &case.id)? {
         let kind = match (direction.as_str(), author.as_str()) {
             ("inbound", _) => EventKind::CustomerMessage,
@@ -113,19 +125,21 @@ fn load_case(conn: &mut DbConn, case_id: &str) -> AppResult<Option<CaseHistory>>
             ("outbound", "agent" | "integration") => EventKind::AgentReply,
             _ => continue,
         };
-        events.push(Event { at: secs(at), kind });
+        timed.push((at, false, kind));
     }
     for (data, at) in queries::sla::status_history(conn, &case.id)? {
         let to = serde_json::from_str::<serde_json::Value>(&data)
             .ok()
             .and_then(|v| v.get("to").and_then(|t| t.as_str()).and_then(|t| t.parse::<CaseStatus>().ok()));
         if let Some(to) = to {
-            events.push(Event { at: secs(at), kind: EventKind::Status(to) });
+            timed.push((at, true, EventKind::Status(to)));
         }
     }
-    // Messages and status changes interleave by time; at one instant a status change comes
-    // after the message that caused it (the engine keeps the given order for equal times).
-    events.sort_by_key(|e| (e.at, matches!(e.kind, EventKind::Status(_))));
+    // In time order at full precision (the engine counts whole seconds and keeps the given
+    // order within one); at the same instant (one transaction) a status change comes after
+    // the message that caused it.
+    timed.sort_by_key(|e| (e.0, e.1));
+    let events = timed.into_iter().map(|(at, _, kind)| Event { at: secs(at), kind }).collect();
     Ok(Some(CaseHistory { case, facts, events }))
 }
 
@@ -152,6 +166,20 @@ pub struct TickReport {
     pub alerts: usize,
     /// Acknowledgements queued.
     pub acknowledged: usize,
+    /// An action changed a case (priority, assignee).
+    pub case_changed: bool,
+}
+
+impl TickReport {
+    fn add(&mut self, o: &TickReport) {
+        self.evaluated += o.evaluated;
+        self.warnings += o.warnings;
+        self.breaches += o.breaches;
+        self.escalations += o.escalations;
+        self.alerts += o.alerts;
+        self.acknowledged += o.acknowledged;
+        self.case_changed |= o.case_changed;
+    }
 }
 
 /// How the scheduler acknowledges new email cases.
@@ -162,89 +190,102 @@ pub(crate) struct AckRules {
     pub template: String,
 }
 
-/// Claims up to `batch` due cases and processes them (one transaction).
-pub(crate) fn tick(
+/// Re-evaluates one claimed case in its own transaction: locks the case, derives its
+/// clocks, fires each milestone reached once (the `sla_fired` key, with its alert, event and
+/// action), acknowledges a new email case, and writes the next due time (unless a change
+/// committed since the claim asked for another look).
+pub(crate) fn process_case(
     conn: &mut DbConn,
+    setup: &Setup,
+    case_id: &str,
     now: NaiveDateTime,
-    batch: i64,
+    lease: NaiveDateTime,
     catch_up_secs: i64,
     ack: &AckRules,
 ) -> AppResult<TickReport> {
-    let mut report = TickReport::default();
-    let due = queries::sla::claim_due(conn, now, batch)?;
-    if due.is_empty() {
-        return Ok(report);
-    }
-    let setup = Setup::load(conn)?;
+    let mut report = TickReport { evaluated: 1, ..TickReport::default() };
+    let Some(h) = load_case(conn, case_id, true)? else { return Ok(report) };
     let now_s = secs(now);
-    for case_id in due {
-        report.evaluated += 1;
-        let Some(h) = load_case(conn, &case_id)? else { continue };
-        let mut row = CaseSlaRow {
-            case_id: case_id.clone(),
-            policy_id: None,
-            due_at: None,
-            breached: false,
-            next_at: None,
-            evaluated_at: Some(now),
-        };
-        if let Some((prow, spec, clocks)) = clocks_of(&setup, &h, now_s) {
-            row.policy_id = Some(prow.id.clone());
-            let fired: HashSet<(String, i32, String)> =
-                queries::sla::fired(conn, &case_id)?.into_iter().map(|f| (f.metric, f.cycle, f.milestone)).collect();
-            let mut next: Option<Secs> = None;
-            let mut case_changed = false;
-            let ack_key = ("acknowledgement".to_owned(), 0, "sent".to_owned());
-            if !fired.contains(&ack_key) {
-                report.acknowledged += acknowledge(conn, &h, spec, &setup, &clocks, now, catch_up_secs, ack)?;
-            }
-            for clock in &clocks {
-                if clock.state == ClockState::Running {
-                    if let Some(d) = clock.due_at {
-                        row.due_at = Some(row.due_at.map_or(naive(d), |x| x.min(naive(d))));
-                    }
-                }
-                if clock.breached && clock.ended_at.is_none() {
-                    row.breached = true;
-                }
-                let cycle = i32::try_from(clock.cycle).unwrap_or(i32::MAX);
-                for m in &clock.milestones {
-                    let key = (clock.metric.as_str().to_owned(), cycle, milestone_name(m.kind));
-                    if fired.contains(&key) {
-                        continue;
-                    }
-                    if m.at > now_s {
-                        next = Some(next.map_or(m.at, |n| n.min(m.at)));
-                        continue;
-                    }
-                    let fresh = queries::sla::fire(
-                        conn,
-                        &SlaFiredRow {
-                            case_id: case_id.clone(),
-                            metric: key.0,
-                            cycle,
-                            milestone: key.2,
-                            due_at: naive(m.at),
-                            fired_at: now,
-                        },
-                    )?;
-                    // Milestones of clocks that have ended (the reply came before the
-                    // scheduler got there) and those older than the catch-up window are
-                    // recorded without alerts.
-                    if !fresh || clock.ended_at.is_some() || m.at < now_s - catch_up_secs {
-                        continue;
-                    }
-                    case_changed |= fire(conn, &h, spec, clock, m.kind, now, &mut report)?;
+    let mut row = CaseSlaRow {
+        case_id: case_id.to_owned(),
+        policy_id: None,
+        due_at: None,
+        breached: false,
+        next_at: None,
+        evaluated_at: Some(now),
+    };
+    let mut next: Option<Secs> = None;
+    // An event stamped after `now` (another node's clock ahead of ours) is not in the
+    // clocks yet: look again when it is.
+    if let Some(later) = h.events.iter().map(|e| e.at).filter(|&t| t > now_s).min() {
+        next = Some(later);
+    }
+    if let Some((prow, spec, clocks)) = clocks_of(setup, &h, now_s) {
+        row.policy_id = Some(prow.id.clone());
+        let fired: HashSet<(String, i32, String)> =
+            queries::sla::fired(conn, case_id)?.into_iter().map(|f| (f.metric, f.cycle, f.milestone)).collect();
+        let ack_key = ("acknowledgement".to_owned(), 0, "sent".to_owned());
+        if !fired.contains(&ack_key) {
+            report.acknowledged += acknowledge(conn, &h, spec, setup, &clocks, now, catch_up_secs, ack)?;
+        }
+        for clock in &clocks {
+            if clock.state == ClockState::Running {
+                if let Some(d) = clock.due_at {
+                    row.due_at = Some(row.due_at.map_or(naive(d), |x| x.min(naive(d))));
                 }
             }
-            row.next_at = next.map(naive);
-            if case_changed {
-                // The action changed the case (priority, assignee): look at it again.
-                row.next_at = Some(queries::sla::epoch());
+            if clock.breached && clock.ended_at.is_none() {
+                row.breached = true;
+            }
+            let cycle = i32::try_from(clock.cycle).unwrap_or(i32::MAX);
+            for m in &clock.milestones {
+                let key = (clock.metric.as_str().to_owned(), cycle, milestone_name(m.kind, &prow.id));
+                if fired.contains(&key) {
+                    continue;
+                }
+                if m.at > now_s {
+                    next = Some(next.map_or(m.at, |n| n.min(m.at)));
+                    continue;
+                }
+                let fresh = queries::sla::fire(
+                    conn,
+                    &SlaFiredRow {
+                        case_id: case_id.to_owned(),
+                        metric: key.0,
+                        cycle,
+                        milestone: key.2,
+                        due_at: naive(m.at),
+                        fired_at: now,
+                    },
+                )?;
+                if !fresh {
+                    continue;
+                }
+                if clock.ended_at.is_some() || m.at < now_s - catch_up_secs {
+                    // The reply came before the scheduler got there, or the milestone is
+                    // older than the catch-up window: no alert, no action. A breach is still
+                    // recorded on the case (and counted), marked late.
+                    if m.kind == MilestoneKind::Breach {
+                        let data = serde_json::json!({
+                            "metric": clock.metric.as_str(), "cycle": clock.cycle, "policy": spec.name,
+                            "due_at": utc(naive(m.at)), "late": true, "explanation": clock.explanation,
+                        });
+                        event(conn, case_id, "sla_breached", &(ActorKind::System, None), data, now)?;
+                        report.breaches += 1;
+                    }
+                    continue;
+                }
+                let changed = fire(conn, &h, spec, clock, m.kind, now, &mut report)?;
+                report.case_changed |= changed;
             }
         }
-        queries::sla::save_case_sla(conn, &row)?;
     }
+    row.next_at = next.map(naive);
+    if report.case_changed {
+        // The action changed the case (priority, assignee): look at it again.
+        row.next_at = Some(queries::sla::epoch());
+    }
+    queries::sla::save_case_sla(conn, &row, lease)?;
     Ok(report)
 }
 
@@ -265,7 +306,12 @@ fn acknowledge(
     ack: &AckRules,
 ) -> AppResult<usize> {
     let case = &h.case;
-    if spec.acknowledge_within_secs == 0 || case.channel != Channel::Email.as_str() || ack.template.trim().is_empty() {
+    let active = !matches!(case.status.as_str(), "solved" | "closed");
+    if spec.acknowledge_within_secs == 0
+        || case.channel != Channel::Email.as_str()
+        || ack.template.trim().is_empty()
+        || !active
+    {
         return Ok(0);
     }
     let first = queries::sla::message_history(conn, &case.id)?.into_iter().next();
@@ -419,12 +465,15 @@ fn fire(
                         if let (Some(agent), false) = (fresh.assignee_id.clone(), fresh.pinned) {
                             let version = fresh.version;
                             fresh.assignee_id = None;
-                            fresh.waiting_since = Some(fresh.waiting_since.unwrap_or(fresh.created_at).min(now));
+                            if matches!(fresh.status.as_str(), "new" | "open") {
+                                // Back in line with the customer's place kept.
+                                fresh.waiting_since = Some(fresh.waiting_since.unwrap_or(fresh.created_at).min(now));
+                            }
                             fresh.version += 1;
                             fresh.updated_at = now;
                             if queries::cases::update_if_version(conn, &fresh, version)? {
-                                let d = serde_json::json!({"from": agent, "reason": "sla"});
-                                event(conn, &case.id, "unassigned", &system, d, now)?;
+                                let d = serde_json::json!({"from": agent, "to": null, "by": "sla"});
+                                event(conn, &case.id, "assignee_changed", &system, d, now)?;
                                 changed = true;
                             }
                         }
@@ -569,38 +618,30 @@ impl From<AlertRow> for AlertView {
 
 /// Which alerts a principal sees: admins, integrators and the system all; supervisors those
 /// of their team, without a team, or addressed to them; agents those addressed to them.
-#[derive(Debug, Clone)]
-pub(crate) struct AlertScope {
-    pub teams: Option<Vec<String>>,
-    pub agent: Option<String>,
-}
-
 fn alert_scope(conn: &mut DbConn, who: &Principal) -> AppResult<AlertScope> {
-    match who {
-        Principal::Agent { id, role } => {
-            let me = id.to_string();
-            match role {
-                Role::Admin => Ok(AlertScope { teams: None, agent: Some(me) }),
-                Role::Supervisor => {
-                    let team = queries::agents::get(conn, &me)?.and_then(|a| a.team_id);
-                    Ok(AlertScope { teams: Some(team.into_iter().collect()), agent: Some(me) })
-                }
-                Role::Agent => Ok(AlertScope { teams: Some(vec!["\u{0}none".into()]), agent: Some(me) }),
-            }
+    Ok(match who {
+        Principal::Agent { id, role: Role::Admin } => {
+            let _ = id;
+            AlertScope::All
         }
-        _ => Ok(AlertScope { teams: None, agent: None }),
-    }
+        Principal::Agent { id, role: Role::Supervisor } => {
+            let agent = id.to_string();
+            let team = queries::agents::get(conn, &agent)?.and_then(|a| a.team_id);
+            AlertScope::Supervisor { team, agent }
+        }
+        Principal::Agent { id, role: Role::Agent } => AlertScope::Agent { agent: id.to_string() },
+        _ => AlertScope::All,
+    })
 }
 
+/// The same rule as the query, for one alert.
 fn visible(scope: &AlertScope, a: &AlertRow) -> bool {
-    match &scope.teams {
-        None => true,
-        Some(teams) => {
-            a.agent_id.is_some() && a.agent_id == scope.agent
-                || (a.agent_id.is_none()
-                    && (a.team_id.as_ref().is_none_or(|t| teams.contains(t)))
-                    && !teams.iter().any(|t| t == "\u{0}none"))
+    match scope {
+        AlertScope::All => true,
+        AlertScope::Supervisor { team, agent } => {
+            a.agent_id.as_ref() == Some(agent) || (a.agent_id.is_none() && (a.team_id.is_none() || a.team_id == *team))
         }
+        AlertScope::Agent { agent } => a.agent_id.as_ref() == Some(agent),
     }
 }
 
@@ -758,7 +799,11 @@ impl App {
                 }
                 let position = match input.position {
                     Some(p) => p,
-                    None => queries::sla::policies(conn)?.iter().map(|p| p.position).max().map_or(0, |m| m + 10),
+                    None => queries::sla::policies(conn)?
+                        .iter()
+                        .map(|p| p.position)
+                        .max()
+                        .map_or(0, |m| m.saturating_add(10)),
                 };
                 let row = SlaPolicyRow {
                     id: new_id(),
@@ -783,8 +828,8 @@ impl App {
         let now = self.now_naive();
         let view = self
             .write(move |conn| {
-                check_policy(conn, &input.spec)?;
                 let mut row = queries::sla::policy(conn, &id)?.ok_or(AppError::NotFound("policy"))?;
+                check_policy(conn, &input.spec)?;
                 let name = input.spec.name.trim().to_owned();
                 if queries::sla::policies(conn)?.iter().any(|p| p.name == name && p.id != row.id) {
                     return Err(AppError::AlreadyExists(format!("a policy named {name:?} exists")));
@@ -821,7 +866,7 @@ impl App {
         who.require_read()?;
         let now = self.now_naive();
         self.read(move |conn| {
-            let h = load_case(conn, &id)?.ok_or(AppError::NotFound("case"))?;
+            let h = load_case(conn, &id, false)?.ok_or(AppError::NotFound("case"))?;
             let setup = Setup::load(conn)?;
             let fired: HashMap<(String, i32, String), NaiveDateTime> = queries::sla::fired(conn, &h.case.id)?
                 .into_iter()
@@ -866,7 +911,7 @@ impl App {
                                     spec.ladder.get(usize::from(i)).map(|s| action_name(s.action).to_owned()),
                                 ),
                             };
-                            let key = (c.metric.as_str().to_owned(), cycle, milestone_name(m.kind));
+                            let key = (c.metric.as_str().to_owned(), cycle, milestone_name(m.kind, &row.id));
                             MilestoneView {
                                 kind: kind.into(),
                                 step,
@@ -914,20 +959,8 @@ impl App {
         let who = who.clone();
         self.read(move |conn| {
             let scope = alert_scope(conn, &who)?;
-            let rows = queries::sla::alerts_since(
-                conn,
-                since,
-                scope.teams.as_deref(),
-                scope.agent.as_deref(),
-                unacknowledged,
-                limit * 4,
-            )?;
-            Ok(rows
-                .into_iter()
-                .filter(|a| visible(&scope, a))
-                .take(usize::try_from(limit).unwrap_or(0))
-                .map(AlertView::from)
-                .collect())
+            let rows = queries::sla::alerts_page(conn, &scope, since, None, unacknowledged, limit)?;
+            Ok(rows.into_iter().map(AlertView::from).collect())
         })
         .await
     }
@@ -954,16 +987,21 @@ impl App {
         .await
     }
 
-    /// Alerts the caller may see created at or after `since`, oldest first (at most 500):
-    /// what a live stream polls.
-    pub async fn stream_alerts(&self, who: &Principal, since: NaiveDateTime) -> AppResult<Vec<AlertView>> {
+    /// One page (at most `limit`) of the alerts the caller may see, in (created_at, id)
+    /// order, created at or after `since` and after the key `after`: what a live stream reads.
+    pub async fn stream_alerts(
+        &self,
+        who: &Principal,
+        since: NaiveDateTime,
+        after: Option<(NaiveDateTime, String)>,
+        limit: i64,
+    ) -> AppResult<Vec<AlertView>> {
         who.require_read()?;
         let who = who.clone();
         self.read(move |conn| {
             let scope = alert_scope(conn, &who)?;
-            let rows =
-                queries::sla::alerts_since(conn, since, scope.teams.as_deref(), scope.agent.as_deref(), false, 500)?;
-            Ok(rows.into_iter().filter(|a| visible(&scope, a)).map(AlertView::from).collect())
+            let rows = queries::sla::alerts_page(conn, &scope, since, after, false, limit)?;
+            Ok(rows.into_iter().map(AlertView::from).collect())
         })
         .await
     }
@@ -973,16 +1011,47 @@ impl App {
         self.read(move |conn| Ok(queries::sla::alert(conn, &id)?.map(|a| a.created_at))).await
     }
 
-    /// Runs one scheduler batch now (tests and the worker).
+    /// Runs one scheduler batch now (tests and the worker): if anything is due, claims up to
+    /// `sla.batch` cases with a lease (a short transaction), then processes each case in its
+    /// own transaction, so one case's failure delays only that case (until the lease ends).
     pub async fn sla_tick(&self) -> AppResult<TickReport> {
-        let now = self.now_naive();
         let s = &self.settings().sla;
         let (batch, catch_up) = (i64::from(s.batch), i64::try_from(s.catch_up_secs).unwrap_or(i64::MAX));
-        let ack = AckRules {
+        let now = self.now_naive();
+        // A read first: an idle system does not take the write lock four times a second.
+        if self.read(|conn| Ok(queries::sla::next_due(conn)?)).await?.is_none_or(|d| d > now) {
+            return Ok(TickReport::default());
+        }
+        let app = self.clone();
+        let (ids, lease, setup) = self
+            .write_silent(move |conn| {
+                let now = app.now_naive();
+                let lease = now + chrono::Duration::seconds(LEASE_SECS);
+                let ids = queries::sla::claim_due(conn, now, batch, lease)?;
+                let setup = if ids.is_empty() { Setup::default() } else { Setup::load(conn)? };
+                Ok((ids, lease, setup))
+            })
+            .await?;
+        let setup = std::sync::Arc::new(setup);
+        let ack = std::sync::Arc::new(AckRules {
             rules: crate::cases::ReplyRules::from_settings(self.settings()),
             template: s.acknowledgement.clone(),
-        };
-        let report = self.write_quiet(move |conn| tick(conn, now, batch, catch_up, &ack)).await?;
+        });
+        let mut report = TickReport::default();
+        for id in ids {
+            let (app, setup, ack, case_id) = (self.clone(), setup.clone(), ack.clone(), id.clone());
+            // `now` is read inside the transaction, after the case is locked: every change
+            // committed before is in what it reads.
+            let done = self
+                .write_silent(move |conn| process_case(conn, &setup, &case_id, app.now_naive(), lease, catch_up, &ack))
+                .await;
+            match done {
+                Ok(r) => report.add(&r),
+                Err(e) => {
+                    tracing::warn!(case.id = %id, error = %e, "SLA evaluation failed; retried when its lease ends")
+                }
+            }
+        }
         let m = self.metrics();
         m.sla_warnings.inc_by(u64::try_from(report.warnings).unwrap_or(0));
         m.sla_breaches.inc_by(u64::try_from(report.breaches).unwrap_or(0));
@@ -991,6 +1060,9 @@ impl App {
         }
         if report.acknowledged > 0 {
             self.wake_outbox();
+        }
+        if report.case_changed || report.acknowledged > 0 {
+            self.wake_router();
         }
         Ok(report)
     }
@@ -1005,6 +1077,9 @@ impl App {
         let pause = Duration::from_millis(self.settings().sla.tick_ms.max(10));
         loop {
             loop {
+                if *shutdown.borrow() {
+                    return;
+                }
                 match self.sla_tick().await {
                     Ok(r) if r.evaluated >= usize::try_from(self.settings().sla.batch).unwrap_or(0) => continue,
                     Ok(_) => break,

@@ -1436,12 +1436,29 @@ pub mod sla {
         cs::case_sla.filter(cs::case_id.eq(case_id)).select(CaseSlaRow::as_select()).load(conn).map(first)
     }
 
-    pub fn save_case_sla(conn: &mut DbConn, row: &CaseSlaRow) -> QueryResult<()> {
-        let n = diesel::update(cs::case_sla.filter(cs::case_id.eq(&row.case_id))).set(row).execute(conn)?;
-        if n == 0 {
-            diesel::insert_into(cs::case_sla).values(row).execute(conn)?;
+    /// Writes a case's SLA state. `next_at` is written only if the row still holds `lease`
+    /// (what the claim set): a change committed since (a trigger set the epoch) stays, so
+    /// the case is looked at again. Returns whether `next_at` was written.
+    pub fn save_case_sla(conn: &mut DbConn, row: &CaseSlaRow, lease: NaiveDateTime) -> QueryResult<bool> {
+        let n = diesel::update(cs::case_sla.filter(cs::case_id.eq(&row.case_id)).filter(cs::next_at.eq(lease)))
+            .set(row)
+            .execute(conn)?;
+        if n == 1 {
+            return Ok(true);
         }
-        Ok(())
+        let n = diesel::update(cs::case_sla.filter(cs::case_id.eq(&row.case_id)))
+            .set((
+                cs::policy_id.eq(&row.policy_id),
+                cs::due_at.eq(row.due_at),
+                cs::breached.eq(row.breached),
+                cs::evaluated_at.eq(row.evaluated_at),
+            ))
+            .execute(conn)?;
+        if n == 0 {
+            let fresh = CaseSlaRow { next_at: Some(epoch()), ..row.clone() };
+            diesel::insert_into(cs::case_sla).values(&fresh).execute(conn)?;
+        }
+        Ok(false)
     }
 
     #[derive(QueryableByName)]
@@ -1450,10 +1467,26 @@ pub mod sla {
         case_id: String,
     }
 
-    /// Cases whose next SLA milestone (or a re-evaluation) is due, earliest first, at most
-    /// `limit`. On PostgreSQL the rows are locked for the rest of the transaction and rows
-    /// another node holds are skipped (`FOR UPDATE SKIP LOCKED`); SQLite has one writer.
-    pub fn claim_due(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> QueryResult<Vec<String>> {
+    /// Claims up to `limit` cases whose next SLA milestone (or a re-evaluation) is due,
+    /// earliest first: their `next_at` becomes `lease`, so no other node takes them until it
+    /// passes. On PostgreSQL rows another node is claiming are skipped (`FOR UPDATE SKIP
+    /// LOCKED`); SQLite has one writer. Call in a short transaction of its own.
+    pub fn claim_due(
+        conn: &mut DbConn,
+        now: NaiveDateTime,
+        limit: i64,
+        lease: NaiveDateTime,
+    ) -> QueryResult<Vec<String>> {
+        let ids = due_ids(conn, now, limit)?;
+        for chunk in ids.chunks(500) {
+            diesel::update(cs::case_sla.filter(cs::case_id.eq_any(chunk)))
+                .set(cs::next_at.eq(Some(lease)))
+                .execute(conn)?;
+        }
+        Ok(ids)
+    }
+
+    fn due_ids(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> QueryResult<Vec<String>> {
         match conn {
             DbConn::Pg(c) => diesel::sql_query(
                 "SELECT case_id FROM case_sla WHERE next_at IS NOT NULL AND next_at <= $1 \
@@ -1519,20 +1552,43 @@ pub mod sla {
         al::alerts.filter(al::id.eq(id)).select(AlertRow::as_select()).load(conn).map(first)
     }
 
-    /// Alerts created at or after `since`, oldest first; for one viewer: alerts for their
-    /// teams or without a team (`teams` none: every alert), and those addressed to them.
-    pub fn alerts_since(
+    /// Which alerts a viewer sees.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum AlertScope {
+        /// Admins, integrators, the system.
+        All,
+        /// A supervisor: alerts for their team, alerts without a team, and those for them.
+        Supervisor { team: Option<String>, agent: String },
+        /// An agent: alerts for them.
+        Agent { agent: String },
+    }
+
+    /// Alerts `scope` sees, in (created_at, id) order: those created at or after `since`
+    /// and after the key `after` (when given), at most `limit`.
+    pub fn alerts_page(
         conn: &mut DbConn,
+        scope: &AlertScope,
         since: NaiveDateTime,
-        teams: Option<&[String]>,
-        agent: Option<&str>,
+        after: Option<(NaiveDateTime, String)>,
         unacknowledged_only: bool,
         limit: i64,
     ) -> QueryResult<Vec<AlertRow>> {
         let mut q = al::alerts.filter(al::created_at.ge(since)).into_boxed();
-        if let Some(teams) = teams {
-            let agent = agent.unwrap_or("").to_owned();
-            q = q.filter(al::team_id.is_null().or(al::team_id.eq_any(teams.to_vec())).or(al::agent_id.eq(agent)));
+        match scope {
+            AlertScope::All => {}
+            AlertScope::Supervisor { team, agent } => {
+                let mine = al::agent_id.eq(agent.clone());
+                q = match team {
+                    Some(t) => q.filter(
+                        mine.or(al::agent_id.is_null().and(al::team_id.is_null().or(al::team_id.eq(t.clone())))),
+                    ),
+                    None => q.filter(mine.or(al::agent_id.is_null().and(al::team_id.is_null()))),
+                };
+            }
+            AlertScope::Agent { agent } => q = q.filter(al::agent_id.eq(agent.clone())),
+        }
+        if let Some((t, id)) = after {
+            q = q.filter(al::created_at.gt(t).or(al::created_at.eq(t).and(al::id.gt(id))));
         }
         if unacknowledged_only {
             q = q.filter(al::acknowledged_at.is_null());
