@@ -435,3 +435,92 @@ fn a_signal_changed_by_a_writer_in_flight_survives_the_routers_removal() {
     assert_eq!(left.len(), 1, "the writer's change must leave its signal: {left:?}");
     assert!(left[0].2 > seen[0].2, "a newer version: {left:?} after {seen:?}");
 }
+
+#[test]
+fn sla_triggers_make_a_case_due_when_a_deadline_can_move_and_not_otherwise() {
+    for store in both() {
+        let later = chrono::NaiveDate::from_ymd_opt(2030, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).unwrap();
+        let next_at = |store: &Store| {
+            store
+                .read(|c| queries::sla::case_sla(c, "k1").map_err(crate::StoreError::from))
+                .unwrap()
+                .and_then(|r| r.next_at)
+        };
+        // Pretends the scheduler looked at the case and planned its next milestone.
+        let plan = |store: &Store| {
+            store
+                .write(|c| {
+                    diesel::update(crate::schema::case_sla::table)
+                        .set(crate::schema::case_sla::next_at.eq(Some(later)))
+                        .execute(c)
+                        .map_err(crate::StoreError::from)
+                })
+                .unwrap();
+        };
+        store
+            .write(|c| {
+                queries::customers::insert(c, &customer("c1"))?;
+                queries::cases::insert(c, &case_row("k1", 1))?;
+                Ok::<_, crate::StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(next_at(&store), Some(queries::sla::epoch()), "a new case is due: {:?}", store.backend());
+
+        // A whole-row update that changes only the subject: not due.
+        plan(&store);
+        store
+            .write(|c| {
+                let mut k = case_row("k1", 1);
+                k.subject = "Another subject".into();
+                k.version = 2;
+                queries::cases::update_if_version(c, &k, 1).map_err(crate::StoreError::from)
+            })
+            .unwrap();
+        assert_eq!(next_at(&store), Some(later), "{:?}", store.backend());
+        // The priority: due.
+        store
+            .write(|c| {
+                let mut k = case_row("k1", 1);
+                k.subject = "Another subject".into();
+                k.priority = "urgent".into();
+                k.version = 3;
+                queries::cases::update_if_version(c, &k, 2).map_err(crate::StoreError::from)
+            })
+            .unwrap();
+        assert_eq!(next_at(&store), Some(queries::sla::epoch()), "{:?}", store.backend());
+        // The customer's tier: due; the customer's name alone: not.
+        plan(&store);
+        store
+            .write(|c| {
+                let mut cu = customer("c1");
+                cu.name = "Renamed".into();
+                cu.version = 2;
+                queries::customers::update_if_version(c, &cu, 1).map_err(crate::StoreError::from)
+            })
+            .unwrap();
+        assert_eq!(next_at(&store), Some(later), "{:?}", store.backend());
+        store
+            .write(|c| {
+                let mut cu = customer("c1");
+                cu.name = "Renamed".into();
+                cu.tier = "gold".into();
+                cu.version = 3;
+                queries::customers::update_if_version(c, &cu, 2).map_err(crate::StoreError::from)
+            })
+            .unwrap();
+        assert_eq!(next_at(&store), Some(queries::sla::epoch()), "{:?}", store.backend());
+        // A message: due.
+        plan(&store);
+        store
+            .write(|c| {
+                diesel::sql_query(
+                    "INSERT INTO messages (id, case_id, direction, channel, author_kind, body_text, created_at) \
+                     VALUES ('m1', 'k1', 'inbound', 'email', 'customer', 'hi', '2027-01-15 08:00:00')",
+                )
+                .execute(c)
+                .map_err(crate::StoreError::from)
+            })
+            .unwrap();
+        assert_eq!(next_at(&store), Some(queries::sla::epoch()), "{:?}", store.backend());
+    }
+}

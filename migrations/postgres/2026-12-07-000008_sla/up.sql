@@ -87,9 +87,13 @@ $$;
 
 CREATE TRIGGER sla_case_inserted AFTER INSERT ON cases
     FOR EACH ROW EXECUTE FUNCTION caseflow_sla_touch();
+-- Only when a value really changed: whole-row updates list every column.
 CREATE TRIGGER sla_case_changed AFTER UPDATE OF status, priority, channel, team_id, customer_id ON cases
-    FOR EACH ROW EXECUTE FUNCTION caseflow_sla_touch();
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.priority IS DISTINCT FROM NEW.priority
+        OR OLD.channel IS DISTINCT FROM NEW.channel OR OLD.team_id IS DISTINCT FROM NEW.team_id
+        OR OLD.customer_id IS DISTINCT FROM NEW.customer_id)
+    EXECUTE FUNCTION caseflow_sla_touch();
 CREATE TRIGGER sla_message_inserted AFTER INSERT ON messages
     FOR EACH ROW EXECUTE FUNCTION caseflow_sla_touch();
 CREATE TRIGGER sla_customer_changed AFTER UPDATE OF tier ON customers
-    FOR EACH ROW EXECUTE FUNCTION caseflow_sla_touch();
+    FOR EACH ROW WHEN (OLD.tier IS DISTINCT FROM NEW.tier) EXECUTE FUNCTION caseflow_sla_touch();

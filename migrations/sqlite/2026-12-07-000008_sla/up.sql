@@ -73,7 +73,11 @@ CREATE TRIGGER sla_case_inserted AFTER INSERT ON cases BEGIN
     INSERT INTO case_sla (case_id, next_at) VALUES (NEW.id, '1970-01-01 00:00:00')
         ON CONFLICT (case_id) DO UPDATE SET next_at = excluded.next_at;
 END;
-CREATE TRIGGER sla_case_changed AFTER UPDATE OF status, priority, channel, team_id, customer_id ON cases BEGIN
+-- Only when a value really changed: whole-row updates list every column.
+CREATE TRIGGER sla_case_changed AFTER UPDATE OF status, priority, channel, team_id, customer_id ON cases
+    WHEN OLD.status IS NOT NEW.status OR OLD.priority IS NOT NEW.priority OR OLD.channel IS NOT NEW.channel
+        OR OLD.team_id IS NOT NEW.team_id OR OLD.customer_id IS NOT NEW.customer_id
+BEGIN
     INSERT INTO case_sla (case_id, next_at) VALUES (NEW.id, '1970-01-01 00:00:00')
         ON CONFLICT (case_id) DO UPDATE SET next_at = excluded.next_at;
 END;
@@ -81,7 +85,7 @@ CREATE TRIGGER sla_message_inserted AFTER INSERT ON messages BEGIN
     INSERT INTO case_sla (case_id, next_at) VALUES (NEW.case_id, '1970-01-01 00:00:00')
         ON CONFLICT (case_id) DO UPDATE SET next_at = excluded.next_at;
 END;
-CREATE TRIGGER sla_customer_changed AFTER UPDATE OF tier ON customers BEGIN
+CREATE TRIGGER sla_customer_changed AFTER UPDATE OF tier ON customers WHEN OLD.tier IS NOT NEW.tier BEGIN
     UPDATE case_sla SET next_at = '1970-01-01 00:00:00'
         WHERE case_id IN (SELECT id FROM cases WHERE customer_id = NEW.id AND status NOT IN ('solved', 'closed'));
 END;
