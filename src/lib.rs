@@ -106,7 +106,9 @@ pub async fn start_with_clock(
     let rx = shutdown_rx.clone();
     workers.push(tokio::spawn(async move { router.run_router(rx).await }));
     let sla = app.clone();
-    workers.push(tokio::spawn(async move { sla.run_sla(shutdown_rx).await }));
+    let rx = shutdown_rx.clone();
+    workers.push(tokio::spawn(async move { sla.run_sla(rx).await }));
+    workers.extend(app.spawn_listener(shutdown_rx));
     Ok(Running { addr, app, metrics_addr, handle, metrics_handle, task, shutdown, workers })
 }
 

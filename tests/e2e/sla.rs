@@ -336,3 +336,48 @@ both_backends!(
     a_breach_while_down_is_raised_once_on_start,
     a_new_email_is_acknowledged_once_with_its_deadline
 );
+
+/// Two nodes on one PostgreSQL database: an alert raised by one node's scheduler reaches a
+/// live stream on the other at once, through `LISTEN/NOTIFY` — the streaming node's own poll
+/// is set to a minute and it runs no scheduler, so nothing else could bring it within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_raised_on_one_node_reaches_a_stream_on_another_at_once() {
+    let base = settings(
+        Db::Postgres,
+        &[
+            ("CASEFLOW__SLA__STREAM_POLL_MS", "60000"),
+            ("CASEFLOW__SLA__ENABLED", "false"),
+            ("CASEFLOW__AUTH__JWT_TTL_SECS", "86400"),
+        ],
+    );
+    let clock = Arc::new(FixedClock::new(monday_nine()));
+    let watcher = spawn_with_clock(base.clone(), clock.clone()).await;
+    let mut scheduler_settings = base.clone();
+    scheduler_settings.sla.enabled = true;
+    let scheduler = spawn_node_with_clock(scheduler_settings, clock.clone()).await;
+    let policy = json!({
+        "name": "Ten minutes",
+        "targets": [{"metric": "first_response", "minutes": 10, "business_hours": false}],
+        "warning": {"percent": 50}
+    });
+    watcher.post("/api/v1/sla/policies", policy).await.expect(201);
+    let case_id = id(&watcher.new_case("far@example.org", "Across nodes").await);
+    eventually(10, "the case evaluated by the other node", || async {
+        let s = scheduler.get(&format!("/api/v1/cases/{case_id}/sla")).await.expect(200);
+        (s["due_at"] == "2026-12-07T09:10:00Z").then_some(())
+    })
+    .await;
+    let mut stream = open_stream(&watcher, None).await;
+    let mut buf = String::new();
+    // Let the stream's first read pass, then raise the warning and the breach on the other node.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    clock.set(monday_nine() + Duration::minutes(11));
+    let raised = std::time::Instant::now();
+    scheduler.app().sla_tick().await.expect("tick");
+    let got = read_alerts(&mut stream, &mut buf, 2).await;
+    assert!(raised.elapsed() < std::time::Duration::from_secs(5), "took {:?}", raised.elapsed());
+    let kinds: Vec<&str> = got.iter().map(|(_, a)| a["kind"].as_str().unwrap_or("")).collect();
+    assert_eq!(kinds, vec!["warning", "breach"]);
+    scheduler.stop().await;
+    watcher.stop().await;
+}

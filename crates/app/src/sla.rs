@@ -1097,3 +1097,57 @@ impl App {
         }
     }
 }
+
+impl App {
+    /// Listens for other nodes' commits (PostgreSQL `LISTEN/NOTIFY`, migration 9) on a
+    /// dedicated connection and wakes this node's alert streams and router at once. Runs on
+    /// its own blocking thread: checking for notifications is a non-blocking read of the
+    /// socket, done every 50 ms. Reconnects with a backoff; SQLite (one node) needs none of it.
+    pub fn spawn_listener(&self, shutdown: tokio::sync::watch::Receiver<bool>) -> Option<tokio::task::JoinHandle<()>> {
+        let url = caseflow_store::DbUrl::parse(self.settings().database.url.expose()).ok()?;
+        if !matches!(url, caseflow_store::DbUrl::Postgres(_)) {
+            return None;
+        }
+        let app = self.clone();
+        Some(tokio::task::spawn_blocking(move || {
+            let mut backoff = Duration::from_secs(1);
+            while !*shutdown.borrow() {
+                let mut conn = match caseflow_store::db::connect_once(&url).and_then(|mut c| {
+                    queries::notify::listen(&mut c).map_err(caseflow_store::StoreError::from)?;
+                    Ok(c)
+                }) {
+                    Ok(c) => {
+                        backoff = Duration::from_secs(1);
+                        c
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "notification listener cannot connect; retrying");
+                        std::thread::sleep(backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                        continue;
+                    }
+                };
+                // Whatever was missed while (re)connecting: look now.
+                app.notify_alerts();
+                app.wake_router();
+                while !*shutdown.borrow() {
+                    match queries::notify::take(&mut conn) {
+                        Ok(channels) => {
+                            if channels.iter().any(|c| c == "caseflow_alerts") {
+                                app.notify_alerts();
+                            }
+                            if channels.iter().any(|c| c == "caseflow_routing") {
+                                app.wake_router();
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "notification listener lost its connection");
+                            break;
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }))
+    }
+}

@@ -1604,3 +1604,27 @@ pub mod sla {
             .map(|n| n == 1)
     }
 }
+
+/// PostgreSQL `LISTEN/NOTIFY` on a dedicated connection (ADR 0010).
+pub mod notify {
+    use super::*;
+
+    /// Channels a node listens on.
+    pub const CHANNELS: [&str; 2] = ["caseflow_alerts", "caseflow_routing"];
+
+    /// Subscribes this connection to [`CHANNELS`] (PostgreSQL; nothing on SQLite).
+    pub fn listen(conn: &mut DbConn) -> QueryResult<()> {
+        for ch in CHANNELS {
+            diesel::sql_query(format!("LISTEN {ch}")).execute(conn)?;
+        }
+        Ok(())
+    }
+
+    /// The channels notified since the last call, without waiting (PostgreSQL).
+    pub fn take(conn: &mut DbConn) -> QueryResult<Vec<String>> {
+        match conn {
+            DbConn::Pg(c) => c.notifications_iter().map(|n| n.map(|n| n.channel)).collect(),
+            DbConn::Sqlite(_) => Ok(Vec::new()),
+        }
+    }
+}

@@ -1,0 +1,2 @@
+DROP TRIGGER routing_signals_notify;
+DROP TRIGGER alerts_notify;
