@@ -108,6 +108,9 @@ pub async fn start_with_clock(
     let sla = app.clone();
     let rx = shutdown_rx.clone();
     workers.push(tokio::spawn(async move { sla.run_sla(rx).await }));
+    let hooks = app.clone();
+    let rx = shutdown_rx.clone();
+    workers.push(tokio::spawn(async move { hooks.run_webhooks(rx).await }));
     workers.extend(app.spawn_listener(shutdown_rx));
     Ok(Running { addr, app, metrics_addr, handle, metrics_handle, task, shutdown, workers })
 }

@@ -22,3 +22,4 @@ mod openapi;
 mod routing;
 mod sla;
 mod webform;
+mod webhooks;

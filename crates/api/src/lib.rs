@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod pages;
 pub mod sla;
 mod telemetry;
+pub mod webhooks;
 
 use actix_web::dev::Server;
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -57,6 +58,10 @@ api_routes! {
     "/alerts" { get => crate::sla::list_alerts }
     "/alerts/stream" { get => crate::sla::alerts_stream }
     "/alerts/{id}/acknowledge" { post => crate::sla::acknowledge_alert }
+    "/webhooks" { get => crate::webhooks::list_webhooks, post => crate::webhooks::create_webhook }
+    "/webhooks/{id}" { get => crate::webhooks::get_webhook, patch => crate::webhooks::update_webhook, delete => crate::webhooks::delete_webhook }
+    "/webhooks/{id}/deliveries" { get => crate::webhooks::list_deliveries }
+    "/webhooks/deliveries/{id}/replay" { post => crate::webhooks::replay_delivery }
     "/customers" { get => h::list_customers, post => h::create_customer }
     "/customers/{id}" { get => h::get_customer, patch => h::update_customer }
     "/customers/{id}/identities" { post => h::add_identity }

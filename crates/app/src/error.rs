@@ -82,7 +82,8 @@ impl From<diesel_error::Error> for AppError {
             E::DatabaseError(K::ClosedConnection, _) => AppError::Unavailable("database connection closed".into()),
             // A session the server ended (an administrator, a failover, the database dropped)
             // or lost: the service is unavailable, not broken.
-            E::DatabaseError(K::Unknown, info) if connection_lost(info.message()) => {
+            E::DatabaseError(K::UnableToSendCommand, _) => AppError::Unavailable("database connection lost".into()),
+            E::DatabaseError(_, info) if connection_lost(info.message()) => {
                 AppError::Unavailable("database connection lost".into())
             }
             other => AppError::Internal(other.to_string()),
@@ -94,9 +95,16 @@ impl From<diesel_error::Error> for AppError {
 /// a closed socket, a database that no longer exists).
 fn connection_lost(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
-    ["terminating connection", "server closed the connection", "no connection to the server", "connection to server"]
-        .iter()
-        .any(|p| m.contains(p))
+    [
+        "terminating connection",
+        "server closed the connection",
+        "no connection to the server",
+        "connection to server",
+        "could not receive data from server",
+        "could not send data to server",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
         || (m.starts_with("database \"") && m.ends_with("does not exist"))
 }
 

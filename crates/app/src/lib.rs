@@ -22,6 +22,7 @@ pub mod settings;
 pub mod sla;
 pub mod support;
 pub mod views;
+pub mod webhooks;
 
 use caseflow_core::Clock;
 use caseflow_store::{DbConn, DbUrl, Store};
@@ -72,6 +73,7 @@ struct Inner {
     outbox_wake: tokio::sync::Notify,
     routing_wake: tokio::sync::Notify,
     sla_wake: tokio::sync::Notify,
+    webhooks_wake: tokio::sync::Notify,
     /// Ticks when this node raised alerts (live streams read them at once).
     alerts: tokio::sync::broadcast::Sender<()>,
     chat_hub: chat::ChatHub,
@@ -101,6 +103,7 @@ impl App {
                 outbox_wake: tokio::sync::Notify::new(),
                 routing_wake: tokio::sync::Notify::new(),
                 sla_wake: tokio::sync::Notify::new(),
+                webhooks_wake: tokio::sync::Notify::new(),
                 alerts: tokio::sync::broadcast::channel(16).0,
                 chat_hub: chat::ChatHub::default(),
             }),
@@ -160,6 +163,15 @@ impl App {
         self.inner.sla_wake.notified().await;
     }
 
+    /// Wakes the webhook dispatcher (events may have left deliveries).
+    pub(crate) fn wake_webhooks(&self) {
+        self.inner.webhooks_wake.notify_one();
+    }
+
+    pub(crate) async fn webhooks_woken(&self) {
+        self.inner.webhooks_wake.notified().await;
+    }
+
     /// Tells this node's live alert streams that new alerts are in the database.
     pub(crate) fn notify_alerts(&self) {
         let _ = self.inner.alerts.send(());
@@ -202,6 +214,7 @@ impl App {
             // instead of at their next poll.
             self.inner.routing_wake.notify_one();
             self.inner.sla_wake.notify_one();
+            self.inner.webhooks_wake.notify_one();
         }
         done
     }

@@ -50,6 +50,7 @@ pub struct Settings {
     pub chat: ChatSettings,
     pub routing: RoutingSettings,
     pub sla: SlaSettings,
+    pub webhooks: WebhookSettings,
     pub clock: ClockSettings,
     pub demo: DemoSettings,
 }
@@ -66,6 +67,19 @@ pub struct SlaSettings {
     /// The acknowledgement of a new email case (`{name}`, `{number}`, `{subject}`,
     /// `{expected}`); empty: none.
     pub acknowledgement: String,
+}
+
+/// Webhook delivery; see `config/default.toml` and `docs/webhooks.md`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    pub enabled: bool,
+    pub poll_ms: u64,
+    pub timeout_secs: u64,
+    pub retry_base_secs: u64,
+    pub retry_max_secs: u64,
+    pub max_attempts: u32,
+    pub allow_private_targets: bool,
 }
 
 /// This node's clock.
@@ -632,6 +646,19 @@ impl Settings {
         }
         if !(50..=60_000).contains(&s.stream_poll_ms) {
             return Err(invalid("sla.stream_poll_ms", "must be between 50 and 60000"));
+        }
+        let w = &self.webhooks;
+        if !(50..=60_000).contains(&w.poll_ms) {
+            return Err(invalid("webhooks.poll_ms", "must be between 50 and 60000"));
+        }
+        if !(1..=60).contains(&w.timeout_secs) {
+            return Err(invalid("webhooks.timeout_secs", "must be between 1 and 60"));
+        }
+        if w.retry_base_secs == 0 || w.retry_max_secs < w.retry_base_secs || w.retry_max_secs > 86_400 {
+            return Err(invalid("webhooks.retry_max_secs", "need 1 <= retry_base_secs <= retry_max_secs <= 86400"));
+        }
+        if !(1..=50).contains(&w.max_attempts) {
+            return Err(invalid("webhooks.max_attempts", "must be between 1 and 50"));
         }
         if self.clock.offset_secs != 0 && self.server.environment == RunMode::Production {
             return Err(invalid("clock.offset_secs", "a shifted clock is for demos and tests, not production"));

@@ -1064,6 +1064,10 @@ impl App {
         if report.case_changed || report.acknowledged > 0 {
             self.wake_router();
         }
+        if report.warnings + report.breaches + report.escalations + report.acknowledged > 0 || report.case_changed {
+            // Their case events may have left webhook deliveries.
+            self.wake_webhooks();
+        }
         Ok(report)
     }
 
@@ -1111,7 +1115,11 @@ impl App {
         let app = self.clone();
         Some(tokio::task::spawn_blocking(move || {
             let mut backoff = Duration::from_secs(1);
-            while !*shutdown.borrow() {
+            // Stops when asked, or when whoever could ask is gone (a server dropped without a
+            // clean stop, e.g. a failed test): a blocking task that never ends would hold up
+            // the runtime's shutdown for good.
+            let running = |s: &tokio::sync::watch::Receiver<bool>| !*s.borrow() && s.has_changed().is_ok();
+            while running(&shutdown) {
                 let mut conn = match caseflow_store::db::connect_once(&url).and_then(|mut c| {
                     queries::notify::listen(&mut c).map_err(caseflow_store::StoreError::from)?;
                     Ok(c)
@@ -1122,7 +1130,10 @@ impl App {
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "notification listener cannot connect; retrying");
-                        std::thread::sleep(backoff);
+                        let until = std::time::Instant::now() + backoff;
+                        while running(&shutdown) && std::time::Instant::now() < until {
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
                         backoff = (backoff * 2).min(Duration::from_secs(30));
                         continue;
                     }
@@ -1130,7 +1141,7 @@ impl App {
                 // Whatever was missed while (re)connecting: look now.
                 app.notify_alerts();
                 app.wake_router();
-                while !*shutdown.borrow() {
+                while running(&shutdown) {
                     match queries::notify::take(&mut conn) {
                         Ok(channels) => {
                             if channels.iter().any(|c| c == "caseflow_alerts") {

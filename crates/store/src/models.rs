@@ -427,3 +427,37 @@ pub struct AlertRow {
     pub acknowledged_by: Option<String>,
     pub acknowledged_at: Option<NaiveDateTime>,
 }
+
+/// A webhook subscription: where to send which event types, signed with `secret`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = webhook_subscriptions)]
+pub struct WebhookSubscriptionRow {
+    pub id: String,
+    pub url: String,
+    pub secret: String,
+    /// JSON array of event types.
+    pub events: String,
+    pub description: String,
+    pub active: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// One event for one subscription, and how its delivery went.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_deliveries)]
+pub struct WebhookDeliveryRow {
+    pub id: String,
+    pub subscription_id: String,
+    pub event_type: String,
+    pub event_id: String,
+    pub case_id: String,
+    pub data: String,
+    pub event_at: NaiveDateTime,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<NaiveDateTime>,
+}

@@ -1628,3 +1628,118 @@ pub mod notify {
         }
     }
 }
+
+pub mod webhooks {
+    use super::*;
+    use schema::webhook_deliveries::dsl as wd;
+    use schema::webhook_subscriptions::dsl as ws;
+
+    pub fn insert(conn: &mut DbConn, row: &WebhookSubscriptionRow) -> QueryResult<()> {
+        diesel::insert_into(ws::webhook_subscriptions).values(row).execute(conn).map(drop)
+    }
+
+    pub fn list(conn: &mut DbConn) -> QueryResult<Vec<WebhookSubscriptionRow>> {
+        ws::webhook_subscriptions.order(ws::created_at).select(WebhookSubscriptionRow::as_select()).load(conn)
+    }
+
+    pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<WebhookSubscriptionRow>> {
+        ws::webhook_subscriptions
+            .filter(ws::id.eq(id))
+            .select(WebhookSubscriptionRow::as_select())
+            .load(conn)
+            .map(first)
+    }
+
+    pub fn update(conn: &mut DbConn, row: &WebhookSubscriptionRow) -> QueryResult<usize> {
+        diesel::update(ws::webhook_subscriptions.filter(ws::id.eq(&row.id))).set(row).execute(conn)
+    }
+
+    pub fn delete(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
+        diesel::delete(wd::webhook_deliveries.filter(wd::subscription_id.eq(id))).execute(conn)?;
+        diesel::delete(ws::webhook_subscriptions.filter(ws::id.eq(id))).execute(conn)
+    }
+
+    /// Claims up to `limit` pending deliveries due at `now`: each one's `next_attempt_at`
+    /// moves to `lease` only if it is still the value read (compare-and-set), so two nodes
+    /// never send the same delivery at once. Returns the claimed rows.
+    pub fn claim_due(
+        conn: &mut DbConn,
+        now: NaiveDateTime,
+        lease: NaiveDateTime,
+        limit: i64,
+    ) -> QueryResult<Vec<WebhookDeliveryRow>> {
+        let due: Vec<WebhookDeliveryRow> = wd::webhook_deliveries
+            .filter(wd::status.eq("pending"))
+            .filter(wd::next_attempt_at.le(now))
+            .order(wd::next_attempt_at)
+            .limit(limit)
+            .select(WebhookDeliveryRow::as_select())
+            .load(conn)?;
+        let mut claimed = Vec::with_capacity(due.len());
+        for mut d in due {
+            let n = diesel::update(
+                wd::webhook_deliveries
+                    .filter(wd::id.eq(&d.id))
+                    .filter(wd::status.eq("pending"))
+                    .filter(wd::next_attempt_at.eq(d.next_attempt_at)),
+            )
+            .set(wd::next_attempt_at.eq(lease))
+            .execute(conn)?;
+            if n == 1 {
+                d.next_attempt_at = lease;
+                claimed.push(d);
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Records an attempt: delivered, or pending again at `retry_at`, or failed (`retry_at`
+    /// none: gave up).
+    pub fn record_attempt(
+        conn: &mut DbConn,
+        id: &str,
+        ok: bool,
+        status: Option<i32>,
+        error: Option<&str>,
+        now: NaiveDateTime,
+        retry_at: Option<NaiveDateTime>,
+    ) -> QueryResult<()> {
+        let new_status = match (ok, retry_at) {
+            (true, _) => "delivered",
+            (false, Some(_)) => "pending",
+            (false, None) => "failed",
+        };
+        diesel::update(wd::webhook_deliveries.filter(wd::id.eq(id)))
+            .set((
+                wd::status.eq(new_status),
+                wd::attempts.eq(wd::attempts + 1),
+                wd::next_attempt_at.eq(retry_at.unwrap_or(now)),
+                wd::last_status.eq(status),
+                wd::last_error.eq(error),
+                wd::delivered_at.eq(ok.then_some(now)),
+            ))
+            .execute(conn)
+            .map(drop)
+    }
+
+    /// A subscription's deliveries, newest first.
+    pub fn deliveries(conn: &mut DbConn, subscription_id: &str, limit: i64) -> QueryResult<Vec<WebhookDeliveryRow>> {
+        wd::webhook_deliveries
+            .filter(wd::subscription_id.eq(subscription_id))
+            .order(wd::id.desc())
+            .limit(limit)
+            .select(WebhookDeliveryRow::as_select())
+            .load(conn)
+    }
+
+    pub fn delivery(conn: &mut DbConn, id: &str) -> QueryResult<Option<WebhookDeliveryRow>> {
+        wd::webhook_deliveries.filter(wd::id.eq(id)).select(WebhookDeliveryRow::as_select()).load(conn).map(first)
+    }
+
+    /// Sends a delivery again (whatever its state): pending, due now.
+    pub fn replay(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
+        diesel::update(wd::webhook_deliveries.filter(wd::id.eq(id)))
+            .set((wd::status.eq("pending"), wd::next_attempt_at.eq(now)))
+            .execute(conn)
+    }
+}

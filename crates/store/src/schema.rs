@@ -291,6 +291,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     case_sla,
     sla_fired,
     alerts,
+    webhook_subscriptions,
+    webhook_deliveries,
 );
 
 diesel::table! {
@@ -398,5 +400,36 @@ diesel::table! {
         created_at -> Timestamp,
         acknowledged_by -> Nullable<Text>,
         acknowledged_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_subscriptions (id) {
+        id -> Text,
+        url -> Text,
+        secret -> Text,
+        events -> Text,
+        description -> Text,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        subscription_id -> Text,
+        event_type -> Text,
+        event_id -> Text,
+        case_id -> Text,
+        data -> Text,
+        event_at -> Timestamp,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_status -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        delivered_at -> Nullable<Timestamp>,
     }
 }

@@ -1,0 +1,424 @@
+//! Webhooks for integrators: subscriptions per event type, deliveries signed with
+//! HMAC-SHA256 over `timestamp.body`, retried with exponential backoff, a delivery log and
+//! manual replay.
+//!
+//! Deliveries are written by a database trigger on `case_events` (migration 10) in the
+//! transaction that recorded the event: every write path that audits a case change — API,
+//! email, chat, routing, the SLA scheduler — produces them, and a crash neither loses nor
+//! invents one. The dispatcher (every node) claims due deliveries with a compare-and-set
+//! lease, POSTs them, and records each attempt. At least once: a receiver deduplicates by the
+//! `Caseflow-Delivery` header (the same for every attempt and replay of one delivery).
+
+use crate::error::{AppError, AppResult};
+use crate::{new_id, utc, App, Principal};
+use caseflow_store::models::*;
+use caseflow_store::queries;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::time::Duration;
+
+/// Every event type a subscription can name (`*`: all).
+pub const EVENT_TYPES: &[&str] = &[
+    "case.created",
+    "case.assigned",
+    "case.unassigned",
+    "case.status_changed",
+    "case.priority_changed",
+    "message.created",
+    "sla.warning",
+    "sla.breached",
+    "case.escalated",
+];
+
+/// A subscription as the API shows it (the secret only to admins).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct WebhookView {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: String,
+    pub active: bool,
+    /// The signing secret (`whsec_…`): verify `Caseflow-Signature` with it.
+    pub secret: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A subscription to create.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebhook {
+    /// `https://` (or `http://`) URL that receives `POST`s.
+    pub url: String,
+    /// Event types (see the list in docs/webhooks.md), or `["*"]`.
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Changes to a subscription.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookPatch {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub description: Option<String>,
+    pub active: Option<bool>,
+}
+
+/// One delivery and how it went.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeliveryView {
+    pub id: String,
+    pub subscription_id: String,
+    pub event_type: String,
+    pub event_id: String,
+    pub case_id: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The receiver's HTTP status on the last attempt.
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// The body sent (and signed).
+    #[schema(value_type = Object)]
+    pub body: serde_json::Value,
+}
+
+fn view(r: WebhookSubscriptionRow) -> WebhookView {
+    WebhookView {
+        id: r.id,
+        url: r.url,
+        events: serde_json::from_str(&r.events).unwrap_or_default(),
+        description: r.description,
+        active: r.active,
+        secret: r.secret,
+        created_at: utc(r.created_at),
+        updated_at: utc(r.updated_at),
+    }
+}
+
+/// The JSON body of a delivery: stable across attempts (built from the stored event).
+pub fn body(d: &WebhookDeliveryRow) -> String {
+    let data: serde_json::Value = serde_json::from_str(&d.data).unwrap_or(serde_json::Value::Null);
+    serde_json::json!({
+        "id": d.event_id,
+        "type": d.event_type,
+        "created_at": utc(d.event_at),
+        "case_id": d.case_id,
+        "data": data,
+    })
+    .to_string()
+}
+
+fn delivery_view(d: WebhookDeliveryRow) -> DeliveryView {
+    let body = serde_json::from_str(&body(&d)).unwrap_or(serde_json::Value::Null);
+    DeliveryView {
+        next_attempt_at: (d.status == "pending").then(|| utc(d.next_attempt_at)),
+        id: d.id,
+        subscription_id: d.subscription_id,
+        event_type: d.event_type,
+        event_id: d.event_id,
+        case_id: d.case_id,
+        status: d.status,
+        attempts: d.attempts,
+        last_status: d.last_status,
+        last_error: d.last_error,
+        delivered_at: d.delivered_at.map(utc),
+        body,
+    }
+}
+
+/// `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { return String::new() };
+    mac.update(format!("{timestamp}.{body}").as_bytes());
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("t={timestamp},v1={hex}")
+}
+
+/// Refuses URLs that are not http(s), and (unless allowed) IP-literal hosts on loopback,
+/// private, link-local or unspecified addresses: a webhook must not become a way to make the
+/// server call its own neighbours.
+fn check_url(url: &str, allow_private: bool) -> AppResult<String> {
+    let url = url.trim();
+    crate::check_len("url", url, 2_000)?;
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| AppError::invalid("url must start with https:// or http://"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    if host.is_empty() || url.chars().any(char::is_whitespace) {
+        return Err(AppError::invalid("url has no host"));
+    }
+    if !allow_private {
+        let private = match host.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(a)) => a.is_loopback() || a.is_private() || a.is_link_local() || a.is_unspecified(),
+            Ok(std::net::IpAddr::V6(a)) => {
+                a.is_loopback() || a.is_unspecified() || (a.segments()[0] & 0xfe00) == 0xfc00
+            }
+            Err(_) => host.eq_ignore_ascii_case("localhost"),
+        };
+        if private {
+            return Err(AppError::invalid(
+                "url points to a loopback or private address (webhooks.allow_private_targets is off)",
+            ));
+        }
+    }
+    Ok(url.to_owned())
+}
+
+fn check_events(events: &[String]) -> AppResult<String> {
+    if events.is_empty() || events.len() > EVENT_TYPES.len() + 1 {
+        return Err(AppError::invalid("events: name at least one event type, or \"*\""));
+    }
+    for e in events {
+        if e != "*" && !EVENT_TYPES.contains(&e.as_str()) {
+            return Err(AppError::invalid(format!(
+                "unknown event type {:?}; expected * or one of {}",
+                e.chars().take(64).collect::<String>(),
+                EVENT_TYPES.join(", ")
+            )));
+        }
+    }
+    serde_json::to_string(events).map_err(|e| AppError::Internal(e.to_string()))
+}
+
+fn new_secret() -> String {
+    format!("whsec_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+}
+
+/// What one dispatch round did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DispatchReport {
+    pub delivered: usize,
+    pub retried: usize,
+    pub failed: usize,
+}
+
+impl App {
+    /// Subscribes a URL to event types (admins); the answer carries the signing secret.
+    pub async fn create_webhook(&self, who: &Principal, req: NewWebhook) -> AppResult<WebhookView> {
+        who.require_admin()?;
+        let url = check_url(&req.url, self.settings().webhooks.allow_private_targets)?;
+        let events = check_events(&req.events)?;
+        crate::check_len("description", &req.description, 500)?;
+        let now = self.now_naive();
+        let row = WebhookSubscriptionRow {
+            id: new_id(),
+            url,
+            secret: new_secret(),
+            events,
+            description: crate::clean(&req.description),
+            active: true,
+            created_at: now,
+            updated_at: now,
+        };
+        self.write(move |conn| {
+            queries::webhooks::insert(conn, &row)?;
+            Ok(view(row))
+        })
+        .await
+    }
+
+    pub async fn list_webhooks(&self, who: &Principal) -> AppResult<Vec<WebhookView>> {
+        who.require_admin()?;
+        self.read(|conn| Ok(queries::webhooks::list(conn)?.into_iter().map(view).collect())).await
+    }
+
+    pub async fn get_webhook(&self, who: &Principal, id: String) -> AppResult<WebhookView> {
+        who.require_admin()?;
+        self.read(move |conn| Ok(view(queries::webhooks::get(conn, &id)?.ok_or(AppError::NotFound("webhook"))?))).await
+    }
+
+    pub async fn update_webhook(&self, who: &Principal, id: String, patch: WebhookPatch) -> AppResult<WebhookView> {
+        who.require_admin()?;
+        let allow = self.settings().webhooks.allow_private_targets;
+        let url = patch.url.as_deref().map(|u| check_url(u, allow)).transpose()?;
+        let events = patch.events.as_deref().map(check_events).transpose()?;
+        if let Some(d) = &patch.description {
+            crate::check_len("description", d, 500)?;
+        }
+        let now = self.now_naive();
+        self.write(move |conn| {
+            let mut row = queries::webhooks::get(conn, &id)?.ok_or(AppError::NotFound("webhook"))?;
+            if let Some(u) = url {
+                row.url = u;
+            }
+            if let Some(e) = events {
+                row.events = e;
+            }
+            if let Some(d) = patch.description {
+                row.description = crate::clean(&d);
+            }
+            if let Some(a) = patch.active {
+                row.active = a;
+            }
+            row.updated_at = now;
+            queries::webhooks::update(conn, &row)?;
+            Ok(view(row))
+        })
+        .await
+    }
+
+    pub async fn delete_webhook(&self, who: &Principal, id: String) -> AppResult<()> {
+        who.require_admin()?;
+        self.write(move |conn| {
+            if queries::webhooks::delete(conn, &id)? == 0 {
+                return Err(AppError::NotFound("webhook"));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// The delivery log of a subscription, newest first.
+    pub async fn list_deliveries(
+        &self,
+        who: &Principal,
+        id: String,
+        limit: Option<i64>,
+    ) -> AppResult<Vec<DeliveryView>> {
+        who.require_admin()?;
+        let limit = self.page_limit(limit)?;
+        self.read(move |conn| {
+            queries::webhooks::get(conn, &id)?.ok_or(AppError::NotFound("webhook"))?;
+            Ok(queries::webhooks::deliveries(conn, &id, limit)?.into_iter().map(delivery_view).collect())
+        })
+        .await
+    }
+
+    /// Sends a delivery again now (delivered, failed or pending alike): same id and body, a
+    /// new timestamp and signature.
+    pub async fn replay_delivery(&self, who: &Principal, id: String) -> AppResult<DeliveryView> {
+        who.require_admin()?;
+        let now = self.now_naive();
+        let d = self
+            .write(move |conn| {
+                if queries::webhooks::replay(conn, &id, now)? == 0 {
+                    return Err(AppError::NotFound("delivery"));
+                }
+                queries::webhooks::delivery(conn, &id)?.ok_or(AppError::NotFound("delivery"))
+            })
+            .await?;
+        self.wake_webhooks();
+        Ok(delivery_view(d))
+    }
+
+    /// Delivers what is due (one round): claims with a lease, POSTs each, records the
+    /// attempt; a failure is retried after `retry_base_secs · 2^(attempts-1)` (at most
+    /// `retry_max_secs`), until `max_attempts`.
+    pub async fn dispatch_webhooks(&self, client: &reqwest::Client) -> AppResult<DispatchReport> {
+        let w = self.settings().webhooks.clone();
+        let now = self.now_naive();
+        let lease = now + chrono::Duration::seconds(i64::try_from(w.timeout_secs).unwrap_or(60) * 3);
+        let claimed = self
+            .write_silent(move |conn| {
+                let rows = queries::webhooks::claim_due(conn, now, lease, 50)?;
+                let mut out = Vec::with_capacity(rows.len());
+                for d in rows {
+                    if let Some(s) = queries::webhooks::get(conn, &d.subscription_id)? {
+                        out.push((d, s));
+                    }
+                }
+                Ok(out)
+            })
+            .await?;
+        let mut report = DispatchReport::default();
+        for (d, sub) in claimed {
+            let payload = body(&d);
+            let ts = self.now().timestamp();
+            let sent = client
+                .post(&sub.url)
+                .header("Content-Type", "application/json")
+                .header("User-Agent", "Caseflow-Webhooks/1")
+                .header("Caseflow-Event", &d.event_type)
+                .header("Caseflow-Delivery", &d.id)
+                .header("Caseflow-Timestamp", ts.to_string())
+                .header("Caseflow-Signature", signature(&sub.secret, ts, &payload))
+                .body(payload)
+                .send()
+                .await;
+            let (ok, status, error) = match sent {
+                Ok(r) if r.status().is_success() => (true, Some(i32::from(r.status().as_u16())), None),
+                Ok(r) => (false, Some(i32::from(r.status().as_u16())), Some(format!("HTTP {}", r.status().as_u16()))),
+                // The error's text names the URL only; no payload is logged.
+                Err(e) => (
+                    false,
+                    None,
+                    Some(if e.is_timeout() { "timeout".to_owned() } else { "connection failed".to_owned() }),
+                ),
+            };
+            let attempts = u32::try_from(d.attempts).unwrap_or(0) + 1;
+            let at = self.now_naive();
+            let retry_at = (!ok && attempts < w.max_attempts).then(|| {
+                let backoff = w.retry_base_secs.saturating_mul(1u64 << (attempts - 1).min(20)).min(w.retry_max_secs);
+                at + chrono::Duration::seconds(i64::try_from(backoff).unwrap_or(3600))
+            });
+            match (ok, retry_at) {
+                (true, _) => report.delivered += 1,
+                (false, Some(_)) => report.retried += 1,
+                (false, None) => report.failed += 1,
+            }
+            if !ok {
+                tracing::info!(delivery.id = %d.id, attempts, status = ?status, "webhook delivery failed");
+            }
+            let id = d.id.clone();
+            self.write_silent(move |conn| {
+                Ok(queries::webhooks::record_attempt(conn, &id, ok, status, error.as_deref(), at, retry_at)?)
+            })
+            .await?;
+        }
+        Ok(report)
+    }
+
+    /// The webhook dispatcher: a round every `webhooks.poll_ms` (sooner after a local write),
+    /// round after round while work is due.
+    pub async fn run_webhooks(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let w = self.settings().webhooks.clone();
+        if !w.enabled {
+            return;
+        }
+        let client = match reqwest::Client::builder()
+            .timeout(Duration::from_secs(w.timeout_secs))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "webhooks: cannot build the HTTP client; deliveries are off");
+                return;
+            }
+        };
+        loop {
+            loop {
+                if *shutdown.borrow() {
+                    return;
+                }
+                match self.dispatch_webhooks(&client).await {
+                    Ok(r) if r.delivered + r.retried + r.failed > 0 => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "webhook dispatch round failed");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(w.poll_ms)) => {}
+                _ = self.webhooks_woken() => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}

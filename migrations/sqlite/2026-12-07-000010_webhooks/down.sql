@@ -1,0 +1,3 @@
+DROP TRIGGER webhook_fanout;
+DROP TABLE webhook_deliveries;
+DROP TABLE webhook_subscriptions;
