@@ -331,8 +331,36 @@ async fn a_new_email_is_acknowledged_once_with_its_deadline(db: Db) {
     app.stop().await;
 }
 
+/// A web-form case is acknowledged at once, in the same transaction, with the case number
+/// and the first-response deadline of the policy that applies.
+async fn a_web_form_case_is_acknowledged_with_its_deadline(db: Db) {
+    let clock = Arc::new(FixedClock::new(monday_nine()));
+    let app = spawn_with_clock(settings(db, &[]), clock).await;
+    office_hours(&app).await;
+    let r = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/public/support",
+            None,
+            Some(json!({"name": "Wes Form", "email": "wes@example.org", "subject": "Form", "message": "Hello there.", "topic": "general"})),
+        )
+        .await
+        .expect(201);
+    assert_eq!(r["acknowledgement_queued"], true);
+    let number = r["case_number"].as_i64().expect("number");
+    let cases = app.get("/api/v1/cases").await.expect(200)["items"].as_array().cloned().unwrap_or_default();
+    let case_id = id(cases.iter().find(|c| c["number"] == number).expect("the case"));
+    let msgs = messages(&app, &case_id).await;
+    let ack = msgs.iter().find(|m| m["direction"] == "outbound").expect("acknowledgement");
+    let body = ack["body_text"].as_str().unwrap_or("");
+    assert!(body.contains(&format!("#{number}")), "{body}");
+    assert!(body.contains("We will answer by Mon 07 Dec 10:00 (UTC)."), "{body}");
+    app.stop().await;
+}
+
 both_backends!(
-    db: warnings_breaches_and_ladder_fire_once_live,
+    db: a_web_form_case_is_acknowledged_with_its_deadline,
+    warnings_breaches_and_ladder_fire_once_live,
     a_breach_while_down_is_raised_once_on_start,
     a_new_email_is_acknowledged_once_with_its_deadline
 );

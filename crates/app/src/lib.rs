@@ -74,6 +74,8 @@ struct Inner {
     routing_wake: tokio::sync::Notify,
     sla_wake: tokio::sync::Notify,
     webhooks_wake: tokio::sync::Notify,
+    /// A write on this node since the listener last announced one to the other nodes.
+    routing_dirty: std::sync::atomic::AtomicBool,
     /// Ticks when this node raised alerts (live streams read them at once).
     alerts: tokio::sync::broadcast::Sender<()>,
     chat_hub: chat::ChatHub,
@@ -104,6 +106,7 @@ impl App {
                 routing_wake: tokio::sync::Notify::new(),
                 sla_wake: tokio::sync::Notify::new(),
                 webhooks_wake: tokio::sync::Notify::new(),
+                routing_dirty: std::sync::atomic::AtomicBool::new(false),
                 alerts: tokio::sync::broadcast::channel(16).0,
                 chat_hub: chat::ChatHub::default(),
             }),
@@ -215,6 +218,7 @@ impl App {
             self.inner.routing_wake.notify_one();
             self.inner.sla_wake.notify_one();
             self.inner.webhooks_wake.notify_one();
+            self.inner.routing_dirty.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         done
     }
@@ -233,6 +237,12 @@ impl App {
     /// Wakes the router (a worker changed cases it should look at).
     pub(crate) fn wake_router(&self) {
         self.inner.routing_wake.notify_one();
+        self.inner.routing_dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether this node wrote since the last call (the listener announces it to the others).
+    pub(crate) fn take_routing_dirty(&self) -> bool {
+        self.inner.routing_dirty.swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Checks that the database answers.

@@ -289,6 +289,27 @@ pub(crate) fn process_case(
     Ok(report)
 }
 
+/// "We will answer by <first-response deadline> (<zone>)." for a case in the caller's
+/// transaction, or "" when no policy with a running first-response clock applies: the
+/// `{expected}` of acknowledgements.
+pub(crate) fn expected_answer(conn: &mut DbConn, case_id: &str, now: NaiveDateTime) -> AppResult<String> {
+    let Some(h) = load_case(conn, case_id, false)? else { return Ok(String::new()) };
+    let setup = Setup::load(conn)?;
+    let Some((_, spec, clocks)) = clocks_of(&setup, &h, secs(now)) else { return Ok(String::new()) };
+    Ok(expected_text(&setup, spec, &clocks))
+}
+
+fn expected_text(setup: &Setup, spec: &PolicySpec, clocks: &[SlaClock]) -> String {
+    let tz = setup.calendar_of(spec).map_or(caseflow_sla::Tz::UTC, Calendar::time_zone);
+    clocks
+        .iter()
+        .find(|c| c.metric == Metric::FirstResponse && c.state == ClockState::Running)
+        .and_then(|c| c.due_at)
+        .and_then(|d| DateTime::from_timestamp(d, 0))
+        .map(|d| format!("We will answer by {} ({}).", d.with_timezone(&tz).format("%a %d %b %H:%M"), tz.name()))
+        .unwrap_or_default()
+}
+
 /// Acknowledges a new case that came by email from a person, once (the `sla_fired` key
 /// `acknowledgement`), through the outbox in this transaction, with the case number and when
 /// the first response is due. Other channels acknowledge on their own: the web form at once,
@@ -334,14 +355,7 @@ fn acknowledge(
     if !fresh || secs(case.created_at) < secs(now) - catch_up_secs {
         return Ok(0);
     }
-    let tz = setup.calendar_of(spec).map_or(caseflow_sla::Tz::UTC, Calendar::time_zone);
-    let expected = clocks
-        .iter()
-        .find(|c| c.metric == Metric::FirstResponse && c.state == ClockState::Running)
-        .and_then(|c| c.due_at)
-        .and_then(|d| DateTime::from_timestamp(d, 0))
-        .map(|d| format!("We will answer by {} ({}).", d.with_timezone(&tz).format("%a %d %b %H:%M"), tz.name()))
-        .unwrap_or_default();
+    let expected = expected_text(setup, spec, clocks);
     let name = queries::customers::get(conn, &case.customer_id)?.map(|c| c.name).unwrap_or_default();
     let body = ack
         .template
@@ -1124,10 +1138,7 @@ impl App {
                     queries::notify::listen(&mut c).map_err(caseflow_store::StoreError::from)?;
                     Ok(c)
                 }) {
-                    Ok(c) => {
-                        backoff = Duration::from_secs(1);
-                        c
-                    }
+                    Ok(c) => c,
                     Err(e) => {
                         tracing::warn!(error = %e, "notification listener cannot connect; retrying");
                         let until = std::time::Instant::now() + backoff;
@@ -1141,7 +1152,25 @@ impl App {
                 // Whatever was missed while (re)connecting: look now.
                 app.notify_alerts();
                 app.wake_router();
+                let connected = std::time::Instant::now();
+                let mut pinged = std::time::Instant::now();
                 while running(&shutdown) {
+                    // This node's writes, announced to the others (at most every 50 ms).
+                    if app.take_routing_dirty() {
+                        if let Err(e) = queries::notify::notify(&mut conn, "caseflow_routing") {
+                            tracing::warn!(error = %e, "notification listener lost its connection");
+                            break;
+                        }
+                    }
+                    // A silently dropped connection (a NAT timeout, a failover) says nothing
+                    // to a reader: ask now and then.
+                    if pinged.elapsed() >= Duration::from_secs(30) {
+                        pinged = std::time::Instant::now();
+                        if let Err(e) = queries::leader::ping(&mut conn) {
+                            tracing::warn!(error = %e, "notification listener lost its connection");
+                            break;
+                        }
+                    }
                     match queries::notify::take(&mut conn) {
                         Ok(channels) => {
                             if channels.iter().any(|c| c == "caseflow_alerts") {
@@ -1156,6 +1185,16 @@ impl App {
                             break;
                         }
                     }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                // Lost: wait before reconnecting, longer if the connection was short-lived.
+                if connected.elapsed() < Duration::from_secs(60) {
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                } else {
+                    backoff = Duration::from_secs(1);
+                }
+                let until = std::time::Instant::now() + backoff;
+                while running(&shutdown) && std::time::Instant::now() < until {
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }

@@ -265,10 +265,16 @@ impl App {
             }
             let ack = !template.trim().is_empty();
             if ack {
+                let expected = if template.contains("{expected}") {
+                    crate::sla::expected_answer(conn, &case.id, now)?
+                } else {
+                    String::new()
+                };
                 let body = template
                     .replace("{name}", &c.name)
                     .replace("{number}", &case.number.to_string())
-                    .replace("{subject}", &c.subject);
+                    .replace("{subject}", &c.subject)
+                    .replace("{expected}", &expected);
                 let a = Append {
                     kind: MessageKind::Reply,
                     body,

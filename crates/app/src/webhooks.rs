@@ -141,41 +141,58 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
     format!("t={timestamp},v1={hex}")
 }
 
-/// Refuses URLs that are not http(s), and (unless allowed) IP-literal hosts on loopback,
-/// private, link-local or unspecified addresses: a webhook must not become a way to make the
-/// server call its own neighbours.
-fn check_url(url: &str, allow_private: bool) -> AppResult<String> {
-    let url = url.trim();
-    crate::check_len("url", url, 2_000)?;
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| AppError::invalid("url must start with https:// or http://"))?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host_port = authority.rsplit('@').next().unwrap_or("");
-    let host = if let Some(v6) = host_port.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        host_port.split(':').next().unwrap_or("")
-    };
-    if host.is_empty() || url.chars().any(char::is_whitespace) {
-        return Err(AppError::invalid("url has no host"));
-    }
-    if !allow_private {
-        let private = match host.parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V4(a)) => a.is_loopback() || a.is_private() || a.is_link_local() || a.is_unspecified(),
-            Ok(std::net::IpAddr::V6(a)) => {
-                a.is_loopback() || a.is_unspecified() || (a.segments()[0] & 0xfe00) == 0xfc00
+/// Whether an address is one a webhook must not reach unless allowed: loopback, private,
+/// shared (100.64/10), link-local, unspecified, "this network", IETF protocol assignments,
+/// unique-local and link-local IPv6, and IPv4 mapped into IPv6 with any of those.
+fn private_ip(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(a) => {
+            let o = a.octets();
+            a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_broadcast()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+        }
+        std::net::IpAddr::V6(a) => {
+            if let Some(v4) = a.to_ipv4_mapped() {
+                return private_ip(std::net::IpAddr::V4(v4));
             }
-            Err(_) => host.eq_ignore_ascii_case("localhost"),
-        };
-        if private {
-            return Err(AppError::invalid(
-                "url points to a loopback or private address (webhooks.allow_private_targets is off)",
-            ));
+            let s0 = a.segments()[0];
+            a.is_loopback() || a.is_unspecified() || (s0 & 0xfe00) == 0xfc00 || (s0 & 0xffc0) == 0xfe80
         }
     }
-    Ok(url.to_owned())
+}
+
+/// Refuses URLs that are not http(s), and (unless allowed) hosts that are loopback or private
+/// addresses or `localhost`: a webhook must not become a way to make the server call its own
+/// neighbours. The URL is parsed the way the HTTP client will parse it (WHATWG rules: other
+/// spellings of an address, such as `0x7f000001` or `127.1`, come out as the address they
+/// mean) and stored in that normal form.
+fn check_url(url: &str, allow_private: bool) -> AppResult<String> {
+    crate::check_len("url", url, 2_000)?;
+    let parsed = reqwest::Url::parse(url.trim()).map_err(|e| AppError::invalid(format!("url: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(AppError::invalid("url must start with https:// or http://"));
+    }
+    let private = match parsed.host() {
+        None => return Err(AppError::invalid("url has no host")),
+        Some(url::Host::Ipv4(a)) => private_ip(std::net::IpAddr::V4(a)),
+        Some(url::Host::Ipv6(a)) => private_ip(std::net::IpAddr::V6(a)),
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+    };
+    if private && !allow_private {
+        return Err(AppError::invalid(
+            "url points to a loopback or private address (webhooks.allow_private_targets is off)",
+        ));
+    }
+    Ok(parsed.to_string())
 }
 
 fn check_events(events: &[String]) -> AppResult<String> {
@@ -315,27 +332,49 @@ impl App {
         Ok(delivery_view(d))
     }
 
-    /// Delivers what is due (one round): claims with a lease, POSTs each, records the
+    /// Delivers what is due (one round): claims a few with a lease, POSTs each, records the
     /// attempt; a failure is retried after `retry_base_secs · 2^(attempts-1)` (at most
     /// `retry_max_secs`), until `max_attempts`.
     pub async fn dispatch_webhooks(&self, client: &reqwest::Client) -> AppResult<DispatchReport> {
         let w = self.settings().webhooks.clone();
         let now = self.now_naive();
-        let lease = now + chrono::Duration::seconds(i64::try_from(w.timeout_secs).unwrap_or(60) * 3);
+        // A read first: an idle dispatcher does not take the write lock.
+        if !self.read(move |conn| Ok(queries::webhooks::any_due(conn, now)?)).await? {
+            return Ok(DispatchReport::default());
+        }
+        // A few at a time, with a lease that covers sending all of them one after another
+        // (each at most `timeout_secs`), so no other node takes them meanwhile.
+        const CLAIM: i64 = 4;
+        let timeout = i64::try_from(w.timeout_secs).unwrap_or(60);
+        let lease = now + chrono::Duration::seconds(CLAIM * timeout + 30);
         let claimed = self
             .write_silent(move |conn| {
-                let rows = queries::webhooks::claim_due(conn, now, lease, 50)?;
+                let rows = queries::webhooks::claim_due(conn, now, lease, CLAIM)?;
                 let mut out = Vec::with_capacity(rows.len());
                 for d in rows {
-                    if let Some(s) = queries::webhooks::get(conn, &d.subscription_id)? {
-                        out.push((d, s));
-                    }
+                    let sub = queries::webhooks::get(conn, &d.subscription_id)?;
+                    out.push((d, sub));
                 }
                 Ok(out)
             })
             .await?;
         let mut report = DispatchReport::default();
         for (d, sub) in claimed {
+            let Some(sub) = sub else {
+                // Written while its subscription was being deleted: dropped.
+                let (id, at) = (d.id.clone(), self.now_naive());
+                let gone = Some("subscription deleted");
+                if let Err(e) = self
+                    .write_silent(move |conn| {
+                        Ok(queries::webhooks::record_attempt(conn, &id, lease, false, None, gone, at, None)?)
+                    })
+                    .await
+                {
+                    tracing::warn!(delivery.id = %d.id, error = %e, "webhook: cannot record an orphan delivery");
+                }
+                report.failed += 1;
+                continue;
+            };
             let payload = body(&d);
             let ts = self.now().timestamp();
             let sent = client
@@ -352,7 +391,7 @@ impl App {
             let (ok, status, error) = match sent {
                 Ok(r) if r.status().is_success() => (true, Some(i32::from(r.status().as_u16())), None),
                 Ok(r) => (false, Some(i32::from(r.status().as_u16())), Some(format!("HTTP {}", r.status().as_u16()))),
-                // The error's text names the URL only; no payload is logged.
+                // Reduced to its kind: no URL or payload in the log.
                 Err(e) => (
                     false,
                     None,
@@ -374,10 +413,19 @@ impl App {
                 tracing::info!(delivery.id = %d.id, attempts, status = ?status, "webhook delivery failed");
             }
             let id = d.id.clone();
-            self.write_silent(move |conn| {
-                Ok(queries::webhooks::record_attempt(conn, &id, ok, status, error.as_deref(), at, retry_at)?)
-            })
-            .await?;
+            let recorded = self
+                .write_silent(move |conn| {
+                    Ok(queries::webhooks::record_attempt(conn, &id, lease, ok, status, error.as_deref(), at, retry_at)?)
+                })
+                .await;
+            match recorded {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::info!(delivery.id = %d.id, "webhook: replayed or taken over meanwhile; attempt not recorded")
+                }
+                // Logged and left to the lease: the other claimed deliveries still go out.
+                Err(e) => tracing::warn!(delivery.id = %d.id, error = %e, "webhook: cannot record the attempt"),
+            }
         }
         Ok(report)
     }
@@ -420,5 +468,54 @@ impl App {
                 _ = shutdown.changed() => return,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_targets_are_refused_in_every_spelling_and_public_ones_are_normalised() {
+        for bad in [
+            "http://127.0.0.1/hook",
+            "http://127.0.0.1\\@example.com/hook",
+            "http://2130706433/",
+            "http://0x7f000001/",
+            "http://0177.0.0.1/",
+            "http://127.1/",
+            "http://0/",
+            "http://127.0.0.1./",
+            "http://localhost./",
+            "http://LOCALHOST/",
+            "http://a.localhost/",
+            "http://127.0.0.%31/",
+            "http://[::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::ffff:169.254.169.254]/",
+            "http://[fe80::1]/",
+            "http://[fd00::1]/",
+            "http://10.1.2.3/",
+            "http://172.16.0.1/",
+            "http://192.168.1.1/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://100.64.0.1/",
+        ] {
+            let r = check_url(bad, false);
+            assert!(r.is_err(), "{bad} accepted as {r:?}");
+            assert!(check_url(bad, true).is_ok() || bad.contains('%'), "{bad} refused even when allowed");
+        }
+        for bad in ["ftp://example.org/x", "example.org/hook", "http://", "javascript:alert(1)"] {
+            assert!(check_url(bad, true).is_err(), "{bad}");
+        }
+        assert_eq!(check_url("HTTPS://Example.ORG/h?x=1", false).unwrap(), "https://example.org/h?x=1");
+        assert_eq!(check_url("http://93.184.216.34:8080/h", false).unwrap(), "http://93.184.216.34:8080/h");
+    }
+
+    #[test]
+    fn signatures_are_hmac_sha256_over_timestamp_and_body() {
+        // The expected value computed independently, with Python's hmac module.
+        let s = signature("whsec_test", 1_800_000_000, "{\"a\":1}");
+        assert_eq!(s, "t=1800000000,v1=7de5e6bbc99c65ef0ddccacd4308ba03a5a12eb8859a0db070c5ca731c4fdc19");
     }
 }

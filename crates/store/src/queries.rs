@@ -1620,6 +1620,14 @@ pub mod notify {
         Ok(())
     }
 
+    /// Announces a change on `channel` to every node (PostgreSQL; nothing on SQLite).
+    pub fn notify(conn: &mut DbConn, channel: &str) -> QueryResult<()> {
+        match conn {
+            DbConn::Pg(_) => diesel::sql_query(format!("NOTIFY {channel}")).execute(conn).map(drop),
+            DbConn::Sqlite(_) => Ok(()),
+        }
+    }
+
     /// The channels notified since the last call, without waiting (PostgreSQL).
     pub fn take(conn: &mut DbConn) -> QueryResult<Vec<String>> {
         match conn {
@@ -1668,10 +1676,14 @@ pub mod webhooks {
         lease: NaiveDateTime,
         limit: i64,
     ) -> QueryResult<Vec<WebhookDeliveryRow>> {
+        // Deliveries of inactive subscriptions wait (reactivated, they go on); orphans of a
+        // deleted subscription are claimed and dropped by the dispatcher.
+        let inactive = ws::webhook_subscriptions.filter(ws::active.eq(false)).select(ws::id);
         let due: Vec<WebhookDeliveryRow> = wd::webhook_deliveries
             .filter(wd::status.eq("pending"))
             .filter(wd::next_attempt_at.le(now))
-            .order(wd::next_attempt_at)
+            .filter(wd::subscription_id.ne_all(inactive))
+            .order((wd::next_attempt_at, wd::id))
             .limit(limit)
             .select(WebhookDeliveryRow::as_select())
             .load(conn)?;
@@ -1693,33 +1705,49 @@ pub mod webhooks {
         Ok(claimed)
     }
 
+    /// Whether any delivery is due (a read, before the dispatcher takes the write lock).
+    pub fn any_due(conn: &mut DbConn, now: NaiveDateTime) -> QueryResult<bool> {
+        diesel::select(diesel::dsl::exists(
+            wd::webhook_deliveries.filter(wd::status.eq("pending")).filter(wd::next_attempt_at.le(now)),
+        ))
+        .get_result(conn)
+    }
+
     /// Records an attempt: delivered, or pending again at `retry_at`, or failed (`retry_at`
-    /// none: gave up).
+    /// none: gave up) — only if the delivery still holds the claim's `lease` (a replay or
+    /// another node since then wins). Returns whether it was recorded.
+    #[allow(clippy::too_many_arguments)]
     pub fn record_attempt(
         conn: &mut DbConn,
         id: &str,
+        lease: NaiveDateTime,
         ok: bool,
         status: Option<i32>,
         error: Option<&str>,
         now: NaiveDateTime,
         retry_at: Option<NaiveDateTime>,
-    ) -> QueryResult<()> {
+    ) -> QueryResult<bool> {
         let new_status = match (ok, retry_at) {
             (true, _) => "delivered",
             (false, Some(_)) => "pending",
             (false, None) => "failed",
         };
-        diesel::update(wd::webhook_deliveries.filter(wd::id.eq(id)))
-            .set((
-                wd::status.eq(new_status),
-                wd::attempts.eq(wd::attempts + 1),
-                wd::next_attempt_at.eq(retry_at.unwrap_or(now)),
-                wd::last_status.eq(status),
-                wd::last_error.eq(error),
-                wd::delivered_at.eq(ok.then_some(now)),
-            ))
-            .execute(conn)
-            .map(drop)
+        diesel::update(
+            wd::webhook_deliveries
+                .filter(wd::id.eq(id))
+                .filter(wd::status.eq("pending"))
+                .filter(wd::next_attempt_at.eq(lease)),
+        )
+        .set((
+            wd::status.eq(new_status),
+            wd::attempts.eq(wd::attempts + 1),
+            wd::next_attempt_at.eq(retry_at.unwrap_or(now)),
+            wd::last_status.eq(status),
+            wd::last_error.eq(error),
+            wd::delivered_at.eq(ok.then_some(now)),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
     }
 
     /// A subscription's deliveries, newest first.
@@ -1736,10 +1764,11 @@ pub mod webhooks {
         wd::webhook_deliveries.filter(wd::id.eq(id)).select(WebhookDeliveryRow::as_select()).load(conn).map(first)
     }
 
-    /// Sends a delivery again (whatever its state): pending, due now.
+    /// Sends a delivery again (whatever its state): pending, due now, a fresh series of
+    /// attempts.
     pub fn replay(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
         diesel::update(wd::webhook_deliveries.filter(wd::id.eq(id)))
-            .set((wd::status.eq("pending"), wd::next_attempt_at.eq(now)))
+            .set((wd::status.eq("pending"), wd::next_attempt_at.eq(now), wd::attempts.eq(0)))
             .execute(conn)
     }
 }

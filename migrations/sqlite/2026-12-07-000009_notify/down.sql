@@ -1,2 +1,1 @@
-DROP TRIGGER routing_signals_notify;
 DROP TRIGGER alerts_notify;

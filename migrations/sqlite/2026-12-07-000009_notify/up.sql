@@ -2,4 +2,3 @@
 -- wakes its own streams and router in process. Same trigger names in both trees, doing
 -- nothing here.
 CREATE TRIGGER alerts_notify AFTER INSERT ON alerts BEGIN SELECT 1; END;
-CREATE TRIGGER routing_signals_notify AFTER INSERT ON routing_signals BEGIN SELECT 1; END;

@@ -15,7 +15,9 @@ CREATE TABLE webhook_subscriptions (
 
 CREATE TABLE webhook_deliveries (
     id TEXT PRIMARY KEY,
-    subscription_id TEXT NOT NULL REFERENCES webhook_subscriptions (id) ON DELETE CASCADE,
+    -- No foreign key: a delivery written while its subscription is being deleted must not
+    -- fail the writer's transaction; the dispatcher drops such orphans.
+    subscription_id TEXT NOT NULL,
     event_type TEXT NOT NULL,
     event_id TEXT NOT NULL,
     case_id TEXT NOT NULL,
