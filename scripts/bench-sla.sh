@@ -34,16 +34,6 @@ bench_backend() { # name, database URL
     rm -rf "$work"
 }
 
-if [ "$which" = sqlite ] || [ "$which" = all ]; then
-    dir=$(mktemp -d)
-    bench_backend SQLite "sqlite://$dir/bench.db"
-    rm -rf "$dir"
-fi
-if [ "$which" = postgres ] || [ "$which" = all ]; then
-    export CASEFLOW_PG_DIR=$root/target/pg-bench CASEFLOW_PG_PORT=55433 CASEFLOW_PG_DURABLE=1
-    admin=$(scripts/pg.sh start)
-    db="bench_$(date +%s)"
-    psql "$admin" -qc "CREATE DATABASE $db" >/dev/null
-    bench_backend PostgreSQL "${admin%/*}/$db"
-    scripts/pg.sh stop
-fi
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
+bench_backends "$which"
