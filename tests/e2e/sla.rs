@@ -409,3 +409,93 @@ async fn an_alert_raised_on_one_node_reaches_a_stream_on_another_at_once() {
     scheduler.stop().await;
     watcher.stop().await;
 }
+
+/// Starts `caseflow serve` as a process on `url`, its clock shifted by `offset` seconds;
+/// returns it and its base URL once it answers.
+async fn serve_process(url: &str, offset: i64) -> (std::process::Child, String) {
+    let port = crate::mailservers::free_port();
+    let child = caseflow()
+        .env("CASEFLOW__DATABASE__URL", url)
+        .env("CASEFLOW__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("CASEFLOW__METRICS__BIND", "127.0.0.1:0")
+        .env("CASEFLOW__CLOCK__OFFSET_SECS", offset.to_string())
+        .arg("serve")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("caseflow serve");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    eventually(30, "the server to answer", || async {
+        client.get(format!("{base}/readyz")).send().await.ok().filter(|r| r.status() == 200).map(|_| ())
+    })
+    .await;
+    (child, base)
+}
+
+/// A real `caseflow serve` process killed with SIGKILL before a breach; another started after
+/// it (its clock two hours later, `clock.offset_secs`) raises the missed warning and breach,
+/// once; a third, later still, raises nothing again.
+async fn a_killed_server_raises_the_missed_breach_once_after_restart(db: Db) {
+    let url = database_url(db);
+    let out = caseflow().env("CASEFLOW__DATABASE__URL", &url).arg("migrate").output().expect("migrate");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = caseflow()
+        .env("CASEFLOW__DATABASE__URL", &url)
+        .args(["admin", "create-token", "--name", "kill-test", "--scopes", "admin"])
+        .output()
+        .expect("token");
+    let token = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").trim().to_owned();
+    let client = reqwest::Client::new();
+    let call = |base: &str, method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut r = client.request(method, format!("{base}/api/v1{path}")).bearer_auth(&token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        async move {
+            let r = r.send().await.expect("request");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (mut first, base) = serve_process(&url, 0).await;
+    let policy = json!({"name": "Half an hour", "targets": [{"metric": "first_response", "minutes": 30, "business_hours": false}]});
+    assert_eq!(call(&base, reqwest::Method::POST, "/sla/policies", Some(policy)).await.0, 201);
+    let body = json!({"subject": "Killed", "body": "Before the breach.", "customer": {"email": "kill@example.org"}});
+    let (status, case) = call(&base, reqwest::Method::POST, "/cases", Some(body)).await;
+    assert_eq!(status, 201, "{case}");
+    let case_id = id(&case);
+    eventually(15, "the case evaluated", || async {
+        let (_, s) = call(&base, reqwest::Method::GET, &format!("/cases/{case_id}/sla"), None).await;
+        s["due_at"].is_string().then_some(())
+    })
+    .await;
+    first.kill().expect("SIGKILL");
+    first.wait().expect("reaped");
+
+    let alerts = |base: String| {
+        let call = &call;
+        async move {
+            let (_, a) = call(&base, reqwest::Method::GET, "/alerts?since=2000-01-01T00:00:00Z", None).await;
+            a["items"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    let (mut second, base) = serve_process(&url, 7_200).await;
+    let raised = eventually(15, "the missed breach", || async {
+        let a = alerts(base.clone()).await;
+        a.iter().any(|x| x["kind"] == "breach").then_some(a)
+    })
+    .await;
+    let kinds: Vec<&str> = raised.iter().filter_map(|a| a["kind"].as_str()).collect();
+    assert_eq!(kinds, vec!["warning", "breach"]);
+    second.kill().expect("SIGKILL");
+    second.wait().expect("reaped");
+
+    let (mut third, base) = serve_process(&url, 10_800).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(alerts(base).await.len(), 2, "nothing fired twice");
+    third.kill().expect("SIGKILL");
+    third.wait().expect("reaped");
+}
+
+both_backends!(db: a_killed_server_raises_the_missed_breach_once_after_restart);
