@@ -358,8 +358,28 @@ async fn a_web_form_case_is_acknowledged_with_its_deadline(db: Db) {
     app.stop().await;
 }
 
+/// A chat is acknowledged in the conversation, at once, with the case number and the
+/// first-response deadline.
+async fn a_chat_is_acknowledged_with_its_deadline(db: Db) {
+    let clock = Arc::new(FixedClock::new(monday_nine()));
+    let app = spawn_with_clock(settings(db, &[]), clock).await;
+    office_hours(&app).await;
+    let mut visitor = crate::chat::Ws::visitor(&app).await;
+    let (_, ack) = crate::chat::open_chat(&mut visitor, "Cy", None, "Is anyone there?").await;
+    let number = ack["case_number"].as_i64().expect("number");
+    let _mine = visitor.recv_type("message").await;
+    let greeting = visitor.recv_type("message").await;
+    let body = greeting["body"].as_str().unwrap_or("");
+    assert_eq!(greeting["author"], "system");
+    assert!(body.contains(&format!("#{number}")), "{body}");
+    assert!(body.ends_with("We will answer by Mon 07 Dec 10:00 (UTC)."), "{body}");
+    visitor.close().await;
+    app.stop().await;
+}
+
 both_backends!(
-    db: a_web_form_case_is_acknowledged_with_its_deadline,
+    db: a_chat_is_acknowledged_with_its_deadline,
+    a_web_form_case_is_acknowledged_with_its_deadline,
     warnings_breaches_and_ladder_fire_once_live,
     a_breach_while_down_is_raised_once_on_start,
     a_new_email_is_acknowledged_once_with_its_deadline

@@ -514,9 +514,17 @@ impl App {
                     let mut lines = vec![ChatLine::from_row(&first, &session.name)
                         .ok_or_else(|| AppError::Internal("chat message without position".into()))?];
                     if !greeting.trim().is_empty() {
+                        let expected = if greeting.contains("{expected}") {
+                            crate::sla::expected_answer(conn, &case.id, now)?
+                        } else {
+                            String::new()
+                        };
                         let a = Append {
                             kind: MessageKind::Reply,
-                            body: fill(&greeting, &session.name, case.number),
+                            body: fill(&greeting, &session.name, case.number)
+                                .replace("{expected}", &expected)
+                                .trim()
+                                .to_owned(),
                             status: None,
                             external_id: None,
                             actor: (ActorKind::System, None),
