@@ -49,7 +49,7 @@ pub struct CustomerQuery {
     pub limit: Option<i64>,
 }
 
-fn created(location: String, body: impl serde::Serialize) -> HttpResponse {
+pub(crate) fn created(location: String, body: impl serde::Serialize) -> HttpResponse {
     HttpResponse::Created().insert_header(("Location", location)).json(body)
 }
 

@@ -15,14 +15,10 @@ use std::time::Duration;
 type Res = Result<HttpResponse, ApiError>;
 type Id = web::Path<String>;
 
-fn created(location: String, body: impl serde::Serialize) -> HttpResponse {
-    HttpResponse::Created().insert_header(("Location", location)).json(body)
-}
-
 #[utoipa::path(get, path = "/api/v1/sla/calendars", tag = "sla", summary = "Business calendars", operation_id = "list_calendars",
     responses((status = 200, description = "every calendar", body = crate::handlers::Items<CalendarView>)))]
 pub async fn list_calendars(app: web::Data<App>, Auth(who): Auth) -> Res {
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": app.list_calendars(&who).await? })))
+    Ok(HttpResponse::Ok().json(crate::handlers::Items { items: app.list_calendars(&who).await? }))
 }
 
 #[utoipa::path(post, path = "/api/v1/sla/calendars", tag = "sla",
@@ -33,7 +29,7 @@ pub async fn list_calendars(app: web::Data<App>, Auth(who): Auth) -> Res {
     responses((status = 201, description = "created", body = CalendarView)))]
 pub async fn create_calendar(app: web::Data<App>, Auth(who): Auth, body: web::Json<CalendarSpec>) -> Res {
     let c = app.create_calendar(&who, body.into_inner()).await?;
-    Ok(created(format!("/api/v1/sla/calendars/{}", c.id), c))
+    Ok(crate::handlers::created(format!("/api/v1/sla/calendars/{}", c.id), c))
 }
 
 #[utoipa::path(get, path = "/api/v1/sla/calendars/{id}", tag = "sla", summary = "One calendar", operation_id = "get_calendar",
@@ -66,7 +62,7 @@ pub async fn delete_calendar(app: web::Data<App>, Auth(who): Auth, id: Id) -> Re
     operation_id = "list_policies",
     responses((status = 200, description = "every policy", body = crate::handlers::Items<PolicyView>)))]
 pub async fn list_policies(app: web::Data<App>, Auth(who): Auth) -> Res {
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": app.list_policies(&who).await? })))
+    Ok(HttpResponse::Ok().json(crate::handlers::Items { items: app.list_policies(&who).await? }))
 }
 
 #[utoipa::path(post, path = "/api/v1/sla/policies", tag = "sla",
@@ -77,7 +73,7 @@ pub async fn list_policies(app: web::Data<App>, Auth(who): Auth) -> Res {
     responses((status = 201, description = "created", body = PolicyView)))]
 pub async fn create_policy(app: web::Data<App>, Auth(who): Auth, body: web::Json<PolicyInput>) -> Res {
     let p = app.create_policy(&who, body.into_inner()).await?;
-    Ok(created(format!("/api/v1/sla/policies/{}", p.id), p))
+    Ok(crate::handlers::created(format!("/api/v1/sla/policies/{}", p.id), p))
 }
 
 #[utoipa::path(get, path = "/api/v1/sla/policies/{id}", tag = "sla", summary = "One policy", operation_id = "get_policy",
@@ -137,7 +133,7 @@ pub struct AlertQuery {
 pub async fn list_alerts(app: web::Data<App>, Auth(who): Auth, q: web::Query<AlertQuery>) -> Res {
     let q = q.into_inner();
     Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "items": app.list_alerts(&who, q.since, q.unacknowledged, q.limit).await? })))
+        .json(crate::handlers::Items { items: app.list_alerts(&who, q.since, q.unacknowledged, q.limit).await? }))
 }
 
 #[utoipa::path(post, path = "/api/v1/alerts/{id}/acknowledge", tag = "sla",
@@ -174,38 +170,40 @@ impl StreamState {
     /// late commits; returns the events to send.
     async fn read(&mut self) -> Result<String, caseflow_app::AppError> {
         let mut out = String::new();
-        loop {
-            let page = self.app.stream_alerts(&self.who, self.cursor.0, Some(self.cursor.clone()), PAGE).await?;
-            let full = page.len() as i64 == PAGE;
-            for a in page {
-                let created = a.created_at.naive_utc();
-                self.cursor = (created, a.id.clone());
-                if self.sent.insert(a.id.clone(), created).is_none() {
-                    out.push_str(&sse_event(&a));
-                }
-            }
-            if !full {
-                break;
-            }
+        let (since, after) = (self.cursor.0, Some(self.cursor.clone()));
+        if let Some(last) = self.scan(since, after, &mut out).await? {
+            self.cursor = last;
         }
         let floor = self.cursor.0 - OVERLAP;
-        let mut after = None;
+        self.scan(floor, None, &mut out).await?;
+        self.sent.retain(|_, at| *at >= floor);
+        Ok(out)
+    }
+
+    /// Reads every alert from `since` after the key `after`, page by page, appending those
+    /// not sent yet to `out`; returns the key of the last one read.
+    async fn scan(
+        &mut self,
+        since: NaiveDateTime,
+        mut after: Option<(NaiveDateTime, String)>,
+        out: &mut String,
+    ) -> Result<Option<(NaiveDateTime, String)>, caseflow_app::AppError> {
+        let mut last = None;
         loop {
-            let page = self.app.stream_alerts(&self.who, floor, after.clone(), PAGE).await?;
+            let page = self.app.stream_alerts(&self.who, since, after.clone(), PAGE).await?;
             let full = page.len() as i64 == PAGE;
             for a in page {
                 let created = a.created_at.naive_utc();
-                after = Some((created, a.id.clone()));
+                last = Some((created, a.id.clone()));
                 if self.sent.insert(a.id.clone(), created).is_none() {
                     out.push_str(&sse_event(&a));
                 }
             }
             if !full {
-                break;
+                return Ok(last);
             }
+            after = last.clone();
         }
-        self.sent.retain(|_, at| *at >= floor);
-        Ok(out)
     }
 }
 

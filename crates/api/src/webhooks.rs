@@ -18,14 +18,14 @@ type Id = web::Path<String>;
     responses((status = 201, description = "subscribed", body = WebhookView)))]
 pub async fn create_webhook(app: web::Data<App>, Auth(who): Auth, body: web::Json<NewWebhook>) -> Res {
     let w = app.create_webhook(&who, body.into_inner()).await?;
-    Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/webhooks/{}", w.id))).json(w))
+    Ok(crate::handlers::created(format!("/api/v1/webhooks/{}", w.id), w))
 }
 
 #[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", summary = "Webhook subscriptions (admin)",
     operation_id = "list_webhooks",
     responses((status = 200, description = "every subscription", body = crate::handlers::Items<WebhookView>)))]
 pub async fn list_webhooks(app: web::Data<App>, Auth(who): Auth) -> Res {
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": app.list_webhooks(&who).await? })))
+    Ok(HttpResponse::Ok().json(crate::handlers::Items { items: app.list_webhooks(&who).await? }))
 }
 
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks", summary = "One subscription (admin)",
@@ -70,7 +70,7 @@ pub struct DeliveryQuery {
     responses((status = 200, description = "deliveries", body = crate::handlers::Items<DeliveryView>)))]
 pub async fn list_deliveries(app: web::Data<App>, Auth(who): Auth, id: Id, q: web::Query<DeliveryQuery>) -> Res {
     Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "items": app.list_deliveries(&who, id.into_inner(), q.limit).await? })))
+        .json(crate::handlers::Items { items: app.list_deliveries(&who, id.into_inner(), q.limit).await? }))
 }
 
 #[utoipa::path(post, path = "/api/v1/webhooks/deliveries/{id}/replay", tag = "webhooks",

@@ -157,11 +157,6 @@ impl App {
         self.inner.routing_wake.notified().await;
     }
 
-    /// Wakes the SLA scheduler (a change may have made a case due).
-    pub(crate) fn wake_sla(&self) {
-        self.inner.sla_wake.notify_one();
-    }
-
     pub(crate) async fn sla_woken(&self) {
         self.inner.sla_wake.notified().await;
     }

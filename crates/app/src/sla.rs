@@ -155,6 +155,13 @@ fn clocks_of<'a>(
     Some((row, spec, clocks))
 }
 
+/// The earliest deadline of a running clock, and whether a clock that has not ended is
+/// breached: what `case_sla` keeps for ordering and what `GET /cases/{id}/sla` shows.
+fn summary(clocks: &[SlaClock]) -> (Option<Secs>, bool) {
+    let due = clocks.iter().filter(|c| c.state == ClockState::Running).filter_map(|c| c.due_at).min();
+    (due, clocks.iter().any(|c| c.breached && c.ended_at.is_none()))
+}
+
 /// What one scheduler batch did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TickReport {
@@ -228,15 +235,9 @@ pub(crate) fn process_case(
         if !fired.contains(&ack_key) {
             report.acknowledged += acknowledge(conn, &h, spec, setup, &clocks, now, catch_up_secs, ack)?;
         }
+        let (due, breached) = summary(&clocks);
+        (row.due_at, row.breached) = (due.map(naive), breached);
         for clock in &clocks {
-            if clock.state == ClockState::Running {
-                if let Some(d) = clock.due_at {
-                    row.due_at = Some(row.due_at.map_or(naive(d), |x| x.min(naive(d))));
-                }
-            }
-            if clock.breached && clock.ended_at.is_none() {
-                row.breached = true;
-            }
             let cycle = i32::try_from(clock.cycle).unwrap_or(i32::MAX);
             for m in &clock.milestones {
                 let key = (clock.metric.as_str().to_owned(), cycle, milestone_name(m.kind, &prow.id));
@@ -754,21 +755,18 @@ impl App {
         check_calendar(&spec)?;
         let now = self.now_naive();
         let text = json(&spec)?;
-        let view = self
-            .write(move |conn| {
-                let mut row = queries::sla::calendar(conn, &id)?.ok_or(AppError::NotFound("calendar"))?;
-                if row.name != spec.name.trim() {
-                    return Err(AppError::invalid("a calendar cannot be renamed (policies refer to it by name)"));
-                }
-                row.spec = text;
-                row.updated_at = now;
-                queries::sla::update_calendar(conn, &row)?;
-                queries::sla::touch_active(conn)?;
-                calendar_view(row)
-            })
-            .await?;
-        self.wake_sla();
-        Ok(view)
+        self.write(move |conn| {
+            let mut row = queries::sla::calendar(conn, &id)?.ok_or(AppError::NotFound("calendar"))?;
+            if row.name != spec.name.trim() {
+                return Err(AppError::invalid("a calendar cannot be renamed (policies refer to it by name)"));
+            }
+            row.spec = text;
+            row.updated_at = now;
+            queries::sla::update_calendar(conn, &row)?;
+            queries::sla::touch_active(conn)?;
+            calendar_view(row)
+        })
+        .await
     }
 
     /// Deletes a calendar no policy uses (admins).
@@ -804,61 +802,53 @@ impl App {
     pub async fn create_policy(&self, who: &Principal, input: PolicyInput) -> AppResult<PolicyView> {
         who.require_admin()?;
         let now = self.now_naive();
-        let view = self
-            .write(move |conn| {
-                check_policy(conn, &input.spec)?;
-                let name = input.spec.name.trim().to_owned();
-                if queries::sla::policies(conn)?.iter().any(|p| p.name == name) {
-                    return Err(AppError::AlreadyExists(format!("a policy named {name:?} exists")));
+        self.write(move |conn| {
+            check_policy(conn, &input.spec)?;
+            let name = input.spec.name.trim().to_owned();
+            if queries::sla::policies(conn)?.iter().any(|p| p.name == name) {
+                return Err(AppError::AlreadyExists(format!("a policy named {name:?} exists")));
+            }
+            let position = match input.position {
+                Some(p) => p,
+                None => {
+                    queries::sla::policies(conn)?.iter().map(|p| p.position).max().map_or(0, |m| m.saturating_add(10))
                 }
-                let position = match input.position {
-                    Some(p) => p,
-                    None => queries::sla::policies(conn)?
-                        .iter()
-                        .map(|p| p.position)
-                        .max()
-                        .map_or(0, |m| m.saturating_add(10)),
-                };
-                let row = SlaPolicyRow {
-                    id: new_id(),
-                    name,
-                    position,
-                    spec: json(&input.spec)?,
-                    created_at: now,
-                    updated_at: now,
-                };
-                queries::sla::insert_policy(conn, &row)?;
-                queries::sla::touch_active(conn)?;
-                policy_view(row)
-            })
-            .await?;
-        self.wake_sla();
-        Ok(view)
+            };
+            let row = SlaPolicyRow {
+                id: new_id(),
+                name,
+                position,
+                spec: json(&input.spec)?,
+                created_at: now,
+                updated_at: now,
+            };
+            queries::sla::insert_policy(conn, &row)?;
+            queries::sla::touch_active(conn)?;
+            policy_view(row)
+        })
+        .await
     }
 
     /// Replaces a policy (admins); every active case is evaluated again.
     pub async fn update_policy(&self, who: &Principal, id: String, input: PolicyInput) -> AppResult<PolicyView> {
         who.require_admin()?;
         let now = self.now_naive();
-        let view = self
-            .write(move |conn| {
-                let mut row = queries::sla::policy(conn, &id)?.ok_or(AppError::NotFound("policy"))?;
-                check_policy(conn, &input.spec)?;
-                let name = input.spec.name.trim().to_owned();
-                if queries::sla::policies(conn)?.iter().any(|p| p.name == name && p.id != row.id) {
-                    return Err(AppError::AlreadyExists(format!("a policy named {name:?} exists")));
-                }
-                row.name = name;
-                row.position = input.position.unwrap_or(row.position);
-                row.spec = json(&input.spec)?;
-                row.updated_at = now;
-                queries::sla::update_policy(conn, &row)?;
-                queries::sla::touch_active(conn)?;
-                policy_view(row)
-            })
-            .await?;
-        self.wake_sla();
-        Ok(view)
+        self.write(move |conn| {
+            let mut row = queries::sla::policy(conn, &id)?.ok_or(AppError::NotFound("policy"))?;
+            check_policy(conn, &input.spec)?;
+            let name = input.spec.name.trim().to_owned();
+            if queries::sla::policies(conn)?.iter().any(|p| p.name == name && p.id != row.id) {
+                return Err(AppError::AlreadyExists(format!("a policy named {name:?} exists")));
+            }
+            row.name = name;
+            row.position = input.position.unwrap_or(row.position);
+            row.spec = json(&input.spec)?;
+            row.updated_at = now;
+            queries::sla::update_policy(conn, &row)?;
+            queries::sla::touch_active(conn)?;
+            policy_view(row)
+        })
+        .await
     }
 
     pub async fn delete_policy(&self, who: &Principal, id: String) -> AppResult<()> {
@@ -870,9 +860,7 @@ impl App {
             queries::sla::touch_active(conn)?;
             Ok(())
         })
-        .await?;
-        self.wake_sla();
-        Ok(())
+        .await
     }
 
     /// The clocks of a case now, with deadlines, milestones and explanations.
@@ -903,15 +891,10 @@ impl App {
                 let cal = setup.calendar_of(spec);
                 out.calendar = cal.map(|c| c.name().to_owned());
                 out.time_zone = cal.map(|c| c.time_zone().name().to_owned());
+                let (due, breached) = summary(&clocks);
+                (out.due_at, out.breached) = (due.map(|d| utc(naive(d))), breached);
                 for c in clocks {
                     let cycle = i32::try_from(c.cycle).unwrap_or(i32::MAX);
-                    if c.state == ClockState::Running {
-                        if let Some(d) = c.due_at {
-                            let d = utc(naive(d));
-                            out.due_at = Some(out.due_at.map_or(d, |x| x.min(d)));
-                        }
-                    }
-                    out.breached |= c.breached && c.ended_at.is_none();
                     let milestones = c
                         .milestones
                         .iter()

@@ -328,7 +328,6 @@ impl App {
                 queries::webhooks::delivery(conn, &id)?.ok_or(AppError::NotFound("delivery"))
             })
             .await?;
-        self.wake_webhooks();
         Ok(delivery_view(d))
     }
 

@@ -5,7 +5,7 @@
 //! the calendar whenever any of them changes (priority raised, policy edited, holiday added),
 //! so a change applies the way the policy reads, from the start of the case.
 
-use crate::calendar::{clamp, Calendar};
+use crate::calendar::{clamp, Calendar, DAY};
 use crate::policy::{Metric, PolicySpec, StepOn, Target};
 use caseflow_core::CaseStatus;
 use chrono::DateTime;
@@ -367,7 +367,7 @@ fn thresholds(policy: &PolicySpec, target: &Target) -> Vec<(i64, MilestoneKind)>
 /// Formats a duration of seconds as `2d 3h`, `1h20m`, `45m` or `30s`.
 pub fn human(secs: i64) -> String {
     let s = secs.max(0);
-    let (d, h, m) = (s / DAY_SECS, s % DAY_SECS / 3_600, s % 3_600 / 60);
+    let (d, h, m) = (s / DAY, s % DAY / 3_600, s % 3_600 / 60);
     match (d, h, m) {
         (0, 0, 0) => format!("{s}s"),
         (0, 0, m) => format!("{m}m"),
@@ -378,8 +378,6 @@ pub fn human(secs: i64) -> String {
         (d, h, m) => format!("{d}d {h}h{m:02}m"),
     }
 }
-
-const DAY_SECS: i64 = 86_400;
 
 /// A target in words: "4 business hours", "90 business minutes", "2 hours (calendar time)".
 pub fn target_words(t: &Target) -> String {
