@@ -51,6 +51,7 @@ done
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
     --exclude-operation-id revoke_api_token \
     --exclude-operation-id alerts_stream \
+    --exclude-operation-id case_stream \
     --max-examples "${CONTRACT_EXAMPLES:-30}" \
     --seed "${CONTRACT_SEED:-1}" \
     --workers 1 \

@@ -113,6 +113,16 @@ impl Browser {
         .await
     }
 
+    /// Runs `js` (a function body; `return` gives the result) in the page.
+    pub async fn script(&self, js: &str) -> Value {
+        self.cmd(reqwest::Method::POST, "/execute/sync", Some(json!({"script": js, "args": []}))).await
+    }
+
+    /// Waits until `js` returns true in the page.
+    pub async fn wait_true(&self, what: &str, js: &str) {
+        eventually(15, what, || async { (self.script(js).await == Value::Bool(true)).then_some(()) }).await;
+    }
+
     /// Saves a PNG screenshot under docs/screenshots/.
     pub async fn screenshot(&self, name: &str) {
         use base64::Engine;

@@ -21,5 +21,6 @@ mod mailservers;
 mod openapi;
 mod routing;
 mod sla;
+mod ui;
 mod webform;
 mod webhooks;

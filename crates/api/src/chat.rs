@@ -5,6 +5,7 @@
 
 use crate::error::ApiError;
 use crate::guard::Limits;
+use crate::session::Credential;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, Session};
@@ -460,21 +461,42 @@ impl Visitor {
     }
 }
 
-/// The bearer token of an agent socket: `Authorization: Bearer …`, or (browsers cannot set
-/// headers on a WebSocket) the subprotocol `caseflow.bearer.<token>` next to `caseflow`.
-fn socket_token(req: &HttpRequest) -> Option<String> {
+/// The credential of an agent socket: `Authorization: Bearer …`, or (browsers cannot set
+/// headers on a WebSocket) the subprotocol `caseflow.bearer.<token>` next to `caseflow`, or
+/// the browser session cookie when the page is of this origin (a cross-site page's socket
+/// would carry the cookie too, so its `Origin` must name this host).
+fn socket_credential(req: &HttpRequest) -> Option<Credential> {
     if let Some(v) = req.headers().get(actix_web::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         return v
             .split_once(' ')
             .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
             .map(|(_, t)| t.trim().to_owned())
-            .filter(|t| !t.is_empty());
+            .filter(|t| !t.is_empty())
+            .map(Credential::Bearer);
     }
-    req.headers()
+    let offered = req
+        .headers()
         .get(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(',').map(str::trim).find_map(|p| p.strip_prefix("caseflow.bearer.")))
-        .map(str::to_owned)
+        .map(str::to_owned);
+    if let Some(t) = offered {
+        return Some(Credential::Bearer(t));
+    }
+    let origin = req.headers().get(actix_web::http::header::ORIGIN).and_then(|v| v.to_str().ok())?;
+    let host = req.headers().get(actix_web::http::header::HOST).and_then(|v| v.to_str().ok())?;
+    let same = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host);
+    if !same {
+        return None;
+    }
+    crate::session::cookie(req, crate::session::SESSION_COOKIE).map(Credential::Session)
+}
+
+async fn check(app: &App, credential: &Credential) -> Result<Principal, AppError> {
+    match credential {
+        Credential::Bearer(t) => app.authenticate(t).await,
+        Credential::Session(s) => app.authenticate_session(s).await,
+    }
 }
 
 #[utoipa::path(
@@ -483,7 +505,8 @@ fn socket_token(req: &HttpRequest) -> Option<String> {
     tag = "chat",
     summary = "Agents' live-chat WebSocket",
     description = "Upgrade to a WebSocket (`Authorization: Bearer`, or the subprotocol \
-        `caseflow.bearer.<token>` offered with `caseflow`). Carries every chat line, visitor \
+        `caseflow.bearer.<token>` offered with `caseflow`, or a same-origin browser session \
+        cookie). Carries every chat line, visitor \
         typing and presence; accepts `message`, `typing` and `history` frames. See docs/chat.md.",
     operation_id = "chatAgentSocket",
     responses((status = 101, description = "switching to the WebSocket protocol"))
@@ -492,8 +515,8 @@ pub async fn agent_ws(req: HttpRequest, body: web::Payload, app: web::Data<App>)
     if !app.settings().chat.enabled {
         return Err(AppError::NotFound("page").into());
     }
-    let token = socket_token(&req).ok_or(AppError::Unauthenticated("missing Authorization: Bearer token"))?;
-    let who = app.authenticate(&token).await?;
+    let token = socket_credential(&req).ok_or(AppError::Unauthenticated("missing Authorization: Bearer token"))?;
+    let who = check(&app, &token).await?;
     who.require_read()?;
     let name = app.display_name(&who).await?;
     drop(who);
@@ -514,7 +537,7 @@ pub async fn agent_ws(req: HttpRequest, body: web::Payload, app: web::Data<App>)
 /// token, a deactivated agent or an expired session loses the socket.
 async fn agent_loop(
     app: Arc<App>,
-    token: String,
+    token: Credential,
     name: String,
     mut ws: Session,
     mut stream: actix_ws::AggregatedMessageStream,
@@ -528,7 +551,7 @@ async fn agent_loop(
             frame = stream.recv() => {
                 last_heard = Instant::now();
                 match frame {
-                    Some(Ok(AggregatedMessage::Text(text))) => match app.authenticate(&token).await {
+                    Some(Ok(AggregatedMessage::Text(text))) => match check(&app, &token).await {
                         Ok(who) => agent_frame(&app, &who, &name, &mut ws, &text).await,
                         Err(e) => {
                             let _ = send(&mut ws, &app_error_frame(&e, None)).await;
@@ -560,7 +583,7 @@ async fn agent_loop(
                 Err(RecvError::Lagged(n)) => send(&mut ws, &json!({"type": "resync", "missed": n})).await,
                 Err(RecvError::Closed) => false,
             },
-            _ = heartbeat.tick() => match app.authenticate(&token).await {
+            _ = heartbeat.tick() => match check(&app, &token).await {
                 Ok(_) => last_heard.elapsed() <= beat * 3 && ws.ping(b"").await.is_ok(),
                 Err(e) => {
                     let _ = send(&mut ws, &app_error_frame(&e, None)).await;

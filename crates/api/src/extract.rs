@@ -3,12 +3,13 @@
 use crate::error::ApiError;
 use actix_web::dev::Payload;
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
-use caseflow_app::{App, AppError, Principal};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use caseflow_app::Principal;
 use std::future::Future;
 use std::pin::Pin;
 
-/// The caller, authenticated from `Authorization: Bearer <token>` (agent JWT or API token).
+/// The caller, authenticated from `Authorization: Bearer <token>` (agent JWT or API token) or
+/// from a browser session cookie (with `X-CSRF-Token` on changes; see [`crate::session`]).
 #[derive(Debug, Clone)]
 pub struct Auth(pub Principal);
 
@@ -21,25 +22,8 @@ impl FromRequest for Auth {
         if let Some(p) = req.extensions().get::<Principal>().cloned() {
             return Box::pin(async move { Ok(Auth(p)) });
         }
-        let app = req.app_data::<web::Data<App>>().cloned();
-        let header = req.headers().get(header::AUTHORIZATION).map(|h| h.to_str().map(str::to_owned));
-        Box::pin(async move {
-            let app = app.ok_or_else(|| ApiError::from(AppError::Internal("application state missing".into())))?;
-            let value = match header {
-                None => return Err(AppError::Unauthenticated("missing Authorization: Bearer token").into()),
-                Some(Err(_)) => {
-                    return Err(AppError::Unauthenticated("the Authorization header is not readable").into())
-                }
-                Some(Ok(v)) => v,
-            };
-            let token = value
-                .split_once(' ')
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, t)| t.trim())
-                .filter(|t| !t.is_empty())
-                .ok_or(AppError::Unauthenticated("the Authorization header must be `Bearer <token>`"))?;
-            Ok(Auth(app.authenticate(token).await?))
-        })
+        let req = req.clone();
+        Box::pin(async move { Ok(Auth(crate::session::principal_of(&req).await?)) })
     }
 }
 

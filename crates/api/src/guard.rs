@@ -104,8 +104,8 @@ fn client_ip_of(headers: &header::HeaderMap, peer: Option<std::net::SocketAddr>,
     peer.map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
 }
 
-/// Applies the per-credential limit to requests that carry `Authorization`, and the per-IP
-/// limit to those that do not (login, public endpoints).
+/// Applies the per-credential limit to requests that carry `Authorization` or a session
+/// cookie, and the per-IP limit to those that do not (login, public endpoints).
 pub async fn rate_limit(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -114,7 +114,12 @@ pub async fn rate_limit(
     let Some(limits) = limits.filter(|l| l.enabled && !exempt(req.path())) else {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
-    let credential = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let credential = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| crate::session::cookie(req.request(), crate::session::SESSION_COOKIE));
     let (kind, outcome, limit) = match credential {
         Some(c) => {
             let key: String = Sha256::digest(c.as_bytes()).iter().take(12).map(|b| format!("{b:02x}")).collect();

@@ -60,17 +60,7 @@ pub async fn idempotency(
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
     // Keys belong to a principal. Without a valid one, let the handler answer 401.
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim().to_owned());
-    let principal = match bearer {
-        Some(b) => app.authenticate(&b).await.ok(),
-        None => None,
-    };
+    let principal = crate::session::principal_of(req.request()).await.ok();
     let Some(principal) = principal else {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };

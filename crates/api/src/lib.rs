@@ -8,8 +8,11 @@ pub mod extract;
 pub mod guard;
 pub mod handlers;
 pub mod idempotency;
+pub mod inbox;
+pub mod live;
 pub mod openapi;
 pub mod pages;
+pub mod session;
 pub mod sla;
 mod telemetry;
 pub mod webhooks;
@@ -41,8 +44,11 @@ macro_rules! api_routes {
 
 api_routes! {
     "/auth/login" { post => h::login }
+    "/auth/session" { post => crate::session::create_session, delete => crate::session::end_session }
     "/me" { get => h::me }
+    "/inbox" { get => crate::inbox::inbox }
     "/cases" { get => h::list_cases, post => h::create_case }
+    "/cases/stream" { get => crate::inbox::case_stream }
     "/cases/{id}" { get => h::get_case, patch => h::update_case }
     "/cases/{id}/messages" { get => h::list_messages, post => h::add_message }
     "/cases/{id}/events" { get => h::list_case_events }
@@ -103,6 +109,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(res("/chat/widget.js").route(web::get().to(pages::widget_js)))
         .service(res("/chat/ws").route(web::get().to(chat::visitor_ws)))
         .service(res("/static/caseflow.css").route(web::get().to(pages::stylesheet)))
+        .service(res("/").route(web::get().to(pages::to_app)))
+        .service(res("/app").route(web::get().to(pages::agent_app)))
+        .service(res("/static/app.js").route(web::get().to(pages::app_script)))
+        .service(res("/static/app.css").route(web::get().to(pages::app_stylesheet)))
         .service(
             api_scope()
                 .app_data(json)

@@ -146,7 +146,7 @@ pub async fn serve_spec(spec: actix_web::web::Data<SpecJson>) -> actix_web::Http
         description = "Omnichannel support ticketing and case routing. Conventions (pagination, concurrency, idempotency, rate limits, errors): docs/api.md."
     ),
     paths(
-        h::healthz, h::readyz, h::login, h::me,
+        h::healthz, h::readyz, h::login, crate::session::create_session, crate::session::end_session, h::me,
         h::create_case, h::list_cases, h::get_case, h::update_case,
         h::list_messages, h::add_message, h::list_case_events, h::case_routing, h::set_case_skills, h::accept_offer, h::decline_offer,
         h::create_customer, h::list_customers, h::get_customer, h::update_customer, h::add_identity, h::merge_customers, h::unmerge_customer,
@@ -159,7 +159,7 @@ pub async fn serve_spec(spec: actix_web::web::Data<SpecJson>) -> actix_web::Http
         crate::sla::case_sla, crate::sla::list_calendars, crate::sla::create_calendar, crate::sla::get_calendar,
         crate::sla::update_calendar, crate::sla::delete_calendar, crate::sla::list_policies, crate::sla::create_policy,
         crate::sla::get_policy, crate::sla::update_policy, crate::sla::delete_policy, crate::sla::list_alerts,
-        crate::sla::alerts_stream, crate::sla::acknowledge_alert,
+        crate::sla::alerts_stream, crate::sla::acknowledge_alert, crate::inbox::inbox, crate::inbox::case_stream,
         crate::webhooks::create_webhook, crate::webhooks::list_webhooks, crate::webhooks::get_webhook,
         crate::webhooks::update_webhook, crate::webhooks::delete_webhook, crate::webhooks::list_deliveries,
         crate::webhooks::replay_delivery,

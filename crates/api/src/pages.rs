@@ -411,3 +411,73 @@ pub async fn stylesheet() -> HttpResponse {
         .insert_header(("Access-Control-Allow-Origin", "*"))
         .body(CSS)
 }
+
+const APP_JS: &str = include_str!("../static/app.js");
+const APP_CSS: &str = include_str!("../static/app.css");
+
+/// The agent inbox and supervisor console: a static shell, the script does the rest through
+/// the API (docs/ui.md). Scripts only from this origin, no inline script or style.
+pub async fn agent_app() -> HttpResponse {
+    let body = r##"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Caseflow</title>
+<link rel="stylesheet" href="/static/app.css">
+<script src="/static/app.js" defer></script>
+</head>
+<body>
+<a class="cf-skip" href="#cf-main">Skip to content</a>
+<header class="cf-top">
+<span class="cf-brand">Caseflow</span>
+<nav id="cf-nav" aria-label="Main" hidden>
+<a href="#/inbox/mine" data-section="inbox">Inbox</a>
+<a href="#/supervisor" data-section="supervisor" id="cf-nav-supervisor">Supervisor <span id="cf-alert-badge" class="cf-badge" hidden></span></a>
+<span class="cf-spacer"></span>
+<label for="cf-presence">Presence</label>
+<select id="cf-presence"><option value="online">Online</option><option value="away">Away</option><option value="offline">Offline</option></select>
+<span id="cf-me"></span>
+<button type="button" id="cf-logout" class="cf-secondary">Log out</button>
+</nav>
+</header>
+<div id="cf-alert-banner" class="cf-alert-banner" role="alert" hidden></div>
+<main id="cf-main" tabindex="-1"><p class="cf-muted">Loading…</p></main>
+<div id="cf-toast" role="status" aria-live="polite"></div>
+</body>
+</html>
+"##;
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Referrer-Policy", "same-origin"))
+        .body(body)
+}
+
+/// The inbox script.
+pub async fn app_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(APP_JS)
+}
+
+/// The inbox stylesheet.
+pub async fn app_stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(APP_CSS)
+}
+
+/// `/` leads to the agent inbox.
+pub async fn to_app() -> HttpResponse {
+    HttpResponse::Found().insert_header((header::LOCATION, "/app")).finish()
+}

@@ -2,14 +2,13 @@
 
 use crate::error::ApiError;
 use crate::extract::Auth;
-use actix_web::web::Bytes;
+use crate::live::Feed;
 use actix_web::{web, HttpRequest, HttpResponse};
 use caseflow_app::sla::{AlertView, CalendarView, CaseSla, PolicyInput, PolicyView};
 use caseflow_app::App;
 use caseflow_sla::CalendarSpec;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::time::Duration;
 
 type Res = Result<HttpResponse, ApiError>;
@@ -145,73 +144,6 @@ pub async fn acknowledge_alert(app: web::Data<App>, Auth(who): Auth, id: Id) -> 
     Ok(HttpResponse::Ok().json(app.acknowledge_alert(&who, id.into_inner()).await?))
 }
 
-/// How far back each poll of a live stream reads again, so an alert another node committed
-/// a little late (its transaction began before a newer one committed) is still sent; ids
-/// already sent are skipped.
-const OVERLAP: chrono::Duration = chrono::Duration::seconds(10);
-/// Alerts read per query.
-const PAGE: i64 = 200;
-
-struct StreamState {
-    app: web::Data<App>,
-    who: caseflow_app::Principal,
-    /// The key (created_at, id) of the last alert read in order.
-    cursor: (NaiveDateTime, String),
-    /// Ids sent recently, with their creation time (pruned past the overlap).
-    sent: HashMap<String, NaiveDateTime>,
-    ticks: tokio::sync::broadcast::Receiver<()>,
-    poll: Duration,
-    last_write: std::time::Instant,
-    opened: bool,
-}
-
-impl StreamState {
-    /// Everything new since the cursor (page after page), then the overlap window again for
-    /// late commits; returns the events to send.
-    async fn read(&mut self) -> Result<String, caseflow_app::AppError> {
-        let mut out = String::new();
-        let (since, after) = (self.cursor.0, Some(self.cursor.clone()));
-        if let Some(last) = self.scan(since, after, &mut out).await? {
-            self.cursor = last;
-        }
-        let floor = self.cursor.0 - OVERLAP;
-        self.scan(floor, None, &mut out).await?;
-        self.sent.retain(|_, at| *at >= floor);
-        Ok(out)
-    }
-
-    /// Reads every alert from `since` after the key `after`, page by page, appending those
-    /// not sent yet to `out`; returns the key of the last one read.
-    async fn scan(
-        &mut self,
-        since: NaiveDateTime,
-        mut after: Option<(NaiveDateTime, String)>,
-        out: &mut String,
-    ) -> Result<Option<(NaiveDateTime, String)>, caseflow_app::AppError> {
-        let mut last = None;
-        loop {
-            let page = self.app.stream_alerts(&self.who, since, after.clone(), PAGE).await?;
-            let full = page.len() as i64 == PAGE;
-            for a in page {
-                let created = a.created_at.naive_utc();
-                last = Some((created, a.id.clone()));
-                if self.sent.insert(a.id.clone(), created).is_none() {
-                    out.push_str(&sse_event(&a));
-                }
-            }
-            if !full {
-                return Ok(last);
-            }
-            after = last.clone();
-        }
-    }
-}
-
-fn sse_event(a: &AlertView) -> String {
-    let data = serde_json::to_string(a).unwrap_or_default();
-    format!("id: {}\nevent: alert\ndata: {data}\n\n", a.id)
-}
-
 #[utoipa::path(get, path = "/api/v1/alerts/stream", tag = "sla",
     summary = "Live SLA alerts (Server-Sent Events), resumable",
     description = "A `text/event-stream` of `alert` events (the `AlertView` JSON as data, its id as the event id) \
@@ -223,64 +155,6 @@ fn sse_event(a: &AlertView) -> String {
     responses((status = 200, description = "the event stream", content_type = "text/event-stream", body = String)))]
 pub async fn alerts_stream(req: HttpRequest, app: web::Data<App>, Auth(who): Auth) -> Res {
     who.require_read()?;
-    let last = req
-        .headers()
-        .get("Last-Event-ID")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| {
-            web::Query::<HashMap<String, String>>::from_query(req.query_string())
-                .ok()
-                .and_then(|q| q.get("last_event_id").cloned())
-        })
-        .filter(|s| !s.is_empty() && s.len() <= 64);
-    let now = app.now().naive_utc();
-    // A fresh stream starts a little in the past (alerts of ticks still committing); a
-    // resumed one just after the last alert received.
-    let mut sent = HashMap::new();
-    let cursor = match &last {
-        Some(id) => match app.alert_created_at(id.clone()).await? {
-            Some(at) => {
-                sent.insert(id.clone(), at);
-                (at, id.clone())
-            }
-            None => (now - OVERLAP, String::new()),
-        },
-        None => (now - OVERLAP, String::new()),
-    };
     let poll = Duration::from_millis(app.settings().sla.stream_poll_ms);
-    let ticks = app.subscribe_alerts();
-    let state =
-        StreamState { app, who, cursor, sent, ticks, poll, last_write: std::time::Instant::now(), opened: false };
-    let stream = futures_util::stream::unfold(state, |mut st| async move {
-        if !st.opened {
-            st.opened = true;
-            return Some((Ok::<Bytes, std::io::Error>(Bytes::from_static(b"retry: 3000\n: caseflow alerts\n\n")), st));
-        }
-        loop {
-            match st.read().await {
-                Ok(out) if !out.is_empty() => {
-                    st.last_write = std::time::Instant::now();
-                    return Some((Ok(Bytes::from(out)), st));
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "alert stream read failed"),
-            }
-            if st.last_write.elapsed() >= Duration::from_secs(15) {
-                st.last_write = std::time::Instant::now();
-                return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), st));
-            }
-            // This node's alerts, the next poll for other nodes', or the keep-alive.
-            let wait = st.poll.min(Duration::from_secs(15).saturating_sub(st.last_write.elapsed()));
-            tokio::select! {
-                _ = st.ticks.recv() => {}
-                _ = tokio::time::sleep(wait) => {}
-            }
-        }
-    });
-    Ok(HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header(("Cache-Control", "no-cache"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(stream))
+    crate::live::stream(&req, app, Feed::Alerts(who), poll).await
 }

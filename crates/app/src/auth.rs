@@ -197,6 +197,8 @@ pub struct Claims {
 pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// Derives the CSRF token of a browser session (HMAC with the signing secret).
+    csrf_key: Vec<u8>,
     issuer: String,
     pub ttl_secs: i64,
 }
@@ -213,6 +215,7 @@ impl JwtKeys {
         Self {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
+            csrf_key: secret.as_bytes().to_vec(),
             issuer: issuer.to_owned(),
             ttl_secs: i64::try_from(ttl_secs).unwrap_or(900),
         }
@@ -220,8 +223,12 @@ impl JwtKeys {
 
     /// Issues a token for `agent` valid from `now` for the configured lifetime.
     pub fn issue(&self, agent: &AgentId, role: Role, now: i64) -> AppResult<String> {
-        let claims =
-            Claims { sub: agent.to_string(), role, iss: self.issuer.clone(), iat: now, exp: now + self.ttl_secs };
+        self.issue_for(agent, role, now, self.ttl_secs)
+    }
+
+    /// Issues a token for `agent` valid from `now` for `ttl_secs`.
+    pub fn issue_for(&self, agent: &AgentId, role: Role, now: i64, ttl_secs: i64) -> AppResult<String> {
+        let claims = Claims { sub: agent.to_string(), role, iss: self.issuer.clone(), iat: now, exp: now + ttl_secs };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| AppError::Internal(format!("token signing failed: {e}")))
     }
@@ -240,6 +247,26 @@ impl JwtKeys {
             return Err(AppError::TokenExpired);
         }
         Ok(data.claims)
+    }
+}
+
+impl JwtKeys {
+    /// The CSRF token that goes with a browser session token: hex HMAC-SHA256 of the session
+    /// under the signing secret. Only the server can compute it, and only a page that could
+    /// read it (same origin) can send it back in `X-CSRF-Token`.
+    pub fn csrf_token(&self, session: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.csrf_key) else { return String::new() };
+        mac.update(b"caseflow-csrf:");
+        mac.update(session.as_bytes());
+        hex(&mac.finalize().into_bytes())
+    }
+
+    /// Whether `presented` is the CSRF token of `session` (compared in constant time).
+    pub fn csrf_ok(&self, session: &str, presented: &str) -> bool {
+        let expected = self.csrf_token(session);
+        expected.len() == presented.len()
+            && expected.bytes().zip(presented.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
     }
 }
 
@@ -294,6 +321,19 @@ mod tests {
         let wrong_iss = JwtKeys::new("0123456789abcdef0123456789abcdef", "other", 900);
         assert!(wrong_iss.verify(&t, 1_100).is_err());
         assert!(keys.verify("garbage", 1_100).is_err());
+    }
+
+    #[test]
+    fn csrf_tokens_are_bound_to_the_session_and_the_secret() {
+        let keys = JwtKeys::new("a-secret-of-at-least-thirty-two-chars!", "caseflow", 900);
+        let other = JwtKeys::new("another-secret-of-at-least-thirty-two!", "caseflow", 900);
+        let t = keys.csrf_token("session-a");
+        assert_eq!(t.len(), 64);
+        assert!(keys.csrf_ok("session-a", &t));
+        assert!(!keys.csrf_ok("session-b", &t));
+        assert!(!keys.csrf_ok("session-a", &other.csrf_token("session-a")));
+        assert!(!keys.csrf_ok("session-a", ""));
+        assert!(!keys.csrf_ok("session-a", &t[..63]));
     }
 
     #[test]

@@ -243,6 +243,50 @@ impl App {
         Ok(LoginView { access_token: token, token_type: "Bearer".into(), expires_in: self.jwt().ttl_secs, agent })
     }
 
+    /// Starts a browser session: checks the credentials like [`App::login`] and issues a
+    /// session token for `auth.session_ttl_secs`, which the HTTP layer puts in an HttpOnly
+    /// cookie, with the CSRF token the page must send back on every change.
+    pub async fn start_session(&self, req: LoginRequest) -> AppResult<(String, SessionView)> {
+        let login = self.login(req).await?;
+        let ttl = i64::try_from(self.settings().auth.session_ttl_secs).unwrap_or(43_200);
+        let token = self.jwt().issue_for(&login.agent.id, login.agent.role, self.now().timestamp(), ttl)?;
+        let csrf_token = self.jwt().csrf_token(&token);
+        Ok((token, SessionView { agent: login.agent, csrf_token, expires_in: ttl }))
+    }
+
+    /// The CSRF token that goes with a browser session token.
+    pub fn csrf_token(&self, session: &str) -> String {
+        self.jwt().csrf_token(session)
+    }
+
+    /// Whether `presented` is the CSRF token of the browser session `session`.
+    pub fn csrf_ok(&self, session: &str, presented: &str) -> bool {
+        self.jwt().csrf_ok(session, presented)
+    }
+
+    /// Turns a browser session token (from the cookie) into a principal. Unlike a bearer JWT,
+    /// a session lives for a working day, so the agent must still be active: checked in the
+    /// database, at most every [`auth::TokenCache::TTL_SECS`] per session.
+    pub async fn authenticate_session(&self, session: &str) -> AppResult<Principal> {
+        if session.starts_with(auth::API_TOKEN_PREFIX) {
+            return Err(AppError::Unauthenticated("the session cookie holds no session"));
+        }
+        let claims = self.jwt().verify(session, self.now().timestamp())?;
+        let key = format!("session:{}", auth::hash_api_token(session));
+        let now = self.now();
+        if let Some(p) = self.token_cache().get(&key, now) {
+            return Ok(p);
+        }
+        let id = claims.sub.clone();
+        let row = self.read(move |conn| Ok(queries::agents::get(conn, &id)?)).await?;
+        let row = row.filter(|r| r.active).ok_or(AppError::Unauthenticated("the session's agent is deactivated"))?;
+        // The role as it is now, not as it was at login.
+        let role: Role = stored("agents.role", &row.role)?;
+        let principal = Principal::Agent { id: AgentId::new(row.id), role };
+        self.token_cache().put(key, principal.clone(), now);
+        Ok(principal)
+    }
+
     /// Turns a bearer token (agent JWT or integrator API token) into a principal.
     pub async fn authenticate(&self, bearer: &str) -> AppResult<Principal> {
         if bearer.starts_with(auth::API_TOKEN_PREFIX) {

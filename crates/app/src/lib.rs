@@ -14,6 +14,7 @@ pub mod directory;
 pub mod error;
 pub mod idempotency;
 pub mod inbound;
+pub mod inbox;
 pub(crate) mod journal;
 pub mod metrics;
 pub mod outbox;
@@ -78,6 +79,8 @@ struct Inner {
     routing_dirty: std::sync::atomic::AtomicBool,
     /// Ticks when this node raised alerts (live streams read them at once).
     alerts: tokio::sync::broadcast::Sender<()>,
+    /// Ticks when a case changed on this node (or another node said so): live case streams.
+    changes: tokio::sync::broadcast::Sender<()>,
     chat_hub: chat::ChatHub,
 }
 
@@ -108,6 +111,7 @@ impl App {
                 webhooks_wake: tokio::sync::Notify::new(),
                 routing_dirty: std::sync::atomic::AtomicBool::new(false),
                 alerts: tokio::sync::broadcast::channel(16).0,
+                changes: tokio::sync::broadcast::channel(16).0,
                 chat_hub: chat::ChatHub::default(),
             }),
         })
@@ -175,6 +179,16 @@ impl App {
         let _ = self.inner.alerts.send(());
     }
 
+    /// Tells this node's live case streams that cases changed.
+    pub(crate) fn notify_changes(&self) {
+        let _ = self.inner.changes.send(());
+    }
+
+    /// A receiver that ticks when cases changed (on this node, or another node announced it).
+    pub fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<()> {
+        self.inner.changes.subscribe()
+    }
+
     /// A receiver that ticks when this node raises alerts.
     pub fn subscribe_alerts(&self) -> tokio::sync::broadcast::Receiver<()> {
         self.inner.alerts.subscribe()
@@ -214,6 +228,7 @@ impl App {
             self.inner.sla_wake.notify_one();
             self.inner.webhooks_wake.notify_one();
             self.inner.routing_dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.notify_changes();
         }
         done
     }
@@ -233,6 +248,13 @@ impl App {
     pub(crate) fn wake_router(&self) {
         self.inner.routing_wake.notify_one();
         self.inner.routing_dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Wakes this node's router and live case streams for changes another node announced
+    /// (not announced again: that would echo between the nodes forever).
+    pub(crate) fn changes_announced(&self) {
+        self.inner.routing_wake.notify_one();
+        self.notify_changes();
     }
 
     /// Whether this node wrote since the last call (the listener announces it to the others).

@@ -346,6 +346,11 @@ pub struct AuthSettings {
     pub jwt_secret: Secret,
     pub jwt_ttl_secs: u64,
     pub issuer: String,
+    /// Lifetime of a browser session (the HttpOnly cookie the agent inbox uses), in seconds.
+    pub session_ttl_secs: u64,
+    /// Mark session cookies `Secure` even on plain-HTTP requests (set behind a TLS proxy
+    /// that does not say so in `X-Forwarded-Proto`); HTTPS requests always get `Secure`.
+    pub cookie_secure: bool,
 }
 
 /// Log output format.
@@ -440,6 +445,9 @@ impl Settings {
         }
         if !(60..=86_400).contains(&self.auth.jwt_ttl_secs) {
             return Err(invalid("auth.jwt_ttl_secs", "must be between 60 and 86400"));
+        }
+        if !(300..=7 * 86_400).contains(&self.auth.session_ttl_secs) {
+            return Err(invalid("auth.session_ttl_secs", "must be between 300 and 604800"));
         }
         if self.limits.max_body_bytes < 1024 {
             return Err(invalid("limits.max_body_bytes", "must be at least 1024"));

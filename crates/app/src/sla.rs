@@ -1134,7 +1134,7 @@ impl App {
                 };
                 // Whatever was missed while (re)connecting: look now.
                 app.notify_alerts();
-                app.wake_router();
+                app.changes_announced();
                 let connected = std::time::Instant::now();
                 let mut pinged = std::time::Instant::now();
                 while running(&shutdown) {
@@ -1160,7 +1160,7 @@ impl App {
                                 app.notify_alerts();
                             }
                             if channels.iter().any(|c| c == "caseflow_routing") {
-                                app.wake_router();
+                                app.changes_announced();
                             }
                         }
                         Err(e) => {

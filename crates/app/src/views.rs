@@ -433,3 +433,13 @@ pub struct LoginView {
     pub expires_in: i64,
     pub agent: AgentView,
 }
+
+/// A browser session (the session token itself travels only in an HttpOnly cookie).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    pub agent: AgentView,
+    /// Send back as `X-CSRF-Token` on every request that changes something.
+    pub csrf_token: String,
+    /// Seconds until the session ends.
+    pub expires_in: i64,
+}

@@ -254,6 +254,135 @@ pub mod cases {
     }
 }
 
+/// The agent inbox: cases with their customer and SLA due time, in views, sorted by the
+/// first-running SLA deadline (cases without one last), keyset-paged on (due, id).
+pub mod inbox {
+    use super::*;
+    use schema::case_skills::dsl as ks;
+    use schema::case_sla::dsl as s;
+    use schema::cases::dsl as c;
+    use schema::customers::dsl as cu;
+
+    /// Statuses of cases that are not done.
+    pub const UNSOLVED: [&str; 4] = ["new", "open", "pending", "on_hold"];
+
+    /// One of the inbox's views.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum View {
+        /// Unsolved cases assigned to this agent.
+        Mine(String),
+        /// Unsolved, unassigned cases of this team (`None`: of no team).
+        TeamUnassigned(Option<String>),
+        /// New and open cases (waiting on us).
+        Open,
+        /// Pending cases (waiting on the customer).
+        Pending,
+        /// Unsolved cases whose running deadline is before this time, or already breached.
+        Breaching(NaiveDateTime),
+        /// Every case.
+        All,
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct InboxFilter {
+        pub view: View,
+        pub statuses: Vec<String>,
+        pub priority: Option<String>,
+        pub channel: Option<String>,
+        pub tier: Option<String>,
+        pub skill_id: Option<String>,
+        pub text: Option<String>,
+        /// Keyset cursor: (due time, id) of the last row of the previous page.
+        pub after: Option<(Option<NaiveDateTime>, String)>,
+        pub limit: i64,
+    }
+
+    /// A case, its customer's name and tier, its SLA due time and whether a breach is open.
+    pub type InboxRow = (CaseRow, String, String, Option<NaiveDateTime>, Option<bool>);
+
+    type Source = diesel::dsl::LeftJoinOn<
+        diesel::dsl::InnerJoin<c::cases, cu::customers>,
+        s::case_sla,
+        diesel::dsl::Eq<s::case_id, c::id>,
+    >;
+
+    fn source() -> Source {
+        c::cases.inner_join(cu::customers).left_join(s::case_sla.on(s::case_id.eq(c::id)))
+    }
+
+    macro_rules! view_filter {
+        ($q:expr, $view:expr) => {{
+            let mut q = $q;
+            match $view {
+                View::Mine(agent) => {
+                    q = q.filter(c::assignee_id.eq(agent.clone())).filter(c::status.eq_any(UNSOLVED));
+                }
+                View::TeamUnassigned(team) => {
+                    q = q.filter(c::assignee_id.is_null()).filter(c::status.eq_any(UNSOLVED));
+                    q = match team {
+                        Some(t) => q.filter(c::team_id.eq(t.clone())),
+                        None => q.filter(c::team_id.is_null()),
+                    };
+                }
+                View::Open => q = q.filter(c::status.eq_any(["new", "open"])),
+                View::Pending => q = q.filter(c::status.eq("pending")),
+                View::Breaching(before) => {
+                    q = q.filter(c::status.eq_any(UNSOLVED)).filter(s::breached.eq(true).or(s::due_at.le(*before)));
+                }
+                View::All => {}
+            }
+            q
+        }};
+    }
+
+    /// One page of the inbox.
+    pub fn page(conn: &mut DbConn, f: &InboxFilter) -> QueryResult<Vec<InboxRow>> {
+        let q = source()
+            .select((CaseRow::as_select(), cu::name, cu::tier, s::due_at.nullable(), s::breached.nullable()))
+            .into_boxed();
+        let mut q = view_filter!(q, &f.view);
+        if !f.statuses.is_empty() {
+            q = q.filter(c::status.eq_any(f.statuses.clone()));
+        }
+        if let Some(p) = &f.priority {
+            q = q.filter(c::priority.eq(p.clone()));
+        }
+        if let Some(ch) = &f.channel {
+            q = q.filter(c::channel.eq(ch.clone()));
+        }
+        if let Some(t) = &f.tier {
+            q = q.filter(cu::tier.eq(t.clone()));
+        }
+        if let Some(k) = &f.skill_id {
+            q = q.filter(c::id.eq_any(ks::case_skills.filter(ks::skill_id.eq(k.clone())).select(ks::case_id)));
+        }
+        if let Some(text) = &f.text {
+            let digits = text.trim().trim_start_matches('#');
+            let pattern = like_pattern(text.trim());
+            if let Ok(n) = digits.parse::<i64>() {
+                q = q.filter(lower(c::subject).like(pattern).escape('\\').or(c::number.eq(n)));
+            } else {
+                q = q.filter(lower(c::subject).like(pattern).escape('\\'));
+            }
+        }
+        match &f.after {
+            Some((Some(due), id)) => {
+                q = q
+                    .filter(s::due_at.gt(*due).or(s::due_at.eq(*due).and(c::id.gt(id.clone()))).or(s::due_at.is_null()))
+            }
+            Some((None, id)) => q = q.filter(s::due_at.is_null().and(c::id.gt(id.clone()))),
+            None => {}
+        }
+        q.order((s::due_at.is_null(), s::due_at, c::id)).limit(f.limit).load(conn)
+    }
+
+    /// How many cases a view holds (without the page's extra filters).
+    pub fn count(conn: &mut DbConn, view: &View) -> QueryResult<i64> {
+        let q = source().select(diesel::dsl::count_star()).into_boxed();
+        view_filter!(q, view).get_result(conn)
+    }
+}
+
 pub mod messages {
     use super::*;
     use schema::messages::dsl as m;
@@ -405,6 +534,28 @@ pub mod events {
             q = q.filter(e::id.gt(a.to_owned()));
         }
         q.order(e::id.asc()).limit(limit).load(conn)
+    }
+
+    /// Case events of every case created at or after `since` and after the key `after`, in
+    /// (created_at, id) order: (id, case id, kind, created at). What the live case stream reads.
+    pub fn case_events_since(
+        conn: &mut DbConn,
+        since: NaiveDateTime,
+        after: Option<(NaiveDateTime, String)>,
+        limit: i64,
+    ) -> QueryResult<Vec<(String, String, String, NaiveDateTime)>> {
+        use schema::case_events::dsl as e;
+        let mut q = e::case_events.filter(e::created_at.ge(since)).into_boxed();
+        if let Some((t, id)) = after {
+            q = q.filter(e::created_at.gt(t).or(e::created_at.eq(t).and(e::id.gt(id))));
+        }
+        q.order((e::created_at, e::id)).limit(limit).select((e::id, e::case_id, e::kind, e::created_at)).load(conn)
+    }
+
+    /// When a case event was created (to resume a stream from its id).
+    pub fn case_event_created_at(conn: &mut DbConn, id: &str) -> QueryResult<Option<NaiveDateTime>> {
+        use schema::case_events::dsl as e;
+        e::case_events.find(id).select(e::created_at).load(conn).map(first)
     }
 
     /// Several rows in one statement.

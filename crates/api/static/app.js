@@ -1,0 +1,732 @@
+// Caseflow agent inbox and supervisor console. Plain JavaScript, no build step, no
+// third-party code. It talks to the same REST API integrators use (/api/v1), authenticated by
+// the browser session cookie (HttpOnly) with the CSRF token echoed in X-CSRF-Token.
+// Every value from the server is put into the page with textContent or as an attribute
+// value, never parsed as HTML; sanitized email HTML is shown only in a sandboxed frame.
+'use strict';
+
+(function () {
+  const API = '/api/v1';
+  const state = {
+    me: null,
+    agents: new Map(),
+    teams: new Map(),
+    skills: [],
+    csrf: readCookie('cf_csrf'),
+    filters: { status: '', priority: '', channel: '', tier: '', skill: '', q: '' },
+    caseStream: null,
+    alertStream: null,
+    current: null, // what the main area shows: {kind, id}
+    refreshTimer: null,
+    unseenAlerts: 0,
+    skew: 0, // the server's clock minus this browser's (from the inbox's as_of)
+  };
+
+  // ---------- small helpers ----------
+
+  function readCookie(name) {
+    const m = document.cookie.split(';').map((c) => c.trim()).find((c) => c.startsWith(name + '='));
+    return m ? decodeURIComponent(m.slice(name.length + 1)) : '';
+  }
+
+  // el('tag', {class, text, attrs..., onclick}, children...)
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(props || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === 'text') node.textContent = String(v);
+      else if (k === 'class') node.className = v;
+      else if (k.startsWith('on') && typeof v === 'function') node.addEventListener(k.slice(2), v);
+      else if (k === 'value') node.value = v;
+      else node.setAttribute(k, v === true ? '' : String(v));
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined || c === false) continue;
+      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return node;
+  }
+
+  function clear(node) {
+    while (node.firstChild) node.removeChild(node.firstChild);
+    return node;
+  }
+
+  function label(s) {
+    return String(s || '').replace(/_/g, ' ');
+  }
+
+  function fmtTime(iso) {
+    if (!iso) return '';
+    const d = new Date(iso);
+    return d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+  }
+
+  // Whole minutes, rounded towards the deadline: "in 59m" until a full hour is left.
+  function fmtSpan(ms) {
+    const m = ms >= 0 ? Math.floor(ms / 60000) : Math.ceil(-ms / 60000);
+    if (m < 60) return m + 'm';
+    const h = Math.floor(m / 60);
+    if (h < 48) return h + 'h ' + (m % 60) + 'm';
+    return Math.floor(h / 24) + 'd ' + (h % 24) + 'h';
+  }
+
+  // "in 2h 10m" / "overdue 5m", with a class for colour.
+  function due(iso, breached) {
+    if (!iso && !breached) return el('span', { class: 'cf-due cf-due-none', text: '—' });
+    if (!iso) return el('span', { class: 'cf-due cf-due-breached', text: 'breached' });
+    const ms = new Date(iso).getTime() - (Date.now() + state.skew);
+    const cls = breached || ms < 0 ? 'cf-due-breached' : ms < 3600000 ? 'cf-due-soon' : 'cf-due-ok';
+    const text = ms < 0 ? 'overdue ' + fmtSpan(ms) : breached ? 'breached, due in ' + fmtSpan(ms) : 'in ' + fmtSpan(ms);
+    return el('time', { class: 'cf-due ' + cls, datetime: iso, title: new Date(iso).toString(), text });
+  }
+
+  // Deadlines are shown relative to the server's clock (the one that computed them).
+  function noteServerTime(iso) {
+    const t = Date.parse(iso || '');
+    if (!Number.isNaN(t)) state.skew = t - Date.now();
+  }
+
+  function agentName(id) {
+    if (!id) return 'Unassigned';
+    const a = state.agents.get(id);
+    return a ? a.name : id.slice(0, 8);
+  }
+
+  function toast(message, kind) {
+    const t = document.getElementById('cf-toast');
+    clear(t).append(el('p', { class: 'cf-toast cf-toast-' + (kind || 'info'), text: message }));
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(() => clear(t), 6000);
+  }
+
+  class ApiError extends Error {
+    constructor(status, code, message) {
+      super(message);
+      this.status = status;
+      this.code = code;
+    }
+  }
+
+  async function api(method, path, body, extraHeaders) {
+    const headers = Object.assign({ Accept: 'application/json' }, extraHeaders || {});
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (method !== 'GET') headers['X-CSRF-Token'] = state.csrf;
+    const res = await fetch(API + path, {
+      method,
+      headers,
+      credentials: 'same-origin',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (res.status === 204) return null;
+    let data = null;
+    try {
+      data = await res.json();
+    } catch (_) {
+      data = null;
+    }
+    if (!res.ok) {
+      if (res.status === 401 && path !== '/auth/session') {
+        showLogin(path === '/me' ? '' : 'Your session ended. Please log in again.');
+      }
+      throw new ApiError(res.status, data && data.code, (data && data.message) || 'request failed (' + res.status + ')');
+    }
+    return data;
+  }
+
+  function qs(params) {
+    const p = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) if (v !== '' && v !== null && v !== undefined) p.set(k, v);
+    const s = p.toString();
+    return s ? '?' + s : '';
+  }
+
+  function option(value, text, selected) {
+    return el('option', { value, selected: selected ? true : null, text });
+  }
+
+  function select(id, labelText, options, current, onchange) {
+    return el('label', { class: 'cf-field-inline', for: id }, labelText,
+      el('select', { id, onchange }, options.map(([v, t]) => option(v, t, v === current))));
+  }
+
+  const STATUSES = ['new', 'open', 'pending', 'on_hold', 'solved', 'closed'];
+  const PRIORITIES = ['low', 'normal', 'high', 'urgent'];
+  const CHANNELS = ['email', 'web', 'chat', 'api'];
+  const TIERS = ['standard', 'silver', 'gold', 'platinum'];
+  const VIEWS = [
+    ['mine', 'My cases'],
+    ['team', "My team's unassigned"],
+    ['open', 'All open'],
+    ['pending', 'Pending'],
+    ['breaching', 'Breaching soon'],
+  ];
+
+  // ---------- login ----------
+
+  function showLogin(notice) {
+    stopStreams();
+    state.me = null;
+    document.getElementById('cf-nav').hidden = true;
+    const main = clear(document.getElementById('cf-main'));
+    const err = el('p', { class: 'cf-error', role: 'alert', id: 'cf-login-error' });
+    const form = el('form', { class: 'cf-login', id: 'cf-login', novalidate: true },
+      el('h1', { text: 'Log in to Caseflow' }),
+      notice ? el('p', { class: 'cf-notice', text: notice }) : null,
+      err,
+      el('div', { class: 'cf-field' }, el('label', { for: 'cf-email', text: 'Email' }),
+        el('input', { id: 'cf-email', type: 'email', name: 'email', autocomplete: 'username', required: true })),
+      el('div', { class: 'cf-field' }, el('label', { for: 'cf-password', text: 'Password' }),
+        el('input', { id: 'cf-password', type: 'password', name: 'password', autocomplete: 'current-password', required: true })),
+      el('button', { type: 'submit', id: 'cf-login-submit', text: 'Log in' }));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      err.textContent = '';
+      try {
+        const s = await api('POST', '/auth/session', {
+          email: form.querySelector('#cf-email').value,
+          password: form.querySelector('#cf-password').value,
+        });
+        state.csrf = s.csrf_token;
+        await start(s.agent);
+      } catch (ex) {
+        err.textContent = ex.message;
+      }
+    });
+    main.append(form);
+    form.querySelector('#cf-email').focus();
+  }
+
+  async function logout() {
+    try {
+      await api('DELETE', '/auth/session');
+    } catch (_) {
+      // The cookies are cleared or already gone.
+    }
+    state.csrf = '';
+    location.hash = '';
+    showLogin('You are logged out.');
+  }
+
+  // ---------- start-up ----------
+
+  async function loadDirectory() {
+    const [agents, teams, skills] = await Promise.all([
+      api('GET', '/agents'),
+      api('GET', '/teams'),
+      api('GET', '/skills'),
+    ]);
+    state.agents = new Map(agents.items.map((a) => [a.id, a]));
+    state.teams = new Map((teams.items || []).map((t) => [t.id, t]));
+    state.skills = skills.items || [];
+  }
+
+  async function start(me) {
+    state.me = me;
+    state.csrf = state.csrf || readCookie('cf_csrf');
+    await loadDirectory();
+    const nav = document.getElementById('cf-nav');
+    nav.hidden = false;
+    document.getElementById('cf-me').textContent = me.name + ' (' + me.role + ')';
+    document.getElementById('cf-nav-supervisor').hidden = !(me.role === 'supervisor' || me.role === 'admin');
+    const presence = document.getElementById('cf-presence');
+    presence.value = me.presence;
+    startStreams();
+    if (!location.hash || location.hash === '#' || location.hash === '#/login') location.hash = '#/inbox/mine';
+    else route();
+  }
+
+  async function setPresence(e) {
+    const value = e.target.value;
+    try {
+      const a = await api('PUT', '/agents/' + state.me.id + '/presence', { presence: value });
+      state.me = a;
+      toast('You are ' + value + '.');
+    } catch (ex) {
+      toast(ex.message, 'error');
+      e.target.value = state.me.presence;
+    }
+  }
+
+  // ---------- live streams ----------
+
+  function startStreams() {
+    stopStreams();
+    state.caseStream = new EventSource(API + '/cases/stream');
+    state.caseStream.addEventListener('case', (ev) => {
+      let change = null;
+      try {
+        change = JSON.parse(ev.data);
+      } catch (_) {
+        return;
+      }
+      onCaseChange(change);
+    });
+    state.alertStream = new EventSource(API + '/alerts/stream');
+    state.alertStream.addEventListener('alert', (ev) => {
+      try {
+        onAlert(JSON.parse(ev.data));
+      } catch (_) {
+        // A malformed event is skipped.
+      }
+    });
+  }
+
+  function stopStreams() {
+    if (state.caseStream) state.caseStream.close();
+    if (state.alertStream) state.alertStream.close();
+    state.caseStream = state.alertStream = null;
+  }
+
+  // Coalesces bursts of changes into one refresh.
+  function onCaseChange(change) {
+    const cur = state.current;
+    if (!cur) return;
+    if (cur.kind === 'case' && cur.id !== change.case_id) return;
+    clearTimeout(state.refreshTimer);
+    state.refreshTimer = setTimeout(() => {
+      if (cur !== state.current) return;
+      if (cur.kind === 'inbox') loadInbox(cur.view, false);
+      else if (cur.kind === 'case') loadCase(cur.id, true);
+      else if (cur.kind === 'supervisor') loadSupervisor(true);
+    }, 300);
+  }
+
+  function onAlert(alert) {
+    state.unseenAlerts += 1;
+    document.title = '(' + state.unseenAlerts + ') Caseflow';
+    const badge = document.getElementById('cf-alert-badge');
+    badge.textContent = String(state.unseenAlerts);
+    badge.hidden = false;
+    const banner = document.getElementById('cf-alert-banner');
+    clear(banner).append(
+      el('strong', { text: label(alert.kind).toUpperCase() + ': ' }),
+      alert.message + ' ',
+      el('a', { href: '#/case/' + alert.case_id, text: 'Open case' }));
+    banner.hidden = false;
+    banner.classList.remove('cf-flash');
+    void banner.offsetWidth; // restart the animation
+    banner.classList.add('cf-flash');
+    beep(alert.kind === 'breach' ? 880 : 660);
+    if (state.current && state.current.kind === 'supervisor') {
+      prependAlert(alert, true);
+      refreshBreaching();
+    }
+  }
+
+  let audio = null;
+  function beep(freq) {
+    try {
+      audio = audio || new AudioContext();
+      const o = audio.createOscillator();
+      const g = audio.createGain();
+      o.frequency.value = freq;
+      g.gain.value = 0.05;
+      o.connect(g).connect(audio.destination);
+      o.start();
+      o.stop(audio.currentTime + 0.15);
+    } catch (_) {
+      // No audio (no user gesture yet, or no device): the visual cue stays.
+    }
+  }
+
+  // ---------- router ----------
+
+  function route() {
+    if (!state.me) return;
+    const hash = location.hash.replace(/^#\/?/, '');
+    const [section, arg] = hash.split('/');
+    document.querySelectorAll('#cf-nav a[data-section]').forEach((a) => {
+      a.setAttribute('aria-current', a.dataset.section === section ? 'page' : 'false');
+    });
+    if (section === 'case' && arg) return loadCase(decodeURIComponent(arg), false);
+    if (section === 'supervisor') return loadSupervisor(false);
+    const view = VIEWS.some(([v]) => v === arg) ? arg : 'mine';
+    return loadInbox(view, true);
+  }
+
+  // ---------- inbox ----------
+
+  async function loadInbox(view, focus) {
+    state.current = { kind: 'inbox', view };
+    const current = state.current;
+    const params = Object.assign({ view, limit: 50 }, state.filters);
+    let page;
+    try {
+      page = await api('GET', '/inbox' + qs(params));
+    } catch (ex) {
+      if (ex.status !== 401) toast(ex.message, 'error');
+      return;
+    }
+    if (current !== state.current) return;
+    noteServerTime(page.as_of);
+    renderInbox(view, page, focus);
+  }
+
+  function renderInbox(view, page, focus) {
+    const main = clear(document.getElementById('cf-main'));
+    const counts = page.counts || {};
+    const views = el('nav', { class: 'cf-views', 'aria-label': 'Views' },
+      el('ul', {}, VIEWS.map(([v, t]) => el('li', {},
+        el('a', { href: '#/inbox/' + v, 'aria-current': v === view ? 'page' : 'false', id: 'cf-view-' + v },
+          el('span', { text: t }),
+          el('span', { class: 'cf-count', id: 'cf-count-' + v, text: counts[v] === undefined || counts[v] === null ? '' : counts[v] }))))));
+    const f = state.filters;
+    const skillOptions = [['', 'Any skill']].concat(state.skills.map((s) => [s.id, s.name]));
+    const search = el('input', { id: 'cf-q', type: 'search', value: f.q, placeholder: 'Subject or #number', 'aria-label': 'Search' });
+    const filters = el('form', { class: 'cf-filters', role: 'search', id: 'cf-filters' },
+      select('cf-f-status', 'Status', [['', 'Any']].concat(STATUSES.map((s) => [s, label(s)])), f.status),
+      select('cf-f-priority', 'Priority', [['', 'Any']].concat(PRIORITIES.map((s) => [s, s])), f.priority),
+      select('cf-f-channel', 'Channel', [['', 'Any']].concat(CHANNELS.map((s) => [s, s])), f.channel),
+      select('cf-f-tier', 'Tier', [['', 'Any']].concat(TIERS.map((s) => [s, s])), f.tier),
+      select('cf-f-skill', 'Skill', skillOptions, f.skill),
+      search,
+      el('button', { type: 'submit', text: 'Filter' }),
+      el('button', { type: 'button', class: 'cf-secondary', text: 'Clear', onclick: () => {
+        state.filters = { status: '', priority: '', channel: '', tier: '', skill: '', q: '' };
+        loadInbox(view, false);
+      } }));
+    filters.addEventListener('submit', (e) => {
+      e.preventDefault();
+      state.filters = {
+        status: filters.querySelector('#cf-f-status').value,
+        priority: filters.querySelector('#cf-f-priority').value,
+        channel: filters.querySelector('#cf-f-channel').value,
+        tier: filters.querySelector('#cf-f-tier').value,
+        skill: filters.querySelector('#cf-f-skill').value,
+        q: search.value.trim(),
+      };
+      loadInbox(view, false);
+    });
+    const tbody = el('tbody', { id: 'cf-case-rows' });
+    appendRows(tbody, page.items);
+    const title = VIEWS.find(([v]) => v === view)[1];
+    const table = el('table', { class: 'cf-cases', id: 'cf-cases' },
+      el('caption', { class: 'cf-visually-hidden', text: title + ', sorted by SLA due time' }),
+      el('thead', {}, el('tr', {}, ['#', 'Subject', 'Customer', 'Status', 'Priority', 'Channel', 'Assignee', 'SLA due']
+        .map((h) => el('th', { scope: 'col', text: h })))),
+      tbody);
+    const more = el('button', { type: 'button', class: 'cf-secondary', id: 'cf-more', text: 'Load more', hidden: !page.next_cursor });
+    let cursor = page.next_cursor;
+    more.addEventListener('click', async () => {
+      const p = await api('GET', '/inbox' + qs(Object.assign({ view, limit: 50, cursor }, state.filters)));
+      appendRows(tbody, p.items);
+      cursor = p.next_cursor;
+      more.hidden = !cursor;
+    });
+    const empty = page.items.length === 0 ? el('p', { class: 'cf-empty', text: 'No cases in this view.' }) : null;
+    main.append(el('div', { class: 'cf-inbox' }, views,
+      el('section', { class: 'cf-inbox-list', 'aria-labelledby': 'cf-inbox-title' },
+        el('h1', { id: 'cf-inbox-title', text: title }), filters, table, empty, more)));
+    if (focus) document.getElementById('cf-inbox-title').focus();
+  }
+
+  function appendRows(tbody, items) {
+    for (const it of items) {
+      const c = it.case;
+      const open = () => { location.hash = '#/case/' + c.id; };
+      tbody.append(el('tr', { 'data-case': c.id, class: it.sla_breached ? 'cf-row-breached' : null },
+        el('td', { text: c.number }),
+        el('td', {}, el('a', { href: '#/case/' + c.id, class: 'cf-subject', text: c.subject })),
+        el('td', {}, it.customer_name, ' ', el('span', { class: 'cf-tier cf-tier-' + it.customer_tier, text: it.customer_tier })),
+        el('td', {}, el('span', { class: 'cf-status cf-status-' + c.status, text: label(c.status) })),
+        el('td', { class: 'cf-priority-' + c.priority, text: c.priority }),
+        el('td', { text: c.channel }),
+        el('td', { text: agentName(c.assignee_id) }),
+        el('td', {}, due(it.sla_due_at, it.sla_breached))));
+      tbody.lastChild.addEventListener('dblclick', open);
+    }
+  }
+
+  // ---------- case view ----------
+
+  async function loadCase(id, refresh) {
+    state.current = state.current && state.current.kind === 'case' && state.current.id === id && refresh
+      ? state.current : { kind: 'case', id };
+    const current = state.current;
+    let c, messages, events, sla, routing;
+    try {
+      [c, messages, events, sla, routing] = await Promise.all([
+        api('GET', '/cases/' + encodeURIComponent(id)),
+        api('GET', '/cases/' + encodeURIComponent(id) + '/messages?limit=100'),
+        api('GET', '/cases/' + encodeURIComponent(id) + '/events?limit=100'),
+        api('GET', '/cases/' + encodeURIComponent(id) + '/sla').catch(() => null),
+        api('GET', '/cases/' + encodeURIComponent(id) + '/routing').catch(() => null),
+      ]);
+    } catch (ex) {
+      if (ex.status !== 401) toast(ex.message, 'error');
+      return;
+    }
+    if (current !== state.current) return;
+    let customer = null;
+    try {
+      customer = await api('GET', '/customers/' + encodeURIComponent(c.customer.id));
+    } catch (_) {
+      customer = null;
+    }
+    if (current !== state.current) return;
+    // Keep what the agent is typing across live refreshes.
+    const draft = refresh ? document.getElementById('cf-compose-body') : null;
+    const kept = draft ? { body: draft.value, kind: (document.querySelector('input[name=cf-kind]:checked') || {}).value } : null;
+    renderCase(c, messages.items, events.items, sla, routing, customer, kept, !refresh);
+  }
+
+  function renderCase(c, messages, events, sla, routing, customer, kept, focus) {
+    const main = clear(document.getElementById('cf-main'));
+    const patch = async (body) => {
+      try {
+        await api('PATCH', '/cases/' + c.id, body, { 'If-Match': '"' + c.version + '"' });
+        toast('Saved.');
+        loadCase(c.id, true);
+      } catch (ex) {
+        toast(ex.code === 'version_conflict' ? 'Someone else changed this case; reloaded.' : ex.message, 'error');
+        loadCase(c.id, true);
+      }
+    };
+    const agentOptions = [['', 'Unassigned']].concat([...state.agents.values()].filter((a) => a.active).map((a) => [a.id, a.name]));
+    const controls = el('div', { class: 'cf-case-controls' },
+      select('cf-status', 'Status', STATUSES.map((s) => [s, label(s)]), c.status, (e) => patch({ status: e.target.value })),
+      select('cf-priority', 'Priority', PRIORITIES.map((s) => [s, s]), c.priority, (e) => patch({ priority: e.target.value })),
+      select('cf-assignee', 'Assignee', agentOptions, c.assignee_id || '', (e) => patch({ assignee_id: e.target.value || null })));
+
+    const timeline = el('ol', { class: 'cf-timeline', id: 'cf-timeline', 'aria-label': 'Timeline' });
+    const items = messages.map((m) => ({ at: m.created_at, m })).concat(
+      events.filter((e) => e.kind !== 'message_added' && e.kind !== 'created').map((e) => ({ at: e.created_at, e })));
+    items.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+    for (const it of items) timeline.append(it.m ? messageItem(it.m) : eventItem(it.e));
+
+    const body = el('textarea', { id: 'cf-compose-body', rows: 5, required: true, 'aria-label': 'Message' });
+    const kind = (k, t) => el('label', { class: 'cf-radio' },
+      el('input', { type: 'radio', name: 'cf-kind', value: k, id: 'cf-kind-' + k, checked: (kept && kept.kind ? kept.kind === k : k === 'reply') ? true : null }), t);
+    const after = select('cf-after', 'Then set status', [['', 'unchanged'], ['pending', 'pending'], ['solved', 'solved']], '');
+    const composer = el('form', { class: 'cf-composer', id: 'cf-composer' },
+      el('fieldset', {}, el('legend', { text: 'Write' }), kind('reply', 'Reply to customer (' + c.channel + ')'), kind('note', 'Internal note')),
+      body, el('div', { class: 'cf-composer-actions' }, after, el('button', { type: 'submit', id: 'cf-send', text: 'Send' })));
+    if (kept) body.value = kept.body;
+    composer.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const text = body.value.trim();
+      if (!text) {
+        toast('Write something first.', 'error');
+        body.focus();
+        return;
+      }
+      const k = composer.querySelector('input[name=cf-kind]:checked').value;
+      const status = composer.querySelector('#cf-after').value || undefined;
+      try {
+        await api('POST', '/cases/' + c.id + '/messages', { kind: k, body: text, status });
+        body.value = '';
+        toast(k === 'note' ? 'Note added.' : 'Reply sent.');
+        loadCase(c.id, true);
+      } catch (ex) {
+        toast(ex.message, 'error');
+      }
+    });
+
+    const side = el('aside', { class: 'cf-case-side', 'aria-label': 'Customer, SLA and routing' },
+      customerPanel(c, customer), slaPanel(sla), routingPanel(routing));
+    main.append(el('div', { class: 'cf-case' },
+      el('section', { class: 'cf-case-main', 'aria-labelledby': 'cf-case-title' },
+        el('p', { class: 'cf-back' }, el('a', { href: '#/inbox/' + ((state.lastView) || 'mine'), text: '← Back to the inbox' })),
+        el('h1', { id: 'cf-case-title', tabindex: '-1' }, el('span', { class: 'cf-number', text: '#' + c.number + ' ' }), c.subject),
+        el('p', { class: 'cf-meta' }, 'Channel ', el('strong', { text: c.channel }), ' · opened ', fmtTime(c.created_at),
+          ' · ', el('span', { class: 'cf-status cf-status-' + c.status, id: 'cf-case-status', text: label(c.status) })),
+        controls, timeline, composer),
+      side));
+    if (focus) document.getElementById('cf-case-title').focus();
+  }
+
+  function messageItem(m) {
+    const who = m.direction === 'inbound' ? 'Customer' : m.author_id ? agentName(m.author_id) : label(m.author_kind);
+    const internal = m.direction === 'note';
+    const cls = 'cf-msg cf-msg-' + m.direction;
+    const text = el('div', { class: 'cf-msg-body', text: m.body_text });
+    const parts = [
+      el('header', {}, el('strong', { text: internal ? who + ' (internal note)' : who }), ' · ', m.channel, ' · ',
+        el('time', { datetime: m.created_at, text: fmtTime(m.created_at) }),
+        m.delivery_status ? el('span', { class: 'cf-delivery cf-delivery-' + m.delivery_status, text: ' ' + m.delivery_status }) : null),
+      text,
+    ];
+    if (m.body_html) {
+      // Sanitized on ingest, and shown only in a sandboxed frame without scripts.
+      const btn = el('button', { type: 'button', class: 'cf-link', text: 'Show formatted' });
+      btn.addEventListener('click', () => {
+        const frame = el('iframe', { class: 'cf-html', sandbox: '', title: 'Formatted email', referrerpolicy: 'no-referrer' });
+        frame.srcdoc = m.body_html;
+        text.replaceWith(frame);
+        btn.remove();
+      });
+      parts.push(btn);
+    }
+    if (m.attachments && m.attachments.length) {
+      parts.push(el('ul', { class: 'cf-attachments' }, m.attachments.map((a) => el('li', { text: a.filename + ' (' + a.size + ' bytes)' }))));
+    }
+    return el('li', { class: cls, 'data-message': m.id }, parts);
+  }
+
+  function eventItem(e) {
+    const by = e.actor_id && state.agents.has(e.actor_id) ? agentName(e.actor_id) : label(e.actor_kind);
+    let what = label(e.kind);
+    const d = e.data || {};
+    const name = (v) => (v && state.agents.has(v) ? agentName(v) : label(v || 'none'));
+    if (d.from !== undefined && d.to !== undefined) what += ': ' + name(d.from) + ' → ' + name(d.to);
+    return el('li', { class: 'cf-event' }, el('time', { datetime: e.created_at, text: fmtTime(e.created_at) }), ' ', what, ' — ', by);
+  }
+
+  function customerPanel(c, customer) {
+    const p = el('section', { class: 'cf-panel', 'aria-labelledby': 'cf-customer-title' },
+      el('h2', { id: 'cf-customer-title', text: 'Customer' }),
+      el('p', {}, el('strong', { id: 'cf-customer-name', text: c.customer.name }), ' ',
+        el('span', { class: 'cf-tier cf-tier-' + c.customer.tier, text: c.customer.tier })));
+    if (!customer) return p;
+    p.append(el('h3', { text: 'Identities' }),
+      el('ul', { class: 'cf-identities' }, customer.identities.map((i) => el('li', {}, el('span', { class: 'cf-kind', text: i.kind }), ' ', i.value))));
+    const past = customer.cases.filter((x) => x.id !== c.id);
+    p.append(el('h3', { text: 'Other cases (' + past.length + ')' }),
+      past.length ? el('ul', { class: 'cf-past' }, past.slice(0, 20).map((x) => el('li', {},
+        el('a', { href: '#/case/' + x.id, text: '#' + x.number + ' ' + x.subject }), ' ',
+        el('span', { class: 'cf-status cf-status-' + x.status, text: label(x.status) }), ' · ', x.channel))) : el('p', { class: 'cf-muted', text: 'None.' }));
+    return p;
+  }
+
+  function slaPanel(sla) {
+    const p = el('section', { class: 'cf-panel', 'aria-labelledby': 'cf-sla-title', id: 'cf-sla' }, el('h2', { id: 'cf-sla-title', text: 'SLA' }));
+    if (!sla || !sla.policy_id) {
+      p.append(el('p', { class: 'cf-muted', text: 'No SLA policy applies.' }));
+      return p;
+    }
+    p.append(el('p', {}, 'Policy ', el('strong', { text: sla.policy_name || sla.policy_id }),
+      sla.calendar ? ' · ' + sla.calendar : '', sla.time_zone ? ' (' + sla.time_zone + ')' : ''));
+    p.append(el('ul', { class: 'cf-clocks' }, sla.clocks.map((k) => el('li', { class: 'cf-clock cf-clock-' + k.state + (k.breached ? ' cf-clock-breached' : '') },
+      el('strong', { text: label(k.metric) }), ' ', el('span', { class: 'cf-muted', text: label(k.state) }), ' ',
+      k.due_at && k.state === 'running' ? due(k.due_at, k.breached) : k.breached ? el('span', { class: 'cf-due cf-due-breached', text: 'breached' }) : null,
+      el('p', { class: 'cf-explain', text: k.explanation })))));
+    return p;
+  }
+
+  function routingPanel(r) {
+    const p = el('section', { class: 'cf-panel', 'aria-labelledby': 'cf-routing-title' }, el('h2', { id: 'cf-routing-title', text: 'Routing' }));
+    if (!r) return p;
+    p.append(el('p', {}, 'State ', el('strong', { text: r.state }),
+      r.skills.length ? ' · needs ' + r.skills.map((s) => s.skill_id + ' ≥ ' + s.level).join(', ') : ''));
+    const d = r.decisions[0];
+    if (d) {
+      const x = d.explanation || {};
+      p.append(el('p', { class: 'cf-explain' },
+        label(d.outcome) + (d.agent_id ? ' to ' + agentName(d.agent_id) : '') + ' · ' + fmtTime(d.created_at) +
+        ' · strategy ' + label(x.strategy) + ', class ' + label(x.class) + ', score ' + x.score +
+        ' · ' + x.agents_total + ' agents: ' + x.excluded_offline + ' offline, ' + x.excluded_skills + ' lacking skills, ' +
+        x.excluded_capacity + ' at capacity, ' + x.excluded_team + ' other team'));
+    }
+    return p;
+  }
+
+  // ---------- supervisor console ----------
+
+  async function loadSupervisor(refresh) {
+    state.current = refresh && state.current && state.current.kind === 'supervisor' ? state.current : { kind: 'supervisor' };
+    const current = state.current;
+    state.unseenAlerts = 0;
+    document.title = 'Caseflow';
+    document.getElementById('cf-alert-badge').hidden = true;
+    let alerts, breaching, agents;
+    try {
+      [alerts, breaching, agents] = await Promise.all([
+        api('GET', '/alerts?unacknowledged=true&limit=100'),
+        api('GET', '/inbox?view=breaching&limit=20'),
+        api('GET', '/agents'),
+      ]);
+    } catch (ex) {
+      if (ex.status !== 401) toast(ex.message, 'error');
+      return;
+    }
+    if (current !== state.current) return;
+    noteServerTime(breaching.as_of);
+    state.agents = new Map(agents.items.map((a) => [a.id, a]));
+    const main = clear(document.getElementById('cf-main'));
+    const log = el('ol', { class: 'cf-alerts', id: 'cf-alerts', role: 'log', 'aria-live': 'assertive', 'aria-label': 'Live SLA alerts' });
+    main.append(el('div', { class: 'cf-super' },
+      el('section', { class: 'cf-panel', 'aria-labelledby': 'cf-alerts-title' },
+        el('h1', { id: 'cf-alerts-title', text: 'Live SLA alerts' }),
+        el('p', { class: 'cf-muted', text: 'New warnings, breaches and escalations appear here as they happen.' }), log),
+      el('section', { class: 'cf-panel', 'aria-labelledby': 'cf-next-title' },
+        el('h2', { id: 'cf-next-title', text: 'Breaching next' }),
+        el('table', { class: 'cf-cases', id: 'cf-breaching' },
+          el('thead', {}, el('tr', {}, ['#', 'Subject', 'Assignee', 'SLA due'].map((h) => el('th', { scope: 'col', text: h })))),
+          el('tbody', {}, breachingRows(breaching.items)))),
+      el('section', { class: 'cf-panel', 'aria-labelledby': 'cf-agents-title' },
+        el('h2', { id: 'cf-agents-title', text: 'Agents' }),
+        el('table', { class: 'cf-cases', id: 'cf-agents' },
+          el('thead', {}, el('tr', {}, ['Agent', 'Role', 'Team', 'Presence', 'Max load'].map((h) => el('th', { scope: 'col', text: h })))),
+          el('tbody', {}, agents.items.filter((a) => a.active).map((a) => el('tr', {},
+            el('td', { text: a.name }), el('td', { text: a.role }),
+            el('td', { text: a.team_id ? (state.teams.get(a.team_id) || {}).name || a.team_id : '—' }),
+            el('td', {}, el('span', { class: 'cf-presence cf-presence-' + a.presence, text: a.presence })),
+            el('td', { text: a.max_load }))))))));
+    for (const a of alerts.items.slice().reverse()) prependAlert(a, false);
+    if (!alerts.items.length) log.append(el('li', { class: 'cf-muted cf-none', text: 'No open alerts.' }));
+  }
+
+  function breachingRows(items) {
+    return items.map((it) => el('tr', {},
+      el('td', { text: it.case.number }),
+      el('td', {}, el('a', { href: '#/case/' + it.case.id, text: it.case.subject })),
+      el('td', { text: agentName(it.case.assignee_id) }),
+      el('td', {}, due(it.sla_due_at, it.sla_breached))));
+  }
+
+  async function refreshBreaching() {
+    try {
+      const page = await api('GET', '/inbox?view=breaching&limit=20');
+      noteServerTime(page.as_of);
+      const body = document.querySelector('#cf-breaching tbody');
+      if (body) clear(body).append(...breachingRows(page.items));
+    } catch (_) {
+      // The next alert or a reload tries again.
+    }
+  }
+
+  function prependAlert(a, fresh) {
+    const log = document.getElementById('cf-alerts');
+    if (!log || log.querySelector('[data-alert="' + CSS.escape(a.id) + '"]')) return;
+    const none = log.querySelector('.cf-none');
+    if (none) none.remove();
+    const ack = el('button', { type: 'button', class: 'cf-secondary', text: 'Acknowledge' });
+    const item = el('li', { class: 'cf-alert cf-alert-' + a.kind + (fresh ? ' cf-flash' : ''), 'data-alert': a.id },
+      el('strong', { text: label(a.kind) }), ' ', a.message, ' ',
+      el('a', { href: '#/case/' + a.case_id, text: 'Open case' }), ' ',
+      el('time', { datetime: a.created_at, text: fmtTime(a.created_at) }), ' ', ack);
+    ack.addEventListener('click', async () => {
+      try {
+        await api('POST', '/alerts/' + encodeURIComponent(a.id) + '/acknowledge');
+        item.remove();
+        toast('Alert acknowledged.');
+      } catch (ex) {
+        toast(ex.message, 'error');
+      }
+    });
+    log.prepend(item);
+  }
+
+  // ---------- boot ----------
+
+  window.addEventListener('hashchange', () => {
+    const m = location.hash.match(/^#\/inbox\/(\w+)/);
+    if (m) state.lastView = m[1];
+    route();
+  });
+
+  document.addEventListener('DOMContentLoaded', async () => {
+    document.getElementById('cf-logout').addEventListener('click', logout);
+    document.getElementById('cf-presence').addEventListener('change', setPresence);
+    document.getElementById('cf-alert-banner').addEventListener('click', (e) => {
+      if (e.target.tagName === 'A') e.currentTarget.hidden = true;
+    });
+    try {
+      const me = await api('GET', '/me');
+      await start(me);
+    } catch (ex) {
+      if (ex.status !== 401) showLogin(ex.message);
+    }
+  });
+})();

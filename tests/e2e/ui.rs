@@ -1,0 +1,361 @@
+//! The agent inbox and supervisor console in a real headless Chromium, against the real
+//! IMAP and SMTP servers: an agent logs in, sees a new email arrive live (no reload), opens
+//! it (the markup an attacker put in it stays inert text), replies (the reply reaches the
+//! SMTP server); a supervisor sees a breach alert appear live and acknowledges it. Cookie
+//! sessions and CSRF protection are checked over plain HTTP too. Screenshots of the main
+//! screens land in docs/screenshots/.
+
+use crate::browser::Browser;
+use crate::helpers::*;
+use crate::mailservers::MailServers;
+use caseflow_core::FixedClock;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Monday 7 December 2026, 09:00 UTC.
+fn monday_nine() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 7, 9, 0, 0).single().expect("valid")
+}
+
+/// A multipart email whose text and HTML parts both carry markup meant to run in the inbox.
+fn hostile_email(subject: &str) -> String {
+    let mid = format!("{}@mail.example.org", uuid::Uuid::now_v7().simple());
+    format!(
+        "From: Ann Example <ann@example.org>\r\nTo: support@caseflow.localhost\r\nSubject: {subject}\r\n\
+         Message-ID: <{mid}>\r\nDate: Mon, 07 Dec 2026 03:00:00 +0000\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/alternative; boundary=\"b1\"\r\n\r\n\
+         --b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         It is on fire. <script>window.__xss = 1</script><img src=x onerror=\"window.__xss = 2\">\r\n\
+         --b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+         <p>It is <b>on fire</b>.</p><script>window.__xss = 3</script><img src=x onerror=\"window.__xss = 4\">\r\n\
+         --b1--\r\n"
+    )
+}
+
+async fn log_in(browser: &Browser, base: &str, email: &str) {
+    browser.goto(&format!("{base}/app")).await;
+    browser.type_into("#cf-email", email).await;
+    browser.type_into("#cf-password", PASSWORD).await;
+    browser.click("#cf-login-submit").await;
+    browser.find("#cf-inbox-title").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_and_a_supervisor_work_in_chromium() {
+    let servers = MailServers::start();
+    // The server's clock starts at the real time (the page shows deadlines relative to it)
+    // and is moved on by the test.
+    let start = Utc::now();
+    let clock = Arc::new(FixedClock::new(start));
+    let mut s = servers.settings(Db::Sqlite, 50);
+    s.auth.jwt_ttl_secs = 86_400; // the test moves the clock by an hour
+    let app = spawn_with_clock(s, clock.clone()).await;
+    // A calendar and a policy: first response within an hour, breaches alert the supervisors.
+    let cal = json!({"name": "Always", "time_zone": "UTC",
+        "hours": [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "from": "00:00", "to": "24:00"}]});
+    app.post("/api/v1/sla/calendars", cal).await.expect(201);
+    let policy = json!({"name": "Standard", "calendar": "Always",
+        "targets": [{"metric": "first_response", "minutes": 60}],
+        "ladder": [{"on": "breach", "action": "alert_supervisors"}]});
+    app.post("/api/v1/sla/policies", policy).await.expect(201);
+    let (_, _) = app.agent("ann.agent@caseflow.test", "agent").await;
+    let (_, _) = app.agent("sue.supervisor@caseflow.test", "supervisor").await;
+    let quiet = id(&app.new_case("quiet@example.org", "Nobody has answered this yet").await);
+
+    let browser = Browser::start().await;
+    log_in(&browser, &app.base, "ann.agent@caseflow.test").await;
+    browser.goto(&format!("{}/app#/inbox/open", app.base)).await;
+    browser.wait_text("#cf-case-rows", "Nobody has answered this yet").await;
+    browser.wait_text("#cf-view-open", "1").await;
+
+    // A new email arrives through the real IMAP server and shows up without a reload.
+    browser.script("window.__marker = 'same page'; return true;").await;
+    servers.append(&[hostile_email("Printer on fire")]).await;
+    browser.wait_text("#cf-case-rows", "Printer on fire").await;
+    browser.wait_text("#cf-view-open", "2").await;
+    assert_eq!(browser.script("return window.__marker;").await, "same page", "the page was not reloaded");
+    // Sorted by SLA due time, counts per view, deadlines relative to the server's clock.
+    browser.wait_text("#cf-case-rows", "in 59m").await;
+    browser.screenshot("inbox").await;
+
+    // Open it: the markup is shown as text, nothing ran.
+    browser.click("#cf-case-rows tr:last-child a.cf-subject").await;
+    browser.wait_text("#cf-case-title", "Printer on fire").await;
+    let timeline = browser.wait_text("#cf-timeline", "It is on fire.").await;
+    assert!(timeline.contains("<script>window.__xss = 1</script>"), "markup shown as text: {timeline}");
+    browser.wait_text("#cf-sla", "first response").await;
+    browser.wait_text("#cf-customer-name", "Ann Example").await;
+    browser.click("#cf-timeline button.cf-link").await; // "Show formatted": a sandboxed frame
+    browser.find("#cf-timeline iframe.cf-html[sandbox='']").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let inert = browser
+        .script(
+            "return [window.__xss === undefined, document.querySelectorAll('script').length, \
+             document.querySelectorAll('#cf-main img').length];",
+        )
+        .await;
+    assert_eq!(inert, json!([true, 1, 0]), "no injected script ran or was inserted");
+    browser.script("window.scrollTo(0, 0); return true;").await;
+    browser.screenshot("case").await;
+
+    // Reply: it leaves through the outbox and reaches the SMTP server.
+    browser.type_into("#cf-compose-body", "A technician is on the way.").await;
+    browser.click("#cf-send").await;
+    browser.wait_text("#cf-timeline", "A technician is on the way.").await;
+    let subject = eventually(20, "the reply in the SMTP server", || async {
+        servers.sent().into_iter().find_map(|raw| {
+            let m = mail_parser::MessageParser::default().parse(&raw)?;
+            let to_ann = m.to()?.first()?.address()? == "ann@example.org";
+            let body = m.body_text(0)?.contains("A technician is on the way.");
+            (to_ann && body).then(|| m.subject().unwrap_or_default().to_owned())
+        })
+    })
+    .await;
+    assert!(subject.starts_with("Re: Printer on fire [#"), "{subject}");
+
+    // A supervisor watches the console; the quiet case breaches and the alert appears live.
+    browser.click("#cf-logout").await;
+    browser.find("#cf-login").await;
+    log_in(&browser, &app.base, "sue.supervisor@caseflow.test").await;
+    browser.click("#cf-nav-supervisor").await;
+    browser.wait_text("#cf-alerts", "No open alerts").await;
+    clock.set(start + Duration::minutes(61));
+    app.app().sla_tick().await.expect("tick");
+    let log = browser.wait_text("#cf-alerts", "breach").await;
+    assert!(log.contains("first response"), "{log}");
+    browser.wait_true("the banner shown", "return !document.getElementById('cf-alert-banner').hidden;").await;
+    browser.wait_text("#cf-breaching", "Nobody has answered this yet").await;
+    browser.wait_text("#cf-breaching", "overdue").await;
+    browser.screenshot("supervisor").await;
+    browser.click("#cf-alerts li.cf-alert-breach button").await;
+    browser
+        .wait_true("the alert acknowledged", "return !document.querySelector('#cf-alerts li.cf-alert-breach');")
+        .await;
+    let alerts = app.get("/api/v1/alerts?since=2026-12-06T00:00:00Z").await.expect(200);
+    let breach = alerts["items"].as_array().unwrap().iter().find(|a| a["kind"] == "breach").cloned().unwrap();
+    assert_eq!(breach["case_id"], quiet.as_str());
+    assert!(breach["acknowledged_by"].is_string(), "{breach}");
+    browser.quit().await;
+    app.stop().await;
+}
+
+/// Browser sessions over plain HTTP: the HttpOnly cookie authenticates reads; changes need
+/// the CSRF token; the session ends with its agent's deactivation and on logout.
+async fn cookie_sessions_need_csrf_for_changes(db: Db) {
+    let app = spawn(db).await;
+    let (agent_id, _) = app.agent("carl.cookie@caseflow.test", "agent").await;
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}/api/v1{p}", app.base);
+    let bad = http
+        .post(url("/auth/session"))
+        .json(&json!({"email": "carl.cookie@caseflow.test", "password": "wrong-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 401);
+    let r = http
+        .post(url("/auth/session"))
+        .json(&json!({"email": "carl.cookie@caseflow.test", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let cookies: Vec<String> =
+        r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    let session = cookies.iter().find(|c| c.starts_with("cf_session=")).expect("session cookie");
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict"), "{session}");
+    let jar = session.split(';').next().unwrap().to_owned();
+    let body: Value = r.json().await.unwrap();
+    let csrf = body["csrf_token"].as_str().unwrap().to_owned();
+    assert!(cookies.iter().any(|c| c.starts_with(&format!("cf_csrf={csrf};"))), "{cookies:?}");
+    assert_eq!(body["agent"]["id"], agent_id.as_str());
+    assert!(body.get("access_token").is_none(), "the session token stays in the cookie");
+    let get = |p: &str| http.get(url(p)).header("Cookie", &jar).send();
+
+    // Reads work with the cookie alone.
+    let me: Value = get("/me").await.unwrap().json().await.unwrap();
+    assert_eq!(me["id"], agent_id.as_str());
+    let inbox: Value = get("/inbox?view=mine").await.unwrap().json().await.unwrap();
+    assert_eq!(inbox["counts"]["mine"], 0);
+    // A change without the token (what a forged cross-site request would be) is refused.
+    let presence = url(&format!("/agents/{agent_id}/presence"));
+    let put = |token: Option<&str>| {
+        let mut req = http.put(&presence).header("Cookie", &jar).json(&json!({"presence": "away"}));
+        if let Some(t) = token {
+            req = req.header("X-CSRF-Token", t);
+        }
+        req.send()
+    };
+    let r = put(None).await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "csrf_failed");
+    assert_eq!(put(Some(&"0".repeat(64))).await.unwrap().status().as_u16(), 403);
+    let r = put(Some(&csrf)).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["presence"], "away");
+
+    // Deactivating the agent ends the session (within the 10 s verification cache).
+    app.patch(&format!("/api/v1/agents/{agent_id}"), json!({"active": false})).await.expect(200);
+    eventually(15, "the session refused", || async {
+        (get("/me").await.unwrap().status().as_u16() == 401).then_some(())
+    })
+    .await;
+
+    // Logging out clears the cookies.
+    let r = http.delete(url("/auth/session")).header("Cookie", &jar).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let cleared: Vec<String> =
+        r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    assert!(cleared.iter().any(|c| c.starts_with("cf_session=;") && c.contains("Max-Age=0")), "{cleared:?}");
+    app.stop().await;
+}
+
+/// The live case stream: a change on the case shows up as an event; resuming with
+/// `Last-Event-ID` sends only what came after.
+async fn case_changes_stream_live_and_resume(db: Db) {
+    let app = spawn(db).await;
+    let open = |last: Option<String>| {
+        let mut req = app.client.get(format!("{}/api/v1/cases/stream", app.base)).bearer_auth(&app.admin);
+        if let Some(l) = last {
+            req = req.header("Last-Event-ID", l);
+        }
+        req.send()
+    };
+    let mut stream = open(None).await.unwrap();
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let case = id(&app.new_case("stream@example.org", "Streamed").await);
+    let mut buf = String::new();
+    let events = read_events(&mut stream, &mut buf, |e| e["case_id"] == case.as_str()).await;
+    let (first_id, first) = events.last().cloned().unwrap();
+    assert_eq!(first["case_id"], case.as_str());
+    drop(stream);
+    app.patch(&format!("/api/v1/cases/{case}"), json!({"priority": "high"})).await.expect(200);
+    let mut stream = open(Some(first_id.clone())).await.unwrap();
+    let mut buf = String::new();
+    let events = read_events(&mut stream, &mut buf, |e| e["kind"] == "priority_changed").await;
+    assert!(events.iter().all(|(i, _)| *i != first_id), "nothing before the resume point is sent again");
+    app.stop().await;
+}
+
+/// Reads `case` events until one matches `done` (or 15 s pass); returns every one read.
+async fn read_events(
+    stream: &mut reqwest::Response,
+    buf: &mut String,
+    done: impl Fn(&Value) -> bool,
+) -> Vec<(String, Value)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut out = Vec::new();
+    loop {
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let id = block.lines().find_map(|l| l.strip_prefix("id: ")).map(str::to_owned);
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "));
+            if let (Some(id), Some(data)) = (id, data) {
+                let v: Value = serde_json::from_str(data).expect("event JSON");
+                let last = done(&v);
+                out.push((id, v));
+                if last {
+                    return out;
+                }
+            }
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(!left.is_zero(), "timed out; got {out:?}");
+        match tokio::time::timeout(left, stream.chunk()).await {
+            Ok(Ok(Some(bytes))) => buf.push_str(&String::from_utf8_lossy(&bytes)),
+            other => panic!("stream ended: {other:?}; got {out:?}"),
+        }
+    }
+}
+
+/// The inbox API: views, filters, counts, SLA-due order and keyset pages.
+async fn inbox_views_filters_and_pages(db: Db) {
+    let clock = Arc::new(FixedClock::new(monday_nine()));
+    let app = spawn_with_clock(settings(db, &[("CASEFLOW__AUTH__JWT_TTL_SECS", "86400")]), clock.clone()).await;
+    let cal = json!({"name": "Always", "time_zone": "UTC",
+        "hours": [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "from": "00:00", "to": "24:00"}]});
+    app.post("/api/v1/sla/calendars", cal).await.expect(201);
+    let urgent = json!({"name": "Urgent", "calendar": "Always", "conditions": {"priorities": ["urgent"]},
+        "targets": [{"metric": "first_response", "minutes": 30}]});
+    app.post("/api/v1/sla/policies", urgent).await.expect(201);
+    let normal =
+        json!({"name": "Normal", "calendar": "Always", "targets": [{"metric": "first_response", "minutes": 240}]});
+    app.post("/api/v1/sla/policies", normal).await.expect(201);
+    let (agent_id, agent) = app.agent("ina.inbox@caseflow.test", "agent").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let c = id(&app.new_case(&format!("c{i}@example.org"), &format!("Case {i}")).await);
+        ids.push(c);
+    }
+    clock.set(monday_nine() + Duration::minutes(1));
+    let urgent_case = id(&app
+        .post(
+            "/api/v1/cases",
+            json!({"subject": "Down!", "body": "x", "priority": "urgent", "customer": {"email": "u@example.org"}}),
+        )
+        .await
+        .expect(201));
+    app.patch(&format!("/api/v1/cases/{}", ids[1]), json!({"assignee_id": agent_id})).await.expect(200);
+    app.patch(&format!("/api/v1/cases/{}", ids[2]), json!({"status": "pending"})).await.expect(200);
+    // Every case's deadline is computed by the scheduler.
+    eventually(10, "deadlines", || async {
+        let p = app.get("/api/v1/inbox?view=all&limit=100").await.expect(200);
+        let running = p["items"].as_array().unwrap().iter().filter(|i| i["case"]["status"] != "pending");
+        running.clone().all(|i| i["sla_due_at"].is_string()).then_some(())
+    })
+    .await;
+    let page = app.get("/api/v1/inbox?view=open&limit=100").await.expect(200);
+    let order: Vec<&str> =
+        page["items"].as_array().unwrap().iter().map(|i| i["case"]["id"].as_str().unwrap()).collect();
+    assert_eq!(order[0], urgent_case, "the urgent case is due first (09:31)");
+    assert_eq!(order.len(), 5, "new and open, not pending");
+    // The admin is an agent without a team: "team" is the unassigned, unsolved cases of no team.
+    assert_eq!(page["counts"], json!({"mine": 0, "team": 5, "open": 5, "pending": 1, "breaching": 1}));
+    // Keyset pages of two cover the view exactly once, in order.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/inbox?view=open&limit=2&cursor={c}"),
+            None => "/api/v1/inbox?view=open&limit=2".to_owned(),
+        };
+        let p = app.get(&path).await.expect(200);
+        assert_eq!(p.get("counts").is_some(), cursor.is_none(), "counts on the first page only");
+        seen.extend(p["items"].as_array().unwrap().iter().map(|i| i["case"]["id"].as_str().unwrap().to_owned()));
+        match p["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, order);
+    // An agent's views and filters.
+    let mine = app.call(reqwest::Method::GET, "/api/v1/inbox", Some(&agent), None).await.expect(200);
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+    assert_eq!(mine["items"][0]["case"]["id"], ids[1].as_str());
+    assert_eq!(mine["counts"]["mine"], 1);
+    assert_eq!(mine["counts"]["team"], 5, "unassigned and unsolved cases of no team (the agent has none)");
+    let urgent = app.get("/api/v1/inbox?view=all&priority=urgent").await.expect(200);
+    assert_eq!(urgent["items"].as_array().unwrap().len(), 1);
+    let found = app.get("/api/v1/inbox?view=all&q=case%203").await.expect(200);
+    assert_eq!(found["items"][0]["case"]["id"], ids[3].as_str());
+    app.get("/api/v1/inbox?view=nope").await.expect_error(422, "validation_failed");
+    // An integrator has no "mine" or "team"; its default view is every case.
+    let token = app.post("/api/v1/api-tokens", json!({"name": "Inbox", "scopes": ["read"]})).await.expect(201);
+    let token = token["token"].as_str().unwrap();
+    let r = app.call(reqwest::Method::GET, "/api/v1/inbox?view=mine", Some(token), None).await;
+    r.expect_error(422, "validation_failed");
+    let all = app.call(reqwest::Method::GET, "/api/v1/inbox", Some(token), None).await.expect(200);
+    assert_eq!(all["items"].as_array().unwrap().len(), 6);
+    assert_eq!(all["counts"]["mine"], Value::Null);
+    app.get("/api/v1/inbox?cursor=garbage").await.expect_error(422, "validation_failed");
+    // Past the urgent case's deadline it is breaching.
+    clock.set(monday_nine() + Duration::minutes(40));
+    app.app().sla_tick().await.expect("tick");
+    let b = app.get("/api/v1/inbox?view=breaching").await.expect(200);
+    assert_eq!(b["items"][0]["case"]["id"], urgent_case.as_str());
+    assert_eq!(b["items"][0]["sla_breached"], true);
+    app.stop().await;
+}
+
+crate::both_backends!(db: cookie_sessions_need_csrf_for_changes, case_changes_stream_live_and_resume, inbox_views_filters_and_pages);
