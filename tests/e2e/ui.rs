@@ -359,3 +359,29 @@ async fn inbox_views_filters_and_pages(db: Db) {
 }
 
 crate::both_backends!(db: cookie_sessions_need_csrf_for_changes, case_changes_stream_live_and_resume, inbox_views_filters_and_pages);
+
+/// Two PostgreSQL nodes: a change on one reaches a case stream on the other at once (the
+/// poll is set to a minute, so only the NOTIFY can bring it), and once both are idle no
+/// notifications go back and forth (a node does not announce again what it was told).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_changes_cross_nodes_once_and_idle_nodes_stay_quiet() {
+    let a = spawn(Db::Postgres).await;
+    let mut s = a.settings.clone();
+    s.sla.stream_poll_ms = 60_000;
+    let b = spawn_node(s).await;
+    let mut stream =
+        b.client.get(format!("{}/api/v1/cases/stream", b.base)).bearer_auth(&b.admin).send().await.unwrap();
+    let mut buf = String::new();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let case = id(&a.new_case("node@example.org", "Across nodes").await);
+    let events = read_events(&mut stream, &mut buf, |e| e["case_id"] == case.as_str()).await;
+    assert_eq!(events.last().unwrap().1["kind"], "case_created");
+    // Quiet now: count the wake-ups node B's streams get over two seconds.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut ticks = b.app().subscribe_changes();
+    let quiet = tokio::time::timeout(std::time::Duration::from_secs(2), ticks.recv()).await;
+    assert!(quiet.is_err(), "an idle node was woken: {quiet:?}");
+    drop(stream);
+    b.stop().await;
+    a.stop().await;
+}

@@ -491,7 +491,7 @@
 
     const timeline = el('ol', { class: 'cf-timeline', id: 'cf-timeline', 'aria-label': 'Timeline' });
     const items = messages.map((m) => ({ at: m.created_at, m })).concat(
-      events.filter((e) => e.kind !== 'message_added' && e.kind !== 'created').map((e) => ({ at: e.created_at, e })));
+      events.filter((e) => e.kind !== 'message_added' && e.kind !== 'note_added').map((e) => ({ at: e.created_at, e })));
     items.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
     for (const it of items) timeline.append(it.m ? messageItem(it.m) : eventItem(it.e));
 
