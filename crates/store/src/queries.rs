@@ -300,16 +300,6 @@ pub mod inbox {
     /// A case, its customer's name and tier, its SLA due time and whether a breach is open.
     pub type InboxRow = (CaseRow, String, String, Option<NaiveDateTime>, Option<bool>);
 
-    type Source = diesel::dsl::LeftJoinOn<
-        diesel::dsl::InnerJoin<c::cases, cu::customers>,
-        s::case_sla,
-        diesel::dsl::Eq<s::case_id, c::id>,
-    >;
-
-    fn source() -> Source {
-        c::cases.inner_join(cu::customers).left_join(s::case_sla.on(s::case_id.eq(c::id)))
-    }
-
     macro_rules! view_filter {
         ($q:expr, $view:expr) => {{
             let mut q = $q;
@@ -327,7 +317,8 @@ pub mod inbox {
                 View::Open => q = q.filter(c::status.eq_any(["new", "open"])),
                 View::Pending => q = q.filter(c::status.eq("pending")),
                 View::Breaching(before) => {
-                    q = q.filter(c::status.eq_any(UNSOLVED)).filter(s::breached.eq(true).or(s::due_at.le(*before)));
+                    // `breached` as a bare term, so SQLite can use the partial index on it.
+                    q = q.filter(c::status.eq_any(UNSOLVED)).filter(s::breached.or(s::due_at.le(*before)));
                 }
                 View::All => {}
             }
@@ -335,51 +326,101 @@ pub mod inbox {
         }};
     }
 
-    /// One page of the inbox.
+    macro_rules! extra_filters {
+        ($q:expr, $f:expr) => {{
+            let (mut q, f) = ($q, $f);
+            if !f.statuses.is_empty() {
+                q = q.filter(c::status.eq_any(f.statuses.clone()));
+            }
+            if let Some(p) = &f.priority {
+                q = q.filter(c::priority.eq(p.clone()));
+            }
+            if let Some(ch) = &f.channel {
+                q = q.filter(c::channel.eq(ch.clone()));
+            }
+            if let Some(t) = &f.tier {
+                q = q.filter(cu::tier.eq(t.clone()));
+            }
+            if let Some(k) = &f.skill_id {
+                q = q.filter(c::id.eq_any(ks::case_skills.filter(ks::skill_id.eq(k.clone())).select(ks::case_id)));
+            }
+            if let Some(text) = &f.text {
+                let digits = text.trim().trim_start_matches('#');
+                let pattern = like_pattern(text.trim());
+                if let Ok(n) = digits.parse::<i64>() {
+                    q = q.filter(lower(c::subject).like(pattern).escape('\\').or(c::number.eq(n)));
+                } else {
+                    q = q.filter(lower(c::subject).like(pattern).escape('\\'));
+                }
+            }
+            view_filter!(q, &f.view)
+        }};
+    }
+
+    /// One page of the inbox: the cases with a running deadline by (due, id), then those
+    /// without one by id. Two queries, so each walks an index in order and stops at the
+    /// page's end instead of sorting the whole view.
     pub fn page(conn: &mut DbConn, f: &InboxFilter) -> QueryResult<Vec<InboxRow>> {
-        let q = source()
-            .select((CaseRow::as_select(), cu::name, cu::tier, s::due_at.nullable(), s::breached.nullable()))
-            .into_boxed();
-        let mut q = view_filter!(q, &f.view);
-        if !f.statuses.is_empty() {
-            q = q.filter(c::status.eq_any(f.statuses.clone()));
-        }
-        if let Some(p) = &f.priority {
-            q = q.filter(c::priority.eq(p.clone()));
-        }
-        if let Some(ch) = &f.channel {
-            q = q.filter(c::channel.eq(ch.clone()));
-        }
-        if let Some(t) = &f.tier {
-            q = q.filter(cu::tier.eq(t.clone()));
-        }
-        if let Some(k) = &f.skill_id {
-            q = q.filter(c::id.eq_any(ks::case_skills.filter(ks::skill_id.eq(k.clone())).select(ks::case_id)));
-        }
-        if let Some(text) = &f.text {
-            let digits = text.trim().trim_start_matches('#');
-            let pattern = like_pattern(text.trim());
-            if let Ok(n) = digits.parse::<i64>() {
-                q = q.filter(lower(c::subject).like(pattern).escape('\\').or(c::number.eq(n)));
-            } else {
-                q = q.filter(lower(c::subject).like(pattern).escape('\\'));
+        let mut rows: Vec<InboxRow> = Vec::new();
+        let after_due = match &f.after {
+            Some((None, _)) => None,
+            Some((Some(d), id)) => Some(Some((*d, id.clone()))),
+            None => Some(None),
+        };
+        if let Some(after) = after_due {
+            let q = c::cases
+                .inner_join(cu::customers)
+                .inner_join(s::case_sla.on(s::case_id.eq(c::id)))
+                .filter(s::due_at.is_not_null())
+                .select((CaseRow::as_select(), cu::name, cu::tier, s::due_at, s::breached.nullable()))
+                .into_boxed();
+            let mut q = extra_filters!(q, f);
+            if let Some((due, id)) = after {
+                // `>=` first: the range the index scan starts from; then the tie-break.
+                q = q.filter(s::due_at.ge(due)).filter(s::due_at.gt(due).or(s::case_id.gt(id)));
             }
+            rows = q.order((s::due_at.asc(), s::case_id.asc())).limit(f.limit).load(conn)?;
         }
-        match &f.after {
-            Some((Some(due), id)) => {
-                q = q
-                    .filter(s::due_at.gt(*due).or(s::due_at.eq(*due).and(c::id.gt(id.clone()))).or(s::due_at.is_null()))
+        let left = f.limit - rows.len() as i64;
+        if left > 0 {
+            let q = c::cases
+                .inner_join(cu::customers)
+                .left_join(s::case_sla.on(s::case_id.eq(c::id)))
+                .filter(s::due_at.is_null())
+                .select((CaseRow::as_select(), cu::name, cu::tier, s::due_at.nullable(), s::breached.nullable()))
+                .into_boxed();
+            let mut q = extra_filters!(q, f);
+            if let Some((None, id)) = &f.after {
+                q = q.filter(c::id.gt(id.clone()));
             }
-            Some((None, id)) => q = q.filter(s::due_at.is_null().and(c::id.gt(id.clone()))),
-            None => {}
+            rows.extend(q.order(c::id.asc()).limit(left).load::<InboxRow>(conn)?);
         }
-        q.order((s::due_at.is_null(), s::due_at, c::id)).limit(f.limit).load(conn)
+        Ok(rows)
     }
 
     /// How many cases a view holds (without the page's extra filters).
     pub fn count(conn: &mut DbConn, view: &View) -> QueryResult<i64> {
-        let q = source().select(diesel::dsl::count_star()).into_boxed();
-        view_filter!(q, view).get_result(conn)
+        if let View::Breaching(_) = view {
+            // From the deadlines (few are near) to their cases.
+            let q = c::cases.inner_join(s::case_sla.on(s::case_id.eq(c::id))).select(diesel::dsl::count_star()).into_boxed();
+            return view_filter!(q, view).get_result(conn);
+        }
+        // The other views need the cases table alone (and its indexes).
+        let mut q = c::cases.select(diesel::dsl::count_star()).into_boxed();
+        match view {
+            View::Mine(agent) => q = q.filter(c::assignee_id.eq(agent.clone())).filter(c::status.eq_any(UNSOLVED)),
+            View::TeamUnassigned(team) => {
+                q = q.filter(c::assignee_id.is_null()).filter(c::status.eq_any(UNSOLVED));
+                q = match team {
+                    Some(t) => q.filter(c::team_id.eq(t.clone())),
+                    None => q.filter(c::team_id.is_null()),
+                };
+            }
+            View::Open => q = q.filter(c::status.eq_any(["new", "open"])),
+            View::Pending => q = q.filter(c::status.eq("pending")),
+            View::Breaching(_) | View::All => {}
+        }
+        q.get_result(conn)
     }
 }
 
