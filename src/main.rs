@@ -146,6 +146,7 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     }
     tracing::info!(addr = %running.addr, "caseflow is serving");
     println!("\nCaseflow is running at {public_url}  (API: {public_url}/api/v1, health: {public_url}/healthz)");
+    println!("Agent inbox: {public_url}/app");
     if demo && dev {
         println!("Demo login: {} / {demo_password}   (other demo agents: alice@, bob@, chen@, dana@, sam.supervisor@caseflow.test)", caseflow_app::demo::DEMO_ADMIN_EMAIL);
         println!("  curl -s -X POST {public_url}/api/v1/auth/login -H 'Content-Type: application/json' \\");
