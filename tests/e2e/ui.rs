@@ -61,6 +61,14 @@ async fn an_agent_and_a_supervisor_work_in_chromium() {
     app.post("/api/v1/sla/policies", policy).await.expect(201);
     let (_, _) = app.agent("ann.agent@caseflow.test", "agent").await;
     let (_, _) = app.agent("sue.supervisor@caseflow.test", "supervisor").await;
+    let (_, bob) = app.agent("bob.agent@caseflow.test", "agent").await;
+    let canned = app
+        .post(
+            "/api/v1/macros",
+            json!({"name": "Technician", "body": "Hi {{customer.first_name}}, a technician is on the way."}),
+        )
+        .await
+        .expect(201);
     let quiet = id(&app.new_case("quiet@example.org", "Nobody has answered this yet").await);
 
     let browser = Browser::start().await;
@@ -99,15 +107,34 @@ async fn an_agent_and_a_supervisor_work_in_chromium() {
     browser.script("window.scrollTo(0, 0); return true;").await;
     browser.screenshot("case").await;
 
+    // A colleague has the case open and is writing: the agent is warned as soon as they
+    // start too. The canned reply fills the composer with the customer's name.
+    let hash = browser.script("return location.hash;").await;
+    let case_id = hash.as_str().unwrap().trim_start_matches("#/case/").to_owned();
+    let path = format!("/api/v1/cases/{case_id}/viewers/me");
+    app.call(reqwest::Method::PUT, &path, Some(&bob), Some(json!({"composing": true}))).await.expect(200);
+    browser.click(&format!("#cf-macro option[value='{}']", id(&canned))).await;
+    browser
+        .wait_true(
+            "the canned reply in the composer",
+            "return document.getElementById('cf-compose-body').value === 'Hi Ann, a technician is on the way.';",
+        )
+        .await;
+    let warning = browser.wait_text("#cf-viewers", "writing a reply").await;
+    assert!(warning.contains("Test Agent is writing a reply"), "{warning}");
+    browser.screenshot("case-reply").await;
+    // And the colleague sees that this agent is writing.
+    let seen = app.call(reqwest::Method::PUT, &path, Some(&bob), Some(json!({"composing": false}))).await.expect(200);
+    assert_eq!(seen["viewers"][0]["composing"], true, "{seen}");
+
     // Reply: it leaves through the outbox and reaches the SMTP server.
-    browser.type_into("#cf-compose-body", "A technician is on the way.").await;
     browser.click("#cf-send").await;
-    browser.wait_text("#cf-timeline", "A technician is on the way.").await;
+    browser.wait_text("#cf-timeline", "Hi Ann, a technician is on the way.").await;
     let subject = eventually(20, "the reply in the SMTP server", || async {
         servers.sent().into_iter().find_map(|raw| {
             let m = mail_parser::MessageParser::default().parse(&raw)?;
             let to_ann = m.to()?.first()?.address()? == "ann@example.org";
-            let body = m.body_text(0)?.contains("A technician is on the way.");
+            let body = m.body_text(0)?.contains("Hi Ann, a technician is on the way.");
             (to_ann && body).then(|| m.subject().unwrap_or_default().to_owned())
         })
     })
@@ -136,6 +163,29 @@ async fn an_agent_and_a_supervisor_work_in_chromium() {
     let breach = alerts["items"].as_array().unwrap().iter().find(|a| a["kind"] == "breach").cloned().unwrap();
     assert_eq!(breach["case_id"], quiet.as_str());
     assert!(breach["acknowledged_by"].is_string(), "{breach}");
+
+    // An admin manages canned replies in the browser.
+    browser.click("#cf-logout").await;
+    browser.find("#cf-login").await;
+    log_in(&browser, &app.base, ADMIN_EMAIL).await;
+    browser.click("#cf-nav-admin").await;
+    browser.wait_text("#cf-macros", "Technician").await;
+    browser.type_into("#cf-macro-name", "Closing").await;
+    browser.type_into("#cf-macro-body", "Thanks {{customer.first_name}}, case {{case.number}} is solved.").await;
+    browser.click("#cf-macro-save").await;
+    browser.wait_text("#cf-macros", "Closing").await;
+    browser.type_into("#cf-macro-name", "Broken").await;
+    browser.type_into("#cf-macro-body", "Hi {{customer.shoe_size}}").await;
+    browser.click("#cf-macro-save").await;
+    browser.wait_text("#cf-macro-error", "unknown placeholder {{customer.shoe_size}}").await;
+    browser.screenshot("admin-canned-replies").await;
+    let names: Vec<String> = app.get("/api/v1/macros").await.expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["Closing", "Technician"]);
     browser.quit().await;
     app.stop().await;
 }
@@ -385,3 +435,68 @@ async fn case_changes_cross_nodes_once_and_idle_nodes_stay_quiet() {
     b.stop().await;
     a.stop().await;
 }
+
+/// Collision warnings and canned replies through the API.
+async fn viewers_and_canned_replies(db: Db) {
+    let app = spawn(db).await;
+    let (ann_id, ann) = app.agent("ann.view@caseflow.test", "agent").await;
+    let (bob_id, bob) = app.agent("bob.view@caseflow.test", "agent").await;
+    let case = app
+        .post("/api/v1/cases", json!({"subject": "Two cooks", "body": "x", "customer": {"email": "ann@example.org", "name": "Ann Example"}}))
+        .await
+        .expect(201);
+    let (case_id, number) = (id(&case), case["number"].as_i64().unwrap());
+    let path = format!("/api/v1/cases/{case_id}/viewers/me");
+    let put = |who: &String, composing: bool| {
+        let who = who.clone();
+        let (app, path) = (&app, path.clone());
+        async move { app.call(reqwest::Method::PUT, &path, Some(&who), Some(json!({"composing": composing}))).await }
+    };
+    assert_eq!(put(&ann, false).await.expect(200)["viewers"], json!([]));
+    let v = put(&bob, true).await.expect(200);
+    assert_eq!(v["viewers"].as_array().unwrap().len(), 1);
+    assert_eq!(v["viewers"][0]["agent_id"], ann_id.as_str());
+    let v = put(&ann, false).await.expect(200);
+    assert_eq!(
+        (v["viewers"][0]["agent_id"].as_str(), v["viewers"][0]["composing"].as_bool()),
+        (Some(bob_id.as_str()), Some(true))
+    );
+    app.call(reqwest::Method::DELETE, &path, Some(&bob), None).await.expect(204);
+    assert_eq!(put(&ann, false).await.expect(200)["viewers"], json!([]));
+    let token = app.post("/api/v1/api-tokens", json!({"name": "Viewer", "scopes": ["read"]})).await.expect(201);
+    let token = token["token"].as_str().unwrap();
+    app.call(reqwest::Method::PUT, &path, Some(token), Some(json!({}))).await.expect_error(403, "forbidden");
+    app.call(reqwest::Method::PUT, "/api/v1/cases/nope/viewers/me", Some(&ann), Some(json!({})))
+        .await
+        .expect_error(404, "not_found");
+
+    // Canned replies: admins manage them; placeholders are checked and filled per case.
+    let body = json!({"name": "Thanks", "body": "Hi {{customer.first_name}}, case #{{ case.number }} is with {{agent.first_name}}."});
+    app.call(reqwest::Method::POST, "/api/v1/macros", Some(&ann), Some(body.clone()))
+        .await
+        .expect_error(403, "forbidden");
+    let m = app.post("/api/v1/macros", body.clone()).await.expect(201);
+    app.post("/api/v1/macros", body).await.expect_error(409, "already_exists");
+    let bad = app.post("/api/v1/macros", json!({"name": "Bad", "body": "{{customer.shoe_size}}"})).await;
+    let e = bad.expect_error(422, "validation_failed");
+    assert!(e["message"].as_str().unwrap().contains("{{customer.shoe_size}}"), "{e}");
+    let render = format!("/api/v1/cases/{case_id}/macros/{}/render", id(&m));
+    let r = app.call(reqwest::Method::POST, &render, Some(&ann), None).await.expect(200);
+    assert_eq!(r["body"], format!("Hi Ann, case #{number} is with Test."));
+    let path = format!("/api/v1/macros/{}", id(&m));
+    let changed = app
+        .put(&path, json!({"name": "Thanks", "body": "Thank you, {{customer.name}}.", "version": 1}))
+        .await
+        .expect(200);
+    assert_eq!(changed["version"], 2);
+    app.put(&path, json!({"name": "Thanks", "body": "Stale", "version": 1}))
+        .await
+        .expect_error(409, "version_conflict");
+    let r = app.call(reqwest::Method::POST, &render, Some(&ann), None).await.expect(200);
+    assert_eq!(r["body"], "Thank you, Ann Example.");
+    app.delete(&path).await.expect(204);
+    app.get(&path).await.expect_error(404, "not_found");
+    app.stop().await;
+}
+
+crate::both_backends!(db: viewers_and_canned_replies);

@@ -3,6 +3,7 @@
 //! live here. This crate must not depend on diesel or the store.
 
 pub mod chat;
+pub mod desk;
 pub mod error;
 pub mod extract;
 pub mod guard;
@@ -57,6 +58,10 @@ api_routes! {
     "/cases/{id}/offer/accept" { post => h::accept_offer }
     "/cases/{id}/offer/decline" { post => h::decline_offer }
     "/cases/{id}/sla" { get => crate::sla::case_sla }
+    "/cases/{id}/viewers/me" { put => crate::desk::view_case, delete => crate::desk::leave_case }
+    "/cases/{id}/macros/{macro_id}/render" { post => crate::desk::render_macro }
+    "/macros" { get => crate::desk::list_macros, post => crate::desk::create_macro }
+    "/macros/{id}" { get => crate::desk::get_macro, put => crate::desk::update_macro, delete => crate::desk::delete_macro }
     "/sla/calendars" { get => crate::sla::list_calendars, post => crate::sla::create_calendar }
     "/sla/calendars/{id}" { get => crate::sla::get_calendar, put => crate::sla::update_calendar, delete => crate::sla::delete_calendar }
     "/sla/policies" { get => crate::sla::list_policies, post => crate::sla::create_policy }

@@ -434,6 +434,7 @@ pub async fn agent_app() -> HttpResponse {
 <nav id="cf-nav" aria-label="Main" hidden>
 <a href="#/inbox/mine" data-section="inbox">Inbox</a>
 <a href="#/supervisor" data-section="supervisor" id="cf-nav-supervisor">Supervisor <span id="cf-alert-badge" class="cf-badge" hidden></span></a>
+<a href="#/admin" data-section="admin" id="cf-nav-admin" hidden>Admin</a>
 <span class="cf-spacer"></span>
 <label for="cf-presence">Presence</label>
 <select id="cf-presence"><option value="online">Online</option><option value="away">Away</option><option value="offline">Offline</option></select>

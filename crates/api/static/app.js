@@ -20,6 +20,8 @@
     refreshTimer: null,
     unseenAlerts: 0,
     skew: 0, // the server's clock minus this browser's (from the inbox's as_of)
+    macros: [],
+    viewing: null, // {caseId, timer, composing}: heartbeats for the collision warning
   };
 
   // ---------- small helpers ----------
@@ -211,11 +213,13 @@
   // ---------- start-up ----------
 
   async function loadDirectory() {
-    const [agents, teams, skills] = await Promise.all([
+    const [agents, teams, skills, macros] = await Promise.all([
       api('GET', '/agents'),
       api('GET', '/teams'),
       api('GET', '/skills'),
+      api('GET', '/macros'),
     ]);
+    state.macros = macros.items || [];
     state.agents = new Map(agents.items.map((a) => [a.id, a]));
     state.teams = new Map((teams.items || []).map((t) => [t.id, t]));
     state.skills = skills.items || [];
@@ -339,7 +343,10 @@
     document.querySelectorAll('#cf-nav a[data-section]').forEach((a) => {
       a.setAttribute('aria-current', a.dataset.section === section ? 'page' : 'false');
     });
+    if (!(section === 'case' && arg && state.viewing && state.viewing.caseId === decodeURIComponent(arg))) stopViewing();
+    document.getElementById('cf-nav-admin').hidden = state.me.role !== 'admin';
     if (section === 'case' && arg) return loadCase(decodeURIComponent(arg), false);
+    if (section === 'admin') return loadAdmin();
     if (section === 'supervisor') return loadSupervisor(false);
     const view = VIEWS.some(([v]) => v === arg) ? arg : 'mine';
     return loadInbox(view, true);
@@ -501,9 +508,26 @@
     const kind = (k, t) => el('label', { class: 'cf-radio' },
       el('input', { type: 'radio', name: 'cf-kind', value: k, id: 'cf-kind-' + k, checked: (kept && kept.kind ? kept.kind === k : k === 'reply') ? true : null }), t);
     const after = select('cf-after', 'Then set status', [['', 'unchanged'], ['pending', 'pending'], ['solved', 'solved']], '');
+    const canned = state.macros.length
+      ? select('cf-macro', 'Canned reply', [['', 'Insert…']].concat(state.macros.map((m) => [m.id, m.name])), '', async (e) => {
+        const id = e.target.value;
+        e.target.value = '';
+        if (!id) return;
+        try {
+          const r = await api('POST', '/cases/' + c.id + '/macros/' + encodeURIComponent(id) + '/render');
+          body.value = body.value.trim() ? body.value.replace(/\s*$/, '') + '\n\n' + r.body : r.body;
+          body.focus();
+          setComposing(true);
+        } catch (ex) {
+          toast(ex.message, 'error');
+        }
+      })
+      : null;
     const composer = el('form', { class: 'cf-composer', id: 'cf-composer' },
       el('fieldset', {}, el('legend', { text: 'Write' }), kind('reply', 'Reply to customer (' + c.channel + ')'), kind('note', 'Internal note')),
-      body, el('div', { class: 'cf-composer-actions' }, after, el('button', { type: 'submit', id: 'cf-send', text: 'Send' })));
+      body, el('div', { class: 'cf-composer-actions' }, el('div', { class: 'cf-composer-tools' }, canned, after),
+        el('button', { type: 'submit', id: 'cf-send', text: 'Send' })));
+    body.addEventListener('input', () => setComposing(body.value.trim() !== ''));
     if (kept) body.value = kept.body;
     composer.addEventListener('submit', async (e) => {
       e.preventDefault();
@@ -518,6 +542,7 @@
       try {
         await api('POST', '/cases/' + c.id + '/messages', { kind: k, body: text, status });
         body.value = '';
+        setComposing(false);
         toast(k === 'note' ? 'Note added.' : 'Reply sent.');
         loadCase(c.id, true);
       } catch (ex) {
@@ -533,9 +558,61 @@
         el('h1', { id: 'cf-case-title', tabindex: '-1' }, el('span', { class: 'cf-number', text: '#' + c.number + ' ' }), c.subject),
         el('p', { class: 'cf-meta' }, 'Channel ', el('strong', { text: c.channel }), ' · opened ', fmtTime(c.created_at),
           ' · ', el('span', { class: 'cf-status cf-status-' + c.status, id: 'cf-case-status', text: label(c.status) })),
-        controls, timeline, composer),
+        controls, timeline,
+        el('p', { class: 'cf-viewers', id: 'cf-viewers', role: 'status', hidden: true }),
+        composer),
       side));
+    startViewing(c.id);
     if (focus) document.getElementById('cf-case-title').focus();
+  }
+
+  // ---------- collision warning ----------
+
+  async function heartbeat() {
+    const v = state.viewing;
+    if (!v) return;
+    try {
+      const r = await api('PUT', '/cases/' + encodeURIComponent(v.caseId) + '/viewers/me', { composing: v.composing });
+      if (state.viewing === v) showViewers(r.viewers);
+    } catch (_) {
+      // The next beat tries again.
+    }
+  }
+
+  function startViewing(caseId) {
+    if (state.viewing && state.viewing.caseId === caseId) return;
+    stopViewing();
+    state.viewing = { caseId, composing: false, timer: setInterval(heartbeat, 15000) };
+    heartbeat();
+  }
+
+  function stopViewing() {
+    const v = state.viewing;
+    if (!v) return;
+    clearInterval(v.timer);
+    state.viewing = null;
+    api('DELETE', '/cases/' + encodeURIComponent(v.caseId) + '/viewers/me').catch(() => {});
+  }
+
+  function setComposing(on) {
+    const v = state.viewing;
+    if (!v || v.composing === on) return;
+    v.composing = on;
+    heartbeat();
+  }
+
+  function showViewers(viewers) {
+    const box = document.getElementById('cf-viewers');
+    if (!box) return;
+    clear(box);
+    box.hidden = viewers.length === 0;
+    if (!viewers.length) return;
+    const writing = viewers.filter((v) => v.composing).map((v) => v.name);
+    const looking = viewers.filter((v) => !v.composing).map((v) => v.name);
+    const parts = [];
+    if (writing.length) parts.push(writing.join(', ') + (writing.length > 1 ? ' are' : ' is') + ' writing a reply');
+    if (looking.length) parts.push(looking.join(', ') + (looking.length > 1 ? ' are' : ' is') + ' also viewing this case');
+    box.append(el('strong', { text: 'Careful: ' }), parts.join('; ') + '.');
   }
 
   function messageItem(m) {
@@ -708,6 +785,74 @@
       }
     });
     log.prepend(item);
+  }
+
+  // ---------- admin: canned replies ----------
+
+  async function loadAdmin() {
+    state.current = { kind: 'admin' };
+    const current = state.current;
+    let macros;
+    try {
+      macros = await api('GET', '/macros');
+    } catch (ex) {
+      if (ex.status !== 401) toast(ex.message, 'error');
+      return;
+    }
+    if (current !== state.current) return;
+    state.macros = macros.items;
+    const main = clear(document.getElementById('cf-main'));
+    const err = el('p', { class: 'cf-error', role: 'alert', id: 'cf-macro-error' });
+    const name = el('input', { id: 'cf-macro-name', required: true, maxlength: 100 });
+    const text = el('textarea', { id: 'cf-macro-body', rows: 6, required: true });
+    let editing = null;
+    const save = el('button', { type: 'submit', id: 'cf-macro-save', text: 'Add canned reply' });
+    const form = el('form', { class: 'cf-panel cf-admin-form', id: 'cf-macro-form' },
+      el('h2', { text: 'New or changed canned reply' }), err,
+      el('div', { class: 'cf-field' }, el('label', { for: 'cf-macro-name', text: 'Name' }), name),
+      el('div', { class: 'cf-field' }, el('label', { for: 'cf-macro-body', text: 'Text' }), text),
+      el('p', { class: 'cf-muted', text: 'Placeholders: {{customer.name}}, {{customer.first_name}}, {{case.number}}, {{case.subject}}, {{agent.name}}, {{agent.first_name}}' }),
+      save);
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      err.textContent = '';
+      try {
+        if (editing) await api('PUT', '/macros/' + encodeURIComponent(editing.id), { name: name.value, body: text.value, version: editing.version });
+        else await api('POST', '/macros', { name: name.value, body: text.value });
+        toast('Saved.');
+        loadAdmin();
+      } catch (ex) {
+        err.textContent = ex.message;
+      }
+    });
+    const rows = macros.items.map((m) => {
+      const edit = el('button', { type: 'button', class: 'cf-secondary', text: 'Edit' });
+      const del = el('button', { type: 'button', class: 'cf-secondary', text: 'Delete' });
+      edit.addEventListener('click', () => {
+        editing = m;
+        name.value = m.name;
+        text.value = m.body;
+        save.textContent = 'Save "' + m.name + '"';
+        name.focus();
+      });
+      del.addEventListener('click', async () => {
+        if (!window.confirm('Delete the canned reply "' + m.name + '"?')) return;
+        try {
+          await api('DELETE', '/macros/' + encodeURIComponent(m.id));
+          loadAdmin();
+        } catch (ex) {
+          toast(ex.message, 'error');
+        }
+      });
+      return el('tr', {}, el('td', { text: m.name }), el('td', { class: 'cf-macro-text', text: m.body }), el('td', {}, edit, ' ', del));
+    });
+    main.append(el('div', { class: 'cf-admin' },
+      el('h1', { id: 'cf-admin-title', tabindex: '-1', text: 'Canned replies' }),
+      el('table', { class: 'cf-cases', id: 'cf-macros' },
+        el('thead', {}, el('tr', {}, ['Name', 'Text', ''].map((h) => el('th', { scope: 'col', text: h })))),
+        el('tbody', {}, rows.length ? rows : el('tr', {}, el('td', { colspan: 3, class: 'cf-muted', text: 'None yet.' })))),
+      form));
+    document.getElementById('cf-admin-title').focus();
   }
 
   // ---------- boot ----------

@@ -10,6 +10,7 @@ pub mod cases;
 pub mod chat;
 pub mod customers;
 pub mod demo;
+pub mod desk;
 pub mod directory;
 pub mod error;
 pub mod idempotency;

@@ -461,3 +461,25 @@ pub struct WebhookDeliveryRow {
     pub last_error: Option<String>,
     pub delivered_at: Option<NaiveDateTime>,
 }
+
+/// A viewer of a case (heartbeat).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = case_viewers)]
+pub struct CaseViewerRow {
+    pub case_id: String,
+    pub agent_id: String,
+    pub composing: bool,
+    pub seen_at: NaiveDateTime,
+}
+
+/// A canned reply.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = macros)]
+pub struct MacroRow {
+    pub id: String,
+    pub name: String,
+    pub body: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub version: i64,
+}

@@ -402,7 +402,10 @@ pub mod inbox {
     pub fn count(conn: &mut DbConn, view: &View) -> QueryResult<i64> {
         if let View::Breaching(_) = view {
             // From the deadlines (few are near) to their cases.
-            let q = c::cases.inner_join(s::case_sla.on(s::case_id.eq(c::id))).select(diesel::dsl::count_star()).into_boxed();
+            let q = c::cases
+                .inner_join(s::case_sla.on(s::case_id.eq(c::id)))
+                .select(diesel::dsl::count_star())
+                .into_boxed();
             return view_filter!(q, view).get_result(conn);
         }
         // The other views need the cases table alone (and its indexes).
@@ -421,6 +424,73 @@ pub mod inbox {
             View::Breaching(_) | View::All => {}
         }
         q.get_result(conn)
+    }
+}
+
+/// Who is looking at a case (collision warnings) and canned replies.
+pub mod viewers {
+    use super::*;
+    use schema::case_viewers::dsl as v;
+
+    /// Records that `agent_id` has the case open now (replacing its previous heartbeat).
+    pub fn touch(conn: &mut DbConn, row: &CaseViewerRow) -> QueryResult<()> {
+        diesel::delete(v::case_viewers.filter(v::case_id.eq(&row.case_id)).filter(v::agent_id.eq(&row.agent_id)))
+            .execute(conn)?;
+        diesel::insert_into(v::case_viewers).values(row).execute(conn).map(drop)
+    }
+
+    pub fn leave(conn: &mut DbConn, case_id: &str, agent_id: &str) -> QueryResult<()> {
+        diesel::delete(v::case_viewers.filter(v::case_id.eq(case_id)).filter(v::agent_id.eq(agent_id)))
+            .execute(conn)
+            .map(drop)
+    }
+
+    /// The case's viewers seen since `since`.
+    pub fn of_case(conn: &mut DbConn, case_id: &str, since: NaiveDateTime) -> QueryResult<Vec<CaseViewerRow>> {
+        v::case_viewers
+            .filter(v::case_id.eq(case_id))
+            .filter(v::seen_at.ge(since))
+            .order(v::seen_at.asc())
+            .select(CaseViewerRow::as_select())
+            .load(conn)
+    }
+
+    /// Forgets heartbeats older than `before`.
+    pub fn purge(conn: &mut DbConn, before: NaiveDateTime) -> QueryResult<usize> {
+        diesel::delete(v::case_viewers.filter(v::seen_at.lt(before))).execute(conn)
+    }
+}
+
+pub mod macros {
+    use super::*;
+    use schema::macros::dsl as m;
+
+    pub fn list(conn: &mut DbConn) -> QueryResult<Vec<MacroRow>> {
+        m::macros.order(m::name.asc()).select(MacroRow::as_select()).load(conn)
+    }
+
+    pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<MacroRow>> {
+        m::macros.find(id).select(MacroRow::as_select()).load(conn).map(first)
+    }
+
+    pub fn by_name(conn: &mut DbConn, name: &str) -> QueryResult<Option<MacroRow>> {
+        m::macros.filter(m::name.eq(name)).select(MacroRow::as_select()).load(conn).map(first)
+    }
+
+    pub fn insert(conn: &mut DbConn, row: &MacroRow) -> QueryResult<()> {
+        diesel::insert_into(m::macros).values(row).execute(conn).map(drop)
+    }
+
+    /// Writes `row` if the stored version is still `expected`; returns whether it did.
+    pub fn update_if_version(conn: &mut DbConn, row: &MacroRow, expected: i64) -> QueryResult<bool> {
+        let n = diesel::update(m::macros.filter(m::id.eq(&row.id)).filter(m::version.eq(expected)))
+            .set(row)
+            .execute(conn)?;
+        Ok(n == 1)
+    }
+
+    pub fn delete(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
+        Ok(diesel::delete(m::macros.find(id)).execute(conn)? == 1)
     }
 }
 

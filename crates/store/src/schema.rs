@@ -262,6 +262,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    case_viewers (case_id, agent_id) {
+        case_id -> Text,
+        agent_id -> Text,
+        composing -> Bool,
+        seen_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    macros (id) {
+        id -> Text,
+        name -> Text,
+        body -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     counters,
     teams,
@@ -293,6 +313,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     alerts,
     webhook_subscriptions,
     webhook_deliveries,
+    case_viewers,
+    macros,
 );
 
 diesel::table! {

@@ -1,0 +1,2 @@
+DROP TABLE macros;
+DROP TABLE case_viewers;
