@@ -75,13 +75,14 @@ async fn an_agent_and_a_supervisor_work_in_chromium() {
     log_in(&browser, &app.base, "ann.agent@caseflow.test").await;
     browser.goto(&format!("{}/app#/inbox/open", app.base)).await;
     browser.wait_text("#cf-case-rows", "Nobody has answered this yet").await;
-    browser.wait_text("#cf-view-open", "1").await;
+    let open_count = |n: &str| format!("return document.getElementById('cf-count-open').textContent === '{n}';");
+    browser.wait_true("one open case counted", &open_count("1")).await;
 
     // A new email arrives through the real IMAP server and shows up without a reload.
     browser.script("window.__marker = 'same page'; return true;").await;
     servers.append(&[hostile_email("Printer on fire")]).await;
     browser.wait_text("#cf-case-rows", "Printer on fire").await;
-    browser.wait_text("#cf-view-open", "2").await;
+    browser.wait_true("two open cases counted", &open_count("2")).await;
     assert_eq!(browser.script("return window.__marker;").await, "same page", "the page was not reloaded");
     // Sorted by SLA due time, counts per view, deadlines relative to the server's clock.
     browser.wait_text("#cf-case-rows", "in 59m").await;
@@ -244,6 +245,28 @@ async fn cookie_sessions_need_csrf_for_changes(db: Db) {
     let r = put(Some(&csrf)).await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["presence"], "away");
+    // Creating through the idempotency layer needs the token too.
+    let r = http
+        .post(url("/cases"))
+        .header("Cookie", &jar)
+        .header("Idempotency-Key", "cookie-1")
+        .json(&json!({"subject": "Forged", "body": "x", "customer": {"email": "forged@example.org"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(app.get("/api/v1/cases?q=Forged").await.expect(200)["items"], json!([]));
+    // The session token is no bearer token (it would skip the cookie's checks).
+    let token = jar.trim_start_matches("cf_session=");
+    let r = http.get(url("/me")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    // And a bearer token is no session.
+    let bearer = app.login("carl.cookie@caseflow.test", PASSWORD).await;
+    let r = http.get(url("/me")).header("Cookie", format!("cf_session={bearer}")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    // A live stream opened with the cookie.
+    let mut stream = http.get(url("/cases/stream")).header("Cookie", &jar).send().await.unwrap();
+    assert_eq!(stream.status().as_u16(), 200);
 
     // Deactivating the agent ends the session (within the 10 s verification cache).
     app.patch(&format!("/api/v1/agents/{agent_id}"), json!({"active": false})).await.expect(200);
@@ -251,8 +274,20 @@ async fn cookie_sessions_need_csrf_for_changes(db: Db) {
         (get("/me").await.unwrap().status().as_u16() == 401).then_some(())
     })
     .await;
+    // ... and its open stream ends within the re-check period.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(25), async {
+        loop {
+            match stream.chunk().await {
+                Ok(Some(_)) => continue,
+                other => return other.map(|_| ()),
+            }
+        }
+    })
+    .await;
+    assert!(matches!(ended, Ok(Ok(()))), "the stream of a deactivated agent ended: {ended:?}");
 
-    // Logging out clears the cookies.
+    // Logging out clears the cookies in the browser (the token itself stays valid until it
+    // expires or its agent is deactivated: see docs/ui.md).
     let r = http.delete(url("/auth/session")).header("Cookie", &jar).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 204);
     let cleared: Vec<String> =
@@ -283,8 +318,12 @@ async fn case_changes_stream_live_and_resume(db: Db) {
     app.patch(&format!("/api/v1/cases/{case}"), json!({"priority": "high"})).await.expect(200);
     let mut stream = open(Some(first_id.clone())).await.unwrap();
     let mut buf = String::new();
+    // What happened while disconnected arrives on the resumed stream (at least once: events
+    // within the overlap window before the resume point may come again, with their ids).
     let events = read_events(&mut stream, &mut buf, |e| e["kind"] == "priority_changed").await;
-    assert!(events.iter().all(|(i, _)| *i != first_id), "nothing before the resume point is sent again");
+    let change = &events.last().unwrap().1;
+    assert_eq!(change["case_id"], case.as_str());
+    assert!(events.iter().filter(|(i, _)| *i == first_id).count() == 0, "the resume point itself is not sent");
     app.stop().await;
 }
 
@@ -379,6 +418,33 @@ async fn inbox_views_filters_and_pages(db: Db) {
         }
     }
     assert_eq!(seen, order);
+    // Every case, two at a time: the pending one (its clock paused: no running deadline)
+    // comes last, from the second phase of the keyset.
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut cursors = Vec::new();
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/inbox?view=all&limit=2&cursor={c}"),
+            None => "/api/v1/inbox?view=all&limit=2".to_owned(),
+        };
+        let p = app.get(&path).await.expect(200);
+        all.extend(p["items"].as_array().unwrap().iter().map(|i| i["case"]["id"].as_str().unwrap().to_owned()));
+        match p["next_cursor"].as_str() {
+            Some(c) => {
+                cursors.push(c.to_owned());
+                cursor = Some(c.to_owned());
+            }
+            None => break,
+        }
+    }
+    assert_eq!(all.len(), 6, "{all:?}");
+    assert_eq!(all.iter().collect::<std::collections::HashSet<_>>().len(), 6, "no case twice: {all:?}");
+    assert_eq!(all.last().unwrap(), &ids[2], "the case without a running deadline comes last");
+    assert_eq!(&all[..5], &order[..], "then the others in deadline order");
+    // A cursor holds a position, not a page size: it works with another limit.
+    let p = app.get(&format!("/api/v1/inbox?view=all&limit=1&cursor={}", cursors[1])).await.expect(200);
+    assert_eq!(p["items"][0]["case"]["id"], all[4].as_str());
     // An agent's views and filters.
     let mine = app.call(reqwest::Method::GET, "/api/v1/inbox", Some(&agent), None).await.expect(200);
     assert_eq!(mine["items"].as_array().unwrap().len(), 1);

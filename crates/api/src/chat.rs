@@ -485,7 +485,9 @@ fn socket_credential(req: &HttpRequest) -> Option<Credential> {
     }
     let origin = req.headers().get(actix_web::http::header::ORIGIN).and_then(|v| v.to_str().ok())?;
     let host = req.headers().get(actix_web::http::header::HOST).and_then(|v| v.to_str().ok())?;
-    let same = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host);
+    // Scheme included: an `http://` page must not borrow the session of the HTTPS site.
+    let scheme = req.connection_info().scheme().to_owned();
+    let same = origin == format!("{scheme}://{host}");
     if !same {
         return None;
     }
@@ -493,10 +495,7 @@ fn socket_credential(req: &HttpRequest) -> Option<Credential> {
 }
 
 async fn check(app: &App, credential: &Credential) -> Result<Principal, AppError> {
-    match credential {
-        Credential::Bearer(t) => app.authenticate(t).await,
-        Credential::Session(s) => app.authenticate_session(s).await,
-    }
+    crate::session::recheck(app, credential).await
 }
 
 #[utoipa::path(

@@ -114,12 +114,16 @@ pub async fn rate_limit(
     let Some(limits) = limits.filter(|l| l.enabled && !exempt(req.path())) else {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
+    // Logging in is limited per client IP whatever credential the request carries: an
+    // unverified header or cookie must not open a fresh bucket for each password guess.
+    let login = req.path().ends_with("/auth/login") || req.path().ends_with("/auth/session");
     let credential = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
-        .or_else(|| crate::session::cookie(req.request(), crate::session::SESSION_COOKIE));
+        .or_else(|| crate::session::cookie(req.request(), crate::session::SESSION_COOKIE))
+        .filter(|_| !login);
     let (kind, outcome, limit) = match credential {
         Some(c) => {
             let key: String = Sha256::digest(c.as_bytes()).iter().take(12).map(|b| format!("{b:02x}")).collect();

@@ -777,7 +777,11 @@ pub async fn list_inbound(app: web::Data<App>, Auth(who): Auth, q: web::Query<In
 )]
 pub async fn inbound_raw(app: web::Data<App>, Auth(who): Auth, id: Id) -> Res {
     let raw = app.inbound_raw(&who, id.into_inner()).await?;
-    Ok(HttpResponse::Ok().content_type("message/rfc822").body(raw))
+    // Attacker-written bytes: a download, never a page (the browser session cookie reaches it).
+    Ok(HttpResponse::Ok()
+        .content_type("message/rfc822")
+        .insert_header(("Content-Disposition", "attachment; filename=\"message.eml\""))
+        .body(raw))
 }
 
 #[utoipa::path(

@@ -31,6 +31,8 @@ fn error(req: ServiceRequest, e: ApiError) -> ServiceResponse<BoxBody> {
 fn applies(req: &ServiceRequest) -> bool {
     req.method() == Method::POST
         && !req.path().ends_with("/auth/login")
+        // A replay would hand out the CSRF token without the cookies it goes with.
+        && !req.path().ends_with("/auth/session")
         && !req.path().starts_with("/api/v1/api-tokens")
         // Inbound mail is deduplicated by Message-ID, and may be larger than the JSON limit.
         && !req.path().starts_with("/api/v1/inbound")

@@ -122,7 +122,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             api_scope()
                 .app_data(json)
                 .service(res("/openapi.json").route(web::get().to(openapi::serve_spec)))
-                .wrap(actix_web::middleware::from_fn(idempotency::idempotency)),
+                .wrap(actix_web::middleware::from_fn(idempotency::idempotency))
+                // JSON and streams, never pages: a browser holding the session cookie that
+                // opens an API URL gets nothing it would sniff or run.
+                .wrap(
+                    actix_web::middleware::DefaultHeaders::new()
+                        .add(("X-Content-Type-Options", "nosniff"))
+                        .add(("Content-Security-Policy", "sandbox; default-src 'none'; frame-ancestors 'none'")),
+                ),
         )
         // After the API scope: its catch-all pattern is then never tried for API requests, and
         // the spec URL it would also serve is already answered inside the scope.

@@ -18,6 +18,11 @@ const OVERLAP: chrono::Duration = chrono::Duration::seconds(10);
 const PAGE: i64 = 200;
 /// A comment this often keeps proxies from closing an idle stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// The stream's credential is checked again this often: a revoked token, a deactivated agent
+/// or an expired session ends the stream.
+const RECHECK: Duration = Duration::from_secs(10);
+/// At most one read per stream this often, however many writes wake it.
+const MIN_GAP: Duration = Duration::from_millis(250);
 
 /// What a stream carries.
 pub enum Feed {
@@ -36,6 +41,12 @@ struct Item {
 }
 
 impl Feed {
+    fn set_principal(&mut self, p: Principal) {
+        match self {
+            Feed::Alerts(who) | Feed::Cases(who) => *who = p,
+        }
+    }
+
     fn ticks(&self, app: &App) -> tokio::sync::broadcast::Receiver<()> {
         match self {
             Feed::Alerts(_) => app.subscribe_alerts(),
@@ -100,7 +111,29 @@ struct StreamState {
     ticks: tokio::sync::broadcast::Receiver<()>,
     poll: Duration,
     last_write: std::time::Instant,
+    last_read: std::time::Instant,
     opened: bool,
+    /// What authenticated the stream, checked again every [`RECHECK`].
+    credential: Option<crate::session::Credential>,
+    checked: std::time::Instant,
+}
+
+impl StreamState {
+    /// Whether the credential still stands for someone who may read (refreshing the role).
+    async fn still_allowed(&mut self) -> bool {
+        if self.checked.elapsed() < RECHECK {
+            return true;
+        }
+        self.checked = std::time::Instant::now();
+        let Some(c) = &self.credential else { return true };
+        match crate::session::recheck(&self.app, c).await {
+            Ok(p) if p.require_read().is_ok() => {
+                self.feed.set_principal(p);
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 impl StreamState {
@@ -180,14 +213,31 @@ pub async fn stream(
         None => (now - OVERLAP, String::new()),
     };
     let ticks = feed.ticks(&app);
-    let state =
-        StreamState { app, feed, cursor, sent, ticks, poll, last_write: std::time::Instant::now(), opened: false };
+    let credential = crate::session::credential(req).ok().flatten();
+    let started = std::time::Instant::now();
+    let state = StreamState {
+        app,
+        feed,
+        cursor,
+        sent,
+        ticks,
+        poll,
+        last_write: started,
+        last_read: started,
+        opened: false,
+        credential,
+        checked: started,
+    };
     let stream = futures_util::stream::unfold(state, |mut st| async move {
         if !st.opened {
             st.opened = true;
             return Some((Ok::<Bytes, std::io::Error>(Bytes::from_static(st.feed.hello())), st));
         }
         loop {
+            if !st.still_allowed().await {
+                return None;
+            }
+            st.last_read = std::time::Instant::now();
             match st.read().await {
                 Ok(out) if !out.is_empty() => {
                     st.last_write = std::time::Instant::now();
@@ -203,8 +253,11 @@ pub async fn stream(
             // This node's changes, the next poll for other nodes', or the keep-alive.
             let wait = st.poll.min(KEEP_ALIVE.saturating_sub(st.last_write.elapsed()));
             tokio::select! {
-                _ = st.ticks.recv() => {}
-                _ = tokio::time::sleep(wait) => {}
+                _ = st.ticks.recv() => {
+                    // A burst of writes: one read for all of it.
+                    tokio::time::sleep(MIN_GAP.saturating_sub(st.last_read.elapsed())).await;
+                }
+                _ = tokio::time::sleep(wait.min(RECHECK)) => {}
             }
         }
     });

@@ -19,6 +19,7 @@ pub const CSRF_COOKIE: &str = "cf_csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// How a request authenticates.
+#[derive(Clone)]
 pub enum Credential {
     /// `Authorization: Bearer <token>` (agent JWT or API token).
     Bearer(String),
@@ -52,6 +53,15 @@ pub fn credential(req: &HttpRequest) -> Result<Option<Credential>, AppError> {
         return Ok(Some(Credential::Bearer(token.to_owned())));
     }
     Ok(cookie(req, SESSION_COOKIE).map(Credential::Session))
+}
+
+/// Checks a credential again (long-lived streams and sockets): the principal it stands for
+/// now, or why it no longer stands for anyone.
+pub async fn recheck(app: &App, credential: &Credential) -> Result<Principal, AppError> {
+    match credential {
+        Credential::Bearer(t) => app.authenticate(t).await,
+        Credential::Session(s) => app.authenticate_session(s).await,
+    }
 }
 
 /// Whether the method only reads (no CSRF token needed).

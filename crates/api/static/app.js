@@ -89,6 +89,11 @@
     if (!Number.isNaN(t)) state.skew = t - Date.now();
   }
 
+  function skillName(id) {
+    const k = state.skills.find((s) => s.id === id);
+    return k ? k.name : id;
+  }
+
   function agentName(id) {
     if (!id) return 'Unassigned';
     const a = state.agents.get(id);
@@ -134,6 +139,19 @@
       throw new ApiError(res.status, data && data.code, (data && data.message) || 'request failed (' + res.status + ')');
     }
     return data;
+  }
+
+  // Every item of a paged list (oldest first), following next_cursor.
+  async function allPages(path) {
+    let items = [];
+    let cursor = null;
+    for (let i = 0; i < 50; i += 1) {
+      const page = await api('GET', path + (cursor ? '?cursor=' + encodeURIComponent(cursor) : ''));
+      items = items.concat(page.items);
+      cursor = page.next_cursor;
+      if (!cursor) break;
+    }
+    return items;
   }
 
   function qs(params) {
@@ -266,7 +284,9 @@
       }
       onCaseChange(change);
     });
+    state.caseStream.addEventListener('error', checkSession);
     state.alertStream = new EventSource(API + '/alerts/stream');
+    state.alertStream.addEventListener('error', checkSession);
     state.alertStream.addEventListener('alert', (ev) => {
       try {
         onAlert(JSON.parse(ev.data));
@@ -274,6 +294,17 @@
         // A malformed event is skipped.
       }
     });
+  }
+
+  // A stream that the server closed for good (an ended session answers 401): find out why.
+  async function checkSession(ev) {
+    if (!ev.target || ev.target.readyState !== EventSource.CLOSED || !state.me) return;
+    try {
+      await api('GET', '/me');
+      startStreams(); // still logged in: the server restarted; listen again
+    } catch (ex) {
+      if (ex.status === 401) showLogin('Your session ended. Please log in again.');
+    }
   }
 
   function stopStreams() {
@@ -287,12 +318,14 @@
     const cur = state.current;
     if (!cur) return;
     if (cur.kind === 'case' && cur.id !== change.case_id) return;
-    clearTimeout(state.refreshTimer);
+    // At most one refresh per 300 ms, however many changes arrive: a pending one covers them.
+    if (state.refreshTimer) return;
     state.refreshTimer = setTimeout(() => {
+      state.refreshTimer = null;
       if (cur !== state.current) return;
-      if (cur.kind === 'inbox') loadInbox(cur.view, false);
+      if (cur.kind === 'inbox') loadInbox(cur.view, false, true);
       else if (cur.kind === 'case') loadCase(cur.id, true);
-      else if (cur.kind === 'supervisor') loadSupervisor(true);
+      else if (cur.kind === 'supervisor') refreshBreaching();
     }, 300);
   }
 
@@ -339,13 +372,19 @@
   function route() {
     if (!state.me) return;
     const hash = location.hash.replace(/^#\/?/, '');
-    const [section, arg] = hash.split('/');
+    const [section, rawArg] = hash.split('/');
+    let arg = rawArg;
+    try {
+      arg = rawArg === undefined ? undefined : decodeURIComponent(rawArg);
+    } catch (_) {
+      arg = undefined;
+    }
     document.querySelectorAll('#cf-nav a[data-section]').forEach((a) => {
       a.setAttribute('aria-current', a.dataset.section === section ? 'page' : 'false');
     });
-    if (!(section === 'case' && arg && state.viewing && state.viewing.caseId === decodeURIComponent(arg))) stopViewing();
+    if (!(section === 'case' && arg && state.viewing && state.viewing.caseId === arg)) stopViewing();
     document.getElementById('cf-nav-admin').hidden = state.me.role !== 'admin';
-    if (section === 'case' && arg) return loadCase(decodeURIComponent(arg), false);
+    if (section === 'case' && arg) return loadCase(arg, false);
     if (section === 'admin') return loadAdmin();
     if (section === 'supervisor') return loadSupervisor(false);
     const view = VIEWS.some(([v]) => v === arg) ? arg : 'mine';
@@ -354,10 +393,11 @@
 
   // ---------- inbox ----------
 
-  async function loadInbox(view, focus) {
-    state.current = { kind: 'inbox', view };
+  async function loadInbox(view, focus, live) {
+    const same = live && state.current && state.current.kind === 'inbox' && state.current.view === view;
+    if (!same) state.current = { kind: 'inbox', view };
     const current = state.current;
-    const params = Object.assign({ view, limit: 50 }, state.filters);
+    const params = Object.assign({ view }, state.filters);
     let page;
     try {
       page = await api('GET', '/inbox' + qs(params));
@@ -367,6 +407,25 @@
     }
     if (current !== state.current) return;
     noteServerTime(page.as_of);
+    const rows = document.getElementById('cf-case-rows');
+    if (same && rows) {
+      // A live refresh: new rows and counts; the filters, focus and what is typed stay.
+      clear(rows);
+      appendRows(rows, page.items);
+      for (const [v] of VIEWS) {
+        const n = page.counts && page.counts[v];
+        const span = document.getElementById('cf-count-' + v);
+        if (span) span.textContent = n === undefined || n === null ? '' : String(n);
+      }
+      const more = document.getElementById('cf-more');
+      if (more) {
+        more.hidden = !page.next_cursor;
+        more.dataset.cursor = page.next_cursor || '';
+      }
+      const empty = document.getElementById('cf-empty');
+      if (empty) empty.hidden = page.items.length !== 0;
+      return;
+    }
     renderInbox(view, page, focus);
   }
 
@@ -414,14 +473,18 @@
         .map((h) => el('th', { scope: 'col', text: h })))),
       tbody);
     const more = el('button', { type: 'button', class: 'cf-secondary', id: 'cf-more', text: 'Load more', hidden: !page.next_cursor });
-    let cursor = page.next_cursor;
+    more.dataset.cursor = page.next_cursor || '';
     more.addEventListener('click', async () => {
-      const p = await api('GET', '/inbox' + qs(Object.assign({ view, limit: 50, cursor }, state.filters)));
-      appendRows(tbody, p.items);
-      cursor = p.next_cursor;
-      more.hidden = !cursor;
+      try {
+        const p = await api('GET', '/inbox' + qs(Object.assign({ view, cursor: more.dataset.cursor }, state.filters)));
+        appendRows(tbody, p.items);
+        more.dataset.cursor = p.next_cursor || '';
+        more.hidden = !p.next_cursor;
+      } catch (ex) {
+        toast(ex.message, 'error');
+      }
     });
-    const empty = page.items.length === 0 ? el('p', { class: 'cf-empty', text: 'No cases in this view.' }) : null;
+    const empty = el('p', { class: 'cf-empty', id: 'cf-empty', text: 'No cases in this view.', hidden: page.items.length !== 0 });
     main.append(el('div', { class: 'cf-inbox' }, views,
       el('section', { class: 'cf-inbox-list', 'aria-labelledby': 'cf-inbox-title' },
         el('h1', { id: 'cf-inbox-title', text: title }), filters, table, empty, more)));
@@ -457,8 +520,8 @@
     try {
       [c, messages, events, sla, routing] = await Promise.all([
         api('GET', '/cases/' + encodeURIComponent(id)),
-        api('GET', '/cases/' + encodeURIComponent(id) + '/messages?limit=100'),
-        api('GET', '/cases/' + encodeURIComponent(id) + '/events?limit=100'),
+        allPages('/cases/' + encodeURIComponent(id) + '/messages'),
+        allPages('/cases/' + encodeURIComponent(id) + '/events'),
         api('GET', '/cases/' + encodeURIComponent(id) + '/sla').catch(() => null),
         api('GET', '/cases/' + encodeURIComponent(id) + '/routing').catch(() => null),
       ]);
@@ -477,7 +540,7 @@
     // Keep what the agent is typing across live refreshes.
     const draft = refresh ? document.getElementById('cf-compose-body') : null;
     const kept = draft ? { body: draft.value, kind: (document.querySelector('input[name=cf-kind]:checked') || {}).value } : null;
-    renderCase(c, messages.items, events.items, sla, routing, customer, kept, !refresh);
+    renderCase(c, messages, events, sla, routing, customer, kept, !refresh);
   }
 
   function renderCase(c, messages, events, sla, routing, customer, kept, focus) {
@@ -501,7 +564,9 @@
     const timeline = el('ol', { class: 'cf-timeline', id: 'cf-timeline', 'aria-label': 'Timeline' });
     const items = messages.map((m) => ({ at: m.created_at, m })).concat(
       events.filter((e) => e.kind !== 'message_added' && e.kind !== 'note_added').map((e) => ({ at: e.created_at, e })));
-    items.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+    // By time (parsed: the server writes 0 to 9 fraction digits); ties keep their order.
+    items.forEach((it, i) => { it.t = Date.parse(it.at); it.i = i; });
+    items.sort((a, b) => a.t - b.t || a.i - b.i);
     for (const it of items) timeline.append(it.m ? messageItem(it.m) : eventItem(it.e));
 
     const body = el('textarea', { id: 'cf-compose-body', rows: 5, required: true, 'aria-label': 'Message' });
@@ -638,7 +703,7 @@
       parts.push(btn);
     }
     if (m.attachments && m.attachments.length) {
-      parts.push(el('ul', { class: 'cf-attachments' }, m.attachments.map((a) => el('li', { text: a.filename + ' (' + a.size + ' bytes)' }))));
+      parts.push(el('ul', { class: 'cf-attachments' }, m.attachments.map((a) => el('li', { text: a.filename + ' (' + a.size_bytes + ' bytes)' }))));
     }
     return el('li', { class: cls, 'data-message': m.id }, parts);
   }
@@ -687,7 +752,7 @@
     const p = el('section', { class: 'cf-panel', 'aria-labelledby': 'cf-routing-title' }, el('h2', { id: 'cf-routing-title', text: 'Routing' }));
     if (!r) return p;
     p.append(el('p', {}, 'State ', el('strong', { text: r.state }),
-      r.skills.length ? ' · needs ' + r.skills.map((s) => s.skill_id + ' ≥ ' + s.level).join(', ') : ''));
+      r.skills.length ? ' · needs ' + r.skills.map((s) => skillName(s.skill_id) + ' ≥ ' + s.min_level).join(', ') : ''));
     const d = r.decisions[0];
     if (d) {
       const x = d.explanation || {};
@@ -711,7 +776,7 @@
     let alerts, breaching, agents;
     try {
       [alerts, breaching, agents] = await Promise.all([
-        api('GET', '/alerts?unacknowledged=true&limit=100'),
+        api('GET', '/alerts?unacknowledged=true'),
         api('GET', '/inbox?view=breaching&limit=20'),
         api('GET', '/agents'),
       ]);
@@ -742,7 +807,8 @@
             el('td', { text: a.team_id ? (state.teams.get(a.team_id) || {}).name || a.team_id : '—' }),
             el('td', {}, el('span', { class: 'cf-presence cf-presence-' + a.presence, text: a.presence })),
             el('td', { text: a.max_load }))))))));
-    for (const a of alerts.items.slice().reverse()) prependAlert(a, false);
+    // Oldest first from the server: prepending each leaves the newest on top.
+    for (const a of alerts.items) prependAlert(a, false);
     if (!alerts.items.length) log.append(el('li', { class: 'cf-muted cf-none', text: 'No open alerts.' }));
   }
 

@@ -190,7 +190,13 @@ pub struct Claims {
     pub iss: String,
     pub iat: i64,
     pub exp: i64,
+    /// `session` for a browser session (cookie only); absent for a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typ: Option<String>,
 }
+
+/// The `typ` claim of browser session tokens.
+pub const SESSION_TYP: &str = "session";
 
 /// Signs and checks agent session tokens.
 #[derive(Clone)]
@@ -223,12 +229,30 @@ impl JwtKeys {
 
     /// Issues a token for `agent` valid from `now` for the configured lifetime.
     pub fn issue(&self, agent: &AgentId, role: Role, now: i64) -> AppResult<String> {
-        self.issue_for(agent, role, now, self.ttl_secs)
+        self.sign(Claims {
+            sub: agent.to_string(),
+            role,
+            iss: self.issuer.clone(),
+            iat: now,
+            exp: now + self.ttl_secs,
+            typ: None,
+        })
     }
 
-    /// Issues a token for `agent` valid from `now` for `ttl_secs`.
-    pub fn issue_for(&self, agent: &AgentId, role: Role, now: i64, ttl_secs: i64) -> AppResult<String> {
-        let claims = Claims { sub: agent.to_string(), role, iss: self.issuer.clone(), iat: now, exp: now + ttl_secs };
+    /// Issues a browser session token (`typ: session`), valid from `now` for `ttl_secs`: only
+    /// accepted from the session cookie, never as a bearer token.
+    pub fn issue_session(&self, agent: &AgentId, role: Role, now: i64, ttl_secs: i64) -> AppResult<String> {
+        self.sign(Claims {
+            sub: agent.to_string(),
+            role,
+            iss: self.issuer.clone(),
+            iat: now,
+            exp: now + ttl_secs,
+            typ: Some(SESSION_TYP.to_owned()),
+        })
+    }
+
+    fn sign(&self, claims: Claims) -> AppResult<String> {
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| AppError::Internal(format!("token signing failed: {e}")))
     }

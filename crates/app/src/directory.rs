@@ -249,7 +249,7 @@ impl App {
     pub async fn start_session(&self, req: LoginRequest) -> AppResult<(String, SessionView)> {
         let login = self.login(req).await?;
         let ttl = i64::try_from(self.settings().auth.session_ttl_secs).unwrap_or(43_200);
-        let token = self.jwt().issue_for(&login.agent.id, login.agent.role, self.now().timestamp(), ttl)?;
+        let token = self.jwt().issue_session(&login.agent.id, login.agent.role, self.now().timestamp(), ttl)?;
         let csrf_token = self.jwt().csrf_token(&token);
         Ok((token, SessionView { agent: login.agent, csrf_token, expires_in: ttl }))
     }
@@ -272,6 +272,9 @@ impl App {
             return Err(AppError::Unauthenticated("the session cookie holds no session"));
         }
         let claims = self.jwt().verify(session, self.now().timestamp())?;
+        if claims.typ.as_deref() != Some(auth::SESSION_TYP) {
+            return Err(AppError::Unauthenticated("the session cookie holds no session"));
+        }
         let key = format!("session:{}", auth::hash_api_token(session));
         let now = self.now();
         if let Some(p) = self.token_cache().get(&key, now) {
@@ -317,6 +320,10 @@ impl App {
             return Ok(principal);
         }
         let claims = self.jwt().verify(bearer, self.now().timestamp())?;
+        if claims.typ.is_some() {
+            // A browser session lives in its HttpOnly cookie, with the checks made there.
+            return Err(AppError::Unauthenticated("a browser session token is not a bearer token"));
+        }
         Ok(Principal::Agent { id: AgentId::new(claims.sub), role: claims.role })
     }
 

@@ -92,7 +92,14 @@ fn decode_cursor(s: &str) -> AppResult<(Option<NaiveDateTime>, String)> {
     }
     let due = match due {
         "n" => None,
-        t => Some(DateTime::from_timestamp_micros(t.parse::<i64>().map_err(|_| bad())?).ok_or_else(bad)?.naive_utc()),
+        t => {
+            let micros = t.parse::<i64>().map_err(|_| bad())?;
+            // Years 1970 to 9999: what both databases store.
+            if !(0..=253_402_300_799_000_000).contains(&micros) {
+                return Err(bad());
+            }
+            Some(DateTime::from_timestamp_micros(micros).ok_or_else(bad)?.naive_utc())
+        }
     };
     Ok((due, id.to_owned()))
 }
@@ -249,7 +256,7 @@ mod tests {
             let c = encode_cursor(due, "0193-abc");
             assert_eq!(decode_cursor(&c).ok(), Some((due, "0193-abc".to_owned())));
         }
-        for bad in ["", "~", "x~id", "123", "n~", "99999999999999999999~id"] {
+        for bad in ["", "~", "x~id", "123", "n~", "99999999999999999999~id", "-5~id", "253402300800000000~id"] {
             assert!(decode_cursor(bad).is_err(), "{bad}");
         }
     }

@@ -251,6 +251,13 @@ impl App {
         self.inner.routing_dirty.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// A worker changed cases outside [`App::write`]: this node's live case streams look now and
+    /// the listener announces it to the other nodes (the router itself is not woken).
+    pub(crate) fn announce_changes(&self) {
+        self.inner.routing_dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.notify_changes();
+    }
+
     /// Wakes this node's router and live case streams for changes another node announced
     /// (not announced again: that would echo between the nodes forever).
     pub(crate) fn changes_announced(&self) {

@@ -1160,6 +1160,8 @@ fn write_round(app: &App, st: &mut State, round: Round, now: NaiveDateTime) -> A
         });
         match written {
             Ok(refused) => {
+                // Assignments are case changes: live streams here and other nodes hear of them.
+                app.announce_changes();
                 m.routing_decisions.with_label_values(&[outcome]).inc_by((chunk.len() - refused.len()) as u64);
                 m.routing_decisions.with_label_values(&["lost_race"]).inc_by(refused.len() as u64);
                 for (i, d) in refused {
