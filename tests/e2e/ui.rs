@@ -155,7 +155,26 @@ async fn an_agent_and_a_supervisor_work_in_chromium() {
     browser.wait_true("the banner shown", "return !document.getElementById('cf-alert-banner').hidden;").await;
     browser.wait_text("#cf-breaching", "Nobody has answered this yet").await;
     browser.wait_text("#cf-breaching", "overdue").await;
+    browser.find("#cf-chart-hourly svg rect").await;
+    browser.wait_text("#cf-agents", "0 / 5").await;
     browser.screenshot("supervisor").await;
+    // The figures follow the alert: the breach is counted for its team.
+    browser.wait_text("#cf-breaches-teams", "No team").await;
+    browser.script("document.getElementById('cf-charts-title').scrollIntoView(); return true;").await;
+    browser.screenshot("supervisor-charts").await;
+    // Reassign the breaching case from the console.
+    let quiet_case = app.get(&format!("/api/v1/cases/{quiet}")).await.expect(200);
+    assert!(quiet_case["assignee_id"].is_null());
+    let bob_id = app.call(reqwest::Method::GET, "/api/v1/me", Some(&bob), None).await.expect(200)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    browser.click(&format!("#cf-breaching select.cf-assign option[value='{bob_id}']")).await;
+    eventually(10, "the case reassigned", || async {
+        let c = app.get(&format!("/api/v1/cases/{quiet}")).await.expect(200);
+        (c["assignee_id"] == bob_id.as_str()).then_some(())
+    })
+    .await;
     browser.click("#cf-alerts li.cf-alert-breach button").await;
     browser
         .wait_true("the alert acknowledged", "return !document.querySelector('#cf-alerts li.cf-alert-breach');")
@@ -187,6 +206,33 @@ async fn an_agent_and_a_supervisor_work_in_chromium() {
         .map(|m| m["name"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(names, ["Closing", "Technician"]);
+    // Everything else the API configures: a team from its JSON template, a refused change with
+    // the server's reason, an API token shown once.
+    browser.click("#cf-admin-teams").await;
+    browser
+        .wait_true("the team template", "return document.getElementById('cf-admin-json').value.includes('Billing');")
+        .await;
+    browser.click("#cf-admin-save").await;
+    browser.wait_text("#cf-admin-list", "Billing").await;
+    browser.click("#cf-admin-calendars").await;
+    browser.wait_text("#cf-admin-list", "Always").await;
+    browser
+        .script("document.getElementById('cf-admin-json').value = '{\"name\": \"Mars\", \"time_zone\": \"Mars/Olympus\", \"hours\": []}'; return true;")
+        .await;
+    browser.click("#cf-admin-save").await;
+    browser.wait_text("#cf-admin-error", "Mars/Olympus").await;
+    browser.click("#cf-admin-tokens").await;
+    browser
+        .wait_true("the token template", "return document.getElementById('cf-admin-json').value.includes('CRM sync');")
+        .await;
+    browser.click("#cf-admin-save").await;
+    let shown = browser.wait_text("#cf-new-token", "cfk_").await;
+    browser.screenshot("admin-api-tokens").await;
+    let token = shown.split_whitespace().find(|w| w.starts_with("cfk_")).unwrap().to_owned();
+    let r = app.call(reqwest::Method::GET, "/api/v1/cases", Some(&token), None).await;
+    r.expect(200);
+    let teams = app.get("/api/v1/teams").await.expect(200);
+    assert!(teams["items"].as_array().unwrap().iter().any(|t| t["name"] == "Billing"), "{teams}");
     browser.quit().await;
     app.stop().await;
 }
@@ -566,3 +612,60 @@ async fn viewers_and_canned_replies(db: Db) {
 }
 
 crate::both_backends!(db: viewers_and_canned_replies);
+
+/// The supervisor console's figures: load, queues per team, cases in and out per hour, first
+/// responses and breaches per day, per channel and team.
+async fn supervisor_overview_figures(db: Db) {
+    let clock = Arc::new(FixedClock::new(monday_nine() + Duration::minutes(30)));
+    let app = spawn_with_clock(settings(db, &[("CASEFLOW__AUTH__JWT_TTL_SECS", "86400")]), clock.clone()).await;
+    let policy =
+        json!({"name": "Hour", "targets": [{"metric": "first_response", "minutes": 60, "business_hours": false}]});
+    app.post("/api/v1/sla/policies", policy).await.expect(201);
+    let billing = id(&app.post("/api/v1/teams", json!({"name": "Billing"})).await.expect(201));
+    let (agent_id, agent) = app.agent("olga.overview@caseflow.test", "agent").await;
+    let a = id(&app.new_case("a@example.org", "Assigned, unanswered").await);
+    let b = id(&app
+        .post("/api/v1/cases", json!({"subject": "Billing, waiting", "body": "x", "team_id": billing, "customer": {"email": "b@example.org"}}))
+        .await
+        .expect(201));
+    let c = id(&app.new_case("c@example.org", "Answered and solved").await);
+    app.patch(&format!("/api/v1/cases/{a}"), json!({"assignee_id": agent_id})).await.expect(200);
+    clock.set(monday_nine() + Duration::minutes(40));
+    app.post(&format!("/api/v1/cases/{c}/messages"), json!({"kind": "reply", "body": "Done.", "status": "solved"}))
+        .await
+        .expect(201);
+    clock.set(monday_nine() + Duration::minutes(91));
+    eventually(10, "both breaches recorded", || async {
+        app.app().sla_tick().await.expect("tick");
+        let o = app.get("/api/v1/stats/overview?days=3").await.expect(200);
+        (o["daily"][2]["breaches"] == 2).then_some(())
+    })
+    .await;
+    let o = app.get("/api/v1/stats/overview?days=3").await.expect(200);
+    let olga = o["agents"].as_array().unwrap().iter().find(|x| x["agent_id"] == agent_id.as_str()).cloned().unwrap();
+    assert_eq!((olga["load"].as_i64(), olga["max_load"].as_i64()), (Some(1), Some(5)));
+    assert_eq!(o["waiting_per_team"], json!([{"id": billing, "name": "Billing", "count": 1}]), "{o}");
+    let hours = o["hourly"].as_array().unwrap();
+    assert_eq!(hours.len(), 24);
+    let nine = hours.iter().find(|h| h["start"] == "2026-12-07T09:00:00Z").expect("the 09:00 hour");
+    assert_eq!((nine["created"].as_i64(), nine["solved"].as_i64()), (Some(3), Some(1)));
+    assert_eq!(hours.last().unwrap()["start"], "2026-12-07T10:00:00Z");
+    let today = &o["daily"][2];
+    assert_eq!(today["day"], "2026-12-07");
+    assert_eq!((today["answered"].as_i64(), today["first_response_median_mins"].as_f64()), (Some(1), Some(10.0)));
+    assert_eq!(today["breaches_by_channel"], json!({"api": 2}));
+    let per_team: Vec<(String, i64)> = o["breaches_per_team"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap().to_owned(), t["count"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(per_team, [("Billing".to_owned(), 1), ("No team".to_owned(), 1)]);
+    assert_eq!(o["daily"][0]["breaches"], 0);
+    let _ = b;
+    app.call(reqwest::Method::GET, "/api/v1/stats/overview", Some(&agent), None).await.expect_error(403, "forbidden");
+    app.get("/api/v1/stats/overview?days=0").await.expect_error(422, "validation_failed");
+    app.stop().await;
+}
+
+crate::both_backends!(db: supervisor_overview_figures);

@@ -86,3 +86,20 @@ pub async fn render_macro(app: web::Data<App>, Auth(who): Auth, path: web::Path<
     let (case_id, macro_id) = path.into_inner();
     Ok(HttpResponse::Ok().json(app.render_macro(&who, case_id, macro_id).await?))
 }
+
+#[utoipa::path(get, path = "/api/v1/stats/overview", tag = "stats",
+    summary = "The supervisor console's figures (supervisors)",
+    description = "Now: active agents with their load (unsolved cases assigned) and presence; new and open \
+        unassigned cases per team and per required skill. History: cases created and solved per hour over \
+        the last 24 hours; per day over `days` days (UTC): the median first-response time of the cases \
+        created that day and answered, breaches per channel; breaches of the window per team.",
+    operation_id = "stats_overview",
+    params(caseflow_app::stats::OverviewQuery),
+    responses((status = 200, description = "the figures", body = caseflow_app::stats::Overview)))]
+pub async fn stats_overview(
+    app: web::Data<App>,
+    Auth(who): Auth,
+    q: web::Query<caseflow_app::stats::OverviewQuery>,
+) -> Res {
+    Ok(HttpResponse::Ok().json(app.overview(&who, q.into_inner()).await?))
+}

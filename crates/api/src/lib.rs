@@ -61,6 +61,7 @@ api_routes! {
     "/cases/{id}/viewers/me" { put => crate::desk::view_case, delete => crate::desk::leave_case }
     "/cases/{id}/macros/{macro_id}/render" { post => crate::desk::render_macro }
     "/macros" { get => crate::desk::list_macros, post => crate::desk::create_macro }
+    "/stats/overview" { get => crate::desk::stats_overview }
     "/macros/{id}" { get => crate::desk::get_macro, put => crate::desk::update_macro, delete => crate::desk::delete_macro }
     "/sla/calendars" { get => crate::sla::list_calendars, post => crate::sla::create_calendar }
     "/sla/calendars/{id}" { get => crate::sla::get_calendar, put => crate::sla::update_calendar, delete => crate::sla::delete_calendar }

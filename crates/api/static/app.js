@@ -186,7 +186,12 @@
 
   function showLogin(notice) {
     stopStreams();
+    stopViewing(false);
     state.me = null;
+    state.unseenAlerts = 0;
+    document.title = 'Caseflow';
+    document.getElementById('cf-alert-banner').hidden = true;
+    document.getElementById('cf-alert-badge').hidden = true;
     document.getElementById('cf-nav').hidden = true;
     const main = clear(document.getElementById('cf-main'));
     const err = el('p', { class: 'cf-error', role: 'alert', id: 'cf-login-error' });
@@ -218,6 +223,7 @@
   }
 
   async function logout() {
+    await stopViewing();
     try {
       await api('DELETE', '/auth/session');
     } catch (_) {
@@ -385,7 +391,7 @@
     if (!(section === 'case' && arg && state.viewing && state.viewing.caseId === arg)) stopViewing();
     document.getElementById('cf-nav-admin').hidden = state.me.role !== 'admin';
     if (section === 'case' && arg) return loadCase(arg, false);
-    if (section === 'admin') return loadAdmin();
+    if (section === 'admin') return loadAdmin(arg || 'macros');
     if (section === 'supervisor') return loadSupervisor(false);
     const view = VIEWS.some(([v]) => v === arg) ? arg : 'mine';
     return loadInbox(view, true);
@@ -651,12 +657,14 @@
     heartbeat();
   }
 
-  function stopViewing() {
+  // Stops the heartbeats; tells the server unless the session is already gone.
+  function stopViewing(tell) {
     const v = state.viewing;
-    if (!v) return;
+    if (!v) return Promise.resolve();
     clearInterval(v.timer);
     state.viewing = null;
-    api('DELETE', '/cases/' + encodeURIComponent(v.caseId) + '/viewers/me').catch(() => {});
+    if (tell === false) return Promise.resolve();
+    return api('DELETE', '/cases/' + encodeURIComponent(v.caseId) + '/viewers/me').catch(() => {});
   }
 
   function setComposing(on) {
@@ -773,12 +781,13 @@
     state.unseenAlerts = 0;
     document.title = 'Caseflow';
     document.getElementById('cf-alert-badge').hidden = true;
-    let alerts, breaching, agents;
+    let alerts, breaching, agents, overview;
     try {
-      [alerts, breaching, agents] = await Promise.all([
+      [alerts, breaching, agents, overview] = await Promise.all([
         api('GET', '/alerts?unacknowledged=true'),
         api('GET', '/inbox?view=breaching&limit=20'),
         api('GET', '/agents'),
+        api('GET', '/stats/overview?days=7'),
       ]);
     } catch (ex) {
       if (ex.status !== 401) toast(ex.message, 'error');
@@ -793,42 +802,164 @@
       el('section', { class: 'cf-panel', 'aria-labelledby': 'cf-alerts-title' },
         el('h1', { id: 'cf-alerts-title', text: 'Live SLA alerts' }),
         el('p', { class: 'cf-muted', text: 'New warnings, breaches and escalations appear here as they happen.' }), log),
-      el('section', { class: 'cf-panel', 'aria-labelledby': 'cf-next-title' },
-        el('h2', { id: 'cf-next-title', text: 'Breaching next' }),
-        el('table', { class: 'cf-cases', id: 'cf-breaching' },
-          el('thead', {}, el('tr', {}, ['#', 'Subject', 'Assignee', 'SLA due'].map((h) => el('th', { scope: 'col', text: h })))),
-          el('tbody', {}, breachingRows(breaching.items)))),
-      el('section', { class: 'cf-panel', 'aria-labelledby': 'cf-agents-title' },
-        el('h2', { id: 'cf-agents-title', text: 'Agents' }),
-        el('table', { class: 'cf-cases', id: 'cf-agents' },
-          el('thead', {}, el('tr', {}, ['Agent', 'Role', 'Team', 'Presence', 'Max load'].map((h) => el('th', { scope: 'col', text: h })))),
-          el('tbody', {}, agents.items.filter((a) => a.active).map((a) => el('tr', {},
-            el('td', { text: a.name }), el('td', { text: a.role }),
-            el('td', { text: a.team_id ? (state.teams.get(a.team_id) || {}).name || a.team_id : '—' }),
-            el('td', {}, el('span', { class: 'cf-presence cf-presence-' + a.presence, text: a.presence })),
-            el('td', { text: a.max_load }))))))));
+      supervisorSections(breaching, overview)));
     // Oldest first from the server: prepending each leaves the newest on top.
     for (const a of alerts.items) prependAlert(a, false);
     if (!alerts.items.length) log.append(el('li', { class: 'cf-muted cf-none', text: 'No open alerts.' }));
   }
 
+  // The soonest deadlines, each with a selector to (re)assign the case at once.
   function breachingRows(items) {
-    return items.map((it) => el('tr', {},
-      el('td', { text: it.case.number }),
-      el('td', {}, el('a', { href: '#/case/' + it.case.id, text: it.case.subject })),
-      el('td', { text: agentName(it.case.assignee_id) }),
-      el('td', {}, due(it.sla_due_at, it.sla_breached))));
+    const agents = [...state.agents.values()].filter((a) => a.active);
+    return items.map((it) => {
+      const c = it.case;
+      const pick = el('select', { 'aria-label': 'Assign case ' + c.number, class: 'cf-assign', 'data-case': c.id },
+        option('', 'Unassigned', !c.assignee_id),
+        agents.map((a) => option(a.id, a.name + ' (' + a.presence + ')', a.id === c.assignee_id)));
+      pick.addEventListener('change', async () => {
+        try {
+          await api('PATCH', '/cases/' + c.id, { assignee_id: pick.value || null }, { 'If-Match': '"' + c.version + '"' });
+          toast('Case #' + c.number + (pick.value ? ' assigned to ' + agentName(pick.value) : ' unassigned') + '.');
+        } catch (ex) {
+          toast(ex.message, 'error');
+        }
+        refreshBreaching();
+      });
+      return el('tr', {},
+        el('td', { text: c.number }),
+        el('td', {}, el('a', { href: '#/case/' + c.id, text: c.subject })),
+        el('td', {}, pick),
+        el('td', {}, due(it.sla_due_at, it.sla_breached)));
+    });
   }
 
+  // Everything on the console but the alert log: replaced as a whole on each refresh.
+  function supervisorSections(breaching, overview) {
+    return [
+      el('section', { class: 'cf-panel', 'aria-labelledby': 'cf-next-title', id: 'cf-sec-next' },
+        el('h2', { id: 'cf-next-title', text: 'Breaching next' }),
+        el('table', { class: 'cf-cases', id: 'cf-breaching' },
+          el('thead', {}, el('tr', {}, ['#', 'Subject', 'Assignee', 'SLA due'].map((h) => el('th', { scope: 'col', text: h })))),
+          el('tbody', {}, breachingRows(breaching.items)))),
+      el('section', { class: 'cf-panel', 'aria-labelledby': 'cf-agents-title', id: 'cf-sec-agents' },
+        el('h2', { id: 'cf-agents-title', text: 'Agents' }),
+        el('table', { class: 'cf-cases', id: 'cf-agents' },
+          el('thead', {}, el('tr', {}, ['Agent', 'Team', 'Presence', 'Load'].map((h) => el('th', { scope: 'col', text: h })))),
+          el('tbody', {}, overview.agents.map((a) => el('tr', {},
+            el('td', { text: a.name }),
+            el('td', { text: a.team_id ? (state.teams.get(a.team_id) || {}).name || a.team_id : '—' }),
+            el('td', {}, el('span', { class: 'cf-presence cf-presence-' + a.presence, text: a.presence })),
+            el('td', {}, el('span', { class: 'cf-load', text: a.load + ' / ' + a.max_load }), ' ',
+              el('meter', { min: 0, max: Math.max(a.max_load, 1), value: Math.min(a.load, Math.max(a.max_load, 1)), high: Math.max(a.max_load, 1) * 0.8, 'aria-label': a.name + ' load' }))))))),
+      el('section', { class: 'cf-panel', 'aria-labelledby': 'cf-queues-title', id: 'cf-sec-queues' },
+        el('h2', { id: 'cf-queues-title', text: 'Waiting for an agent' }),
+        countTable('cf-queue-teams', 'Team', overview.waiting_per_team, 'Nobody is waiting.'),
+        countTable('cf-queue-skills', 'Skill needed', overview.waiting_per_skill, 'No case waits for a skill.')),
+      el('section', { class: 'cf-panel cf-charts', 'aria-labelledby': 'cf-charts-title', id: 'cf-sec-charts' },
+        el('h2', { id: 'cf-charts-title', text: 'The last 24 hours and 7 days' }),
+        el('div', { class: 'cf-chart-grid' },
+          barChart({
+            id: 'cf-chart-hourly',
+            title: 'Cases in and out per hour',
+            labels: overview.hourly.map((h) => new Date(h.start).toLocaleTimeString(undefined, { hour: '2-digit' })),
+            series: [
+              { name: 'created', color: '#1f5fbf', values: overview.hourly.map((h) => h.created) },
+              { name: 'solved', color: '#1e6b35', values: overview.hourly.map((h) => h.solved) },
+            ],
+            every: 3,
+          }),
+          barChart({
+            id: 'cf-chart-first-response',
+            title: 'Median first response (minutes), by day created',
+            labels: overview.daily.map((d) => fmtDay(d.day)),
+            series: [{ name: 'median minutes', color: '#6a3fb5', values: overview.daily.map((d) => Math.round(d.first_response_median_mins || 0)) }],
+          }),
+          barChart({
+            id: 'cf-chart-breaches',
+            title: 'SLA breaches per day, by channel',
+            labels: overview.daily.map((d) => fmtDay(d.day)),
+            series: CHANNELS.map((ch, i) => ({ name: ch, color: CHANNEL_COLORS[i], values: overview.daily.map((d) => d.breaches_by_channel[ch] || 0) })),
+            stacked: true,
+          }),
+          el('div', {}, el('h3', { text: 'Breaches per team (7 days)' }),
+            countTable('cf-breaches-teams', 'Team', overview.breaches_per_team, 'No breaches.')))),
+    ];
+  }
+
+  // New figures after an alert or a change: the deadlines, load, queues and charts.
   async function refreshBreaching() {
     try {
-      const page = await api('GET', '/inbox?view=breaching&limit=20');
+      const [page, overview] = await Promise.all([
+        api('GET', '/inbox?view=breaching&limit=20'),
+        api('GET', '/stats/overview?days=7'),
+      ]);
+      if (!state.current || state.current.kind !== 'supervisor') return;
       noteServerTime(page.as_of);
-      const body = document.querySelector('#cf-breaching tbody');
-      if (body) clear(body).append(...breachingRows(page.items));
+      for (const section of supervisorSections(page, overview)) {
+        const old = document.getElementById(section.id);
+        if (old) old.replaceWith(section);
+      }
     } catch (_) {
       // The next alert or a reload tries again.
     }
+  }
+
+  const CHANNEL_COLORS = ['#1f5fbf', '#b35c00', '#1e6b35', '#6a3fb5'];
+
+  function fmtDay(day) {
+    return new Date(day + 'T00:00:00Z').toLocaleDateString(undefined, { month: 'short', day: 'numeric', timeZone: 'UTC' });
+  }
+
+  function countTable(id, what, rows, none) {
+    if (!rows.length) return el('p', { class: 'cf-muted', id, text: none });
+    return el('table', { class: 'cf-cases cf-compact', id },
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col', text: what }), el('th', { scope: 'col', text: 'Cases' }))),
+      el('tbody', {}, rows.map((r) => el('tr', {}, el('td', { text: r.name }), el('td', { text: r.count })))));
+  }
+
+  const SVG = 'http://www.w3.org/2000/svg';
+  function svg(tag, attrs, ...children) {
+    const n = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) n.setAttribute(k, String(v));
+    for (const c of children.flat()) {
+      if (c !== null && c !== undefined && c !== false) n.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return n;
+  }
+
+  // A bar chart (grouped, or stacked) in SVG, with a legend and each bar's value as its title.
+  function barChart({ id, title, labels, series, stacked, every }) {
+    const W = 520, H = 170, left = 34, bottom = 20, top = 8;
+    const totals = labels.map((_, i) => series.reduce((sum, s) => sum + s.values[i], 0));
+    const max = Math.max(1, ...(stacked ? totals : series.flatMap((s) => s.values)));
+    const slot = (W - left) / labels.length;
+    const y = (v) => top + (H - top - bottom) * (1 - v / max);
+    const g = svg('g', {});
+    g.append(svg('line', { x1: left, x2: W, y1: y(0), y2: y(0), class: 'cf-axis' }),
+      svg('line', { x1: left, x2: W, y1: y(max), y2: y(max), class: 'cf-grid' }),
+      svg('text', { x: left - 4, y: y(max) + 4, 'text-anchor': 'end', class: 'cf-tick' }, max),
+      svg('text', { x: left - 4, y: y(0), 'text-anchor': 'end', class: 'cf-tick' }, 0));
+    labels.forEach((label, i) => {
+      const x0 = left + i * slot;
+      if (i % (every || 1) === 0) g.append(svg('text', { x: x0 + slot / 2, y: H - 5, 'text-anchor': 'middle', class: 'cf-tick' }, label));
+      let base = 0;
+      series.forEach((s, k) => {
+        const v = s.values[i];
+        if (!v) return;
+        const w = stacked ? slot * 0.7 : (slot * 0.8) / series.length;
+        const x = stacked ? x0 + slot * 0.15 : x0 + slot * 0.1 + k * w;
+        const from = stacked ? base : 0;
+        g.append(svg('rect', { x, width: Math.max(w - 1, 1), y: y(from + v), height: y(from) - y(from + v), fill: s.color },
+          svg('title', {}, label + ': ' + v + ' ' + s.name)));
+        if (stacked) base += v;
+      });
+    });
+    const summary = title + ': ' + series.map((s) => s.name + ' ' + s.values.reduce((a, b) => a + b, 0)).join(', ');
+    return el('figure', { class: 'cf-chart', id },
+      el('figcaption', { text: title }),
+      svg('svg', { viewBox: '0 0 ' + W + ' ' + H, role: 'img', 'aria-label': summary, class: 'cf-chart-svg' }, g),
+      el('p', { class: 'cf-legend' }, series.map((s) => el('span', {},
+        svg('svg', { width: 10, height: 10, 'aria-hidden': 'true' }, svg('rect', { width: 10, height: 10, fill: s.color })), ' ' + s.name))));
   }
 
   function prependAlert(a, fresh) {
@@ -855,8 +986,139 @@
 
   // ---------- admin: canned replies ----------
 
-  async function loadAdmin() {
-    state.current = { kind: 'admin' };
+  const pick = (obj, keys) => Object.fromEntries(keys.filter((k) => k in obj).map((k) => [k, obj[k]]));
+  const omit = (obj, keys) => Object.fromEntries(Object.entries(obj).filter(([k]) => !keys.includes(k)));
+  const STAMPS = ['id', 'created_at', 'updated_at'];
+
+  // Everything the API configures, one section each. Most are edited as the JSON the API
+  // takes (the server validates it and says what is wrong); canned replies have a form.
+  const ADMIN = [
+    { key: 'macros', title: 'Canned replies' },
+    { key: 'agents', title: 'Agents', path: '/agents', update: 'PATCH',
+      columns: [['Name', (x) => x.name], ['Email', (x) => x.email], ['Role', (x) => x.role],
+        ['Team', (x) => (x.team_id ? (state.teams.get(x.team_id) || {}).name || x.team_id : '—')], ['Active', (x) => (x.active ? 'yes' : 'no')]],
+      template: { email: 'new.agent@example.org', name: 'New Agent', role: 'agent', password: 'at-least-ten-characters', team_id: null, max_load: 5 },
+      editable: (x) => pick(x, ['name', 'role', 'team_id', 'max_load', 'active']) },
+    { key: 'teams', title: 'Teams', path: '/teams', update: 'PATCH', remove: true,
+      columns: [['Name', (x) => x.name], ['Description', (x) => x.description]],
+      template: { name: 'Billing', description: '' }, editable: (x) => pick(x, ['name', 'description']) },
+    { key: 'skills', title: 'Skills', path: '/skills', update: 'PATCH', remove: true,
+      columns: [['Name', (x) => x.name], ['Description', (x) => x.description]],
+      template: { name: 'german', description: '' }, editable: (x) => pick(x, ['name', 'description']) },
+    { key: 'calendars', title: 'SLA calendars', path: '/sla/calendars', update: 'PUT', remove: true,
+      columns: [['Name', (x) => x.name], ['Time zone', (x) => x.time_zone], ['Opening hours', (x) => (x.hours || []).map((h) => h.days.join(',') + ' ' + h.from + '–' + h.to).join('; ')]],
+      template: { name: 'Support hours', time_zone: 'Europe/Paris', hours: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri'], from: '09:00', to: '17:00' }], holidays: [], closures: [] },
+      editable: (x) => omit(x, STAMPS) },
+    { key: 'policies', title: 'SLA policies', path: '/sla/policies', update: 'PUT', remove: true,
+      columns: [['#', (x) => x.position], ['Name', (x) => x.name], ['Targets', (x) => (x.targets || []).map((t) => label(t.metric) + ' ' + t.minutes + 'm').join(', ')]],
+      template: { name: 'Standard', calendar: null, targets: [{ metric: 'first_response', minutes: 240 }], warning: { percent: 75 }, ladder: [] },
+      editable: (x) => omit(x, STAMPS) },
+    { key: 'webhooks', title: 'Webhooks', path: '/webhooks', update: 'PATCH', remove: true,
+      columns: [['URL', (x) => x.url], ['Events', (x) => x.events.join(', ')], ['Active', (x) => (x.active ? 'yes' : 'no')]],
+      template: { url: 'https://hooks.example.org/caseflow', events: ['case.created'], description: '' },
+      editable: (x) => pick(x, ['url', 'events', 'description', 'active']) },
+    { key: 'tokens', title: 'API tokens', path: '/api-tokens', remove: true, removeLabel: 'Revoke',
+      columns: [['Name', (x) => x.name], ['Starts with', (x) => x.prefix], ['Scopes', (x) => x.scopes.join(', ')],
+        ['Last used', (x) => fmtTime(x.last_used_at) || '—'], ['Revoked', (x) => fmtTime(x.revoked_at) || '—']],
+      template: { name: 'CRM sync', scopes: ['read', 'write'] } },
+  ];
+
+  async function loadAdmin(key) {
+    const section = ADMIN.find((a) => a.key === key) || ADMIN[0];
+    state.current = { kind: 'admin', key: section.key };
+    const main = clear(document.getElementById('cf-main'));
+    const nav = el('nav', { class: 'cf-views', 'aria-label': 'Admin sections' },
+      el('ul', {}, ADMIN.map((a) => el('li', {}, el('a', { href: '#/admin/' + a.key, id: 'cf-admin-' + a.key, 'aria-current': a === section ? 'page' : 'false', text: a.title })))));
+    const body = el('section', { class: 'cf-admin', id: 'cf-admin-body' });
+    main.append(el('div', { class: 'cf-inbox' }, nav, body));
+    if (section.key === 'macros') return loadMacros(body);
+    return loadResource(section, body);
+  }
+
+  async function loadResource(section, body) {
+    const current = state.current;
+    let list;
+    try {
+      list = await api('GET', section.path);
+    } catch (ex) {
+      if (ex.status !== 401) toast(ex.message, 'error');
+      return;
+    }
+    if (current !== state.current) return;
+    const err = el('p', { class: 'cf-error', role: 'alert', id: 'cf-admin-error' });
+    const notice = el('div', { id: 'cf-admin-notice' });
+    const editor = el('textarea', { id: 'cf-admin-json', rows: 12, spellcheck: 'false', class: 'cf-json', 'aria-label': 'JSON' });
+    let editing = null;
+    const heading = el('h2', { id: 'cf-admin-form-title', text: 'New' });
+    const setEditing = (item) => {
+      editing = item;
+      heading.textContent = item ? 'Change ' + (item.name || item.url || item.id) : 'New';
+      editor.value = JSON.stringify(item ? section.editable(item) : section.template, null, 2);
+      err.textContent = '';
+    };
+    const form = el('form', { class: 'cf-panel cf-admin-form', id: 'cf-admin-form' }, heading, err, editor,
+      el('div', { class: 'cf-composer-actions' },
+        el('button', { type: 'button', class: 'cf-secondary', text: 'New', onclick: () => setEditing(null) }),
+        el('button', { type: 'submit', id: 'cf-admin-save', text: 'Save' })));
+    if (!section.editable) form.querySelector('.cf-secondary').hidden = true;
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      err.textContent = '';
+      let value;
+      try {
+        value = JSON.parse(editor.value);
+      } catch (ex) {
+        err.textContent = 'Not valid JSON: ' + ex.message;
+        return;
+      }
+      try {
+        const saved = editing
+          ? await api(section.update, section.path + '/' + encodeURIComponent(editing.id), value)
+          : await api('POST', section.path, value);
+        if (saved && saved.token) {
+          // A new API token: its only showing.
+          toast('Token created.');
+          await loadResource(section, clear(document.getElementById('cf-admin-body')));
+          const n = document.getElementById('cf-admin-notice');
+          if (n) n.append(el('p', { class: 'cf-notice', id: 'cf-new-token' }, 'Copy the token now; it is not shown again: ', el('code', { text: saved.token })));
+          return;
+        }
+        toast('Saved.');
+        if (section.key === 'agents' || section.key === 'teams' || section.key === 'skills') await loadDirectory();
+        loadResource(section, clear(document.getElementById('cf-admin-body')));
+      } catch (ex) {
+        err.textContent = ex.message;
+      }
+    });
+    const rows = list.items.map((item) => {
+      const actions = el('td', {});
+      if (section.editable) {
+        actions.append(el('button', { type: 'button', class: 'cf-secondary', text: 'Edit', onclick: () => { setEditing(item); editor.focus(); } }), ' ');
+      }
+      if (section.remove && !item.revoked_at) {
+        actions.append(el('button', { type: 'button', class: 'cf-secondary', text: section.removeLabel || 'Delete', onclick: async () => {
+          if (!window.confirm((section.removeLabel || 'Delete') + ' "' + (item.name || item.url || item.id) + '"?')) return;
+          try {
+            await api('DELETE', section.path + '/' + encodeURIComponent(item.id));
+            toast('Done.');
+            loadResource(section, clear(document.getElementById('cf-admin-body')));
+          } catch (ex) {
+            toast(ex.message, 'error');
+          }
+        } }));
+      }
+      return el('tr', {}, section.columns.map(([, f]) => el('td', { text: f(item) })), actions);
+    });
+    body.append(el('h1', { id: 'cf-admin-title', tabindex: '-1', text: section.title }), notice,
+      el('table', { class: 'cf-cases', id: 'cf-admin-list' },
+        el('thead', {}, el('tr', {}, section.columns.map(([h]) => el('th', { scope: 'col', text: h })), el('th', { scope: 'col', text: '' }))),
+        el('tbody', {}, rows.length ? rows : el('tr', {}, el('td', { colspan: section.columns.length + 1, class: 'cf-muted', text: 'None yet.' })))),
+      form);
+    setEditing(null);
+    document.getElementById('cf-admin-title').focus();
+  }
+
+  async function loadMacros(body) {
     const current = state.current;
     let macros;
     try {
@@ -867,7 +1129,6 @@
     }
     if (current !== state.current) return;
     state.macros = macros.items;
-    const main = clear(document.getElementById('cf-main'));
     const err = el('p', { class: 'cf-error', role: 'alert', id: 'cf-macro-error' });
     const name = el('input', { id: 'cf-macro-name', required: true, maxlength: 100 });
     const text = el('textarea', { id: 'cf-macro-body', rows: 6, required: true });
@@ -886,7 +1147,7 @@
         if (editing) await api('PUT', '/macros/' + encodeURIComponent(editing.id), { name: name.value, body: text.value, version: editing.version });
         else await api('POST', '/macros', { name: name.value, body: text.value });
         toast('Saved.');
-        loadAdmin();
+        loadAdmin('macros');
       } catch (ex) {
         err.textContent = ex.message;
       }
@@ -905,14 +1166,14 @@
         if (!window.confirm('Delete the canned reply "' + m.name + '"?')) return;
         try {
           await api('DELETE', '/macros/' + encodeURIComponent(m.id));
-          loadAdmin();
+          loadAdmin('macros');
         } catch (ex) {
           toast(ex.message, 'error');
         }
       });
       return el('tr', {}, el('td', { text: m.name }), el('td', { class: 'cf-macro-text', text: m.body }), el('td', {}, edit, ' ', del));
     });
-    main.append(el('div', { class: 'cf-admin' },
+    body.append(el('div', { class: 'cf-admin' },
       el('h1', { id: 'cf-admin-title', tabindex: '-1', text: 'Canned replies' }),
       el('table', { class: 'cf-cases', id: 'cf-macros' },
         el('thead', {}, el('tr', {}, ['Name', 'Text', ''].map((h) => el('th', { scope: 'col', text: h })))),

@@ -22,6 +22,7 @@ pub mod outbox;
 pub mod routing;
 pub mod settings;
 pub mod sla;
+pub mod stats;
 pub mod support;
 pub mod views;
 pub mod webhooks;

@@ -494,6 +494,82 @@ pub mod macros {
     }
 }
 
+/// Figures for the supervisor console: narrow rows, bucketed by the caller.
+pub mod stats {
+    use super::*;
+    use schema::case_skills::dsl as ks;
+    use schema::cases::dsl as c;
+    use schema::sla_fired::dsl as f;
+
+    const UNSOLVED: [&str; 4] = ["new", "open", "pending", "on_hold"];
+
+    /// Unsolved cases per assignee.
+    pub fn load_per_agent(conn: &mut DbConn) -> QueryResult<Vec<(Option<String>, i64)>> {
+        c::cases
+            .filter(c::status.eq_any(UNSOLVED))
+            .filter(c::assignee_id.is_not_null())
+            .group_by(c::assignee_id)
+            .select((c::assignee_id, diesel::dsl::count_star()))
+            .load(conn)
+    }
+
+    /// Cases waiting for an agent (new or open, unassigned) per team (`None`: no team).
+    pub fn waiting_per_team(conn: &mut DbConn) -> QueryResult<Vec<(Option<String>, i64)>> {
+        c::cases
+            .filter(c::status.eq_any(["new", "open"]))
+            .filter(c::assignee_id.is_null())
+            .group_by(c::team_id)
+            .select((c::team_id, diesel::dsl::count_star()))
+            .load(conn)
+    }
+
+    /// Cases waiting for an agent per skill they require.
+    pub fn waiting_per_skill(conn: &mut DbConn) -> QueryResult<Vec<(String, i64)>> {
+        ks::case_skills
+            .inner_join(c::cases)
+            .filter(c::status.eq_any(["new", "open"]))
+            .filter(c::assignee_id.is_null())
+            .group_by(ks::skill_id)
+            .select((ks::skill_id, diesel::dsl::count_star()))
+            .load(conn)
+    }
+
+    /// Creation times of the cases created since `since`.
+    pub fn created_since(conn: &mut DbConn, since: NaiveDateTime) -> QueryResult<Vec<NaiveDateTime>> {
+        c::cases.filter(c::created_at.ge(since)).select(c::created_at).load(conn)
+    }
+
+    /// Solving times of the cases solved since `since`.
+    pub fn solved_since(conn: &mut DbConn, since: NaiveDateTime) -> QueryResult<Vec<NaiveDateTime>> {
+        c::cases.filter(c::solved_at.ge(since)).select(c::solved_at.assume_not_null()).load(conn)
+    }
+
+    /// (created, first response, channel) of the cases created since `since` that were answered.
+    pub fn first_responses_since(
+        conn: &mut DbConn,
+        since: NaiveDateTime,
+    ) -> QueryResult<Vec<(NaiveDateTime, NaiveDateTime, String)>> {
+        c::cases
+            .filter(c::created_at.ge(since))
+            .filter(c::first_response_at.is_not_null())
+            .select((c::created_at, c::first_response_at.assume_not_null(), c::channel))
+            .load(conn)
+    }
+
+    /// (when, channel, team) of every breach due since `since`.
+    pub fn breaches_since(
+        conn: &mut DbConn,
+        since: NaiveDateTime,
+    ) -> QueryResult<Vec<(NaiveDateTime, String, Option<String>)>> {
+        f::sla_fired
+            .inner_join(c::cases.on(c::id.eq(f::case_id)))
+            .filter(f::milestone.eq("breach"))
+            .filter(f::due_at.ge(since))
+            .select((f::due_at, c::channel, c::team_id))
+            .load(conn)
+    }
+}
+
 pub mod messages {
     use super::*;
     use schema::messages::dsl as m;
