@@ -669,3 +669,50 @@ async fn supervisor_overview_figures(db: Db) {
 }
 
 crate::both_backends!(db: supervisor_overview_figures);
+
+/// Live chat answered in the case view: the visitor's lines and typing appear at once (the
+/// page's chat socket, authenticated by the session cookie), the agent's typing and reply
+/// reach the visitor's socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_is_answered_in_the_case_view() {
+    use crate::chat::Ws;
+    let app = spawn(Db::Sqlite).await;
+    app.agent("cleo.chat@caseflow.test", "agent").await;
+    let mut visitor = Ws::visitor(&app).await;
+    visitor.send(json!({"type": "start", "name": "Vic Visitor"})).await;
+    visitor.recv_type("session").await;
+    visitor.send(json!({"type": "message", "client_id": "v-1", "body": "Hello, anyone there?"})).await;
+    let ack = visitor.recv_type("ack").await;
+    let case_id = ack["case_id"].as_str().unwrap().to_owned();
+
+    let browser = Browser::start().await;
+    log_in(&browser, &app.base, "cleo.chat@caseflow.test").await;
+    browser.goto(&format!("{}/app#/case/{case_id}", app.base)).await;
+    browser.wait_text("#cf-timeline", "Hello, anyone there?").await;
+    // The page's socket is open: the visitor's typing and next line show without a reload.
+    browser.wait_true("the chat socket open", "return !!document.getElementById('cf-chat-typing');").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    browser.script("window.__marker = 'same page'; return true;").await;
+    visitor.send(json!({"type": "typing", "typing": true})).await;
+    browser.wait_text("#cf-chat-typing", "Vic Visitor is typing").await;
+    visitor.send(json!({"type": "message", "client_id": "v-2", "body": "My order never came."})).await;
+    browser.wait_text("#cf-timeline", "My order never came.").await;
+    assert_eq!(browser.script("return window.__marker;").await, "same page");
+    // The agent types (the visitor sees it) and answers in place.
+    browser.type_into("#cf-compose-body", "Let me look it up.").await;
+    let typing = visitor.recv_type("typing").await;
+    assert_eq!(typing["typing"], true, "{typing}");
+    browser.screenshot("chat-in-case").await;
+    browser.click("#cf-send").await;
+    let line = loop {
+        let m = visitor.recv_type("message").await;
+        if m["author"] == "agent" {
+            break m;
+        }
+    };
+    assert_eq!(line["body"], "Let me look it up.");
+    browser.wait_text("#cf-timeline", "Let me look it up.").await;
+    visitor.close().await;
+    browser.quit().await;
+    app.stop().await;
+}

@@ -22,6 +22,8 @@
     skew: 0, // the server's clock minus this browser's (from the inbox's as_of)
     macros: [],
     viewing: null, // {caseId, timer, composing}: heartbeats for the collision warning
+    chat: null, // the agents' chat socket, opened when a chat case is shown
+    chatTyping: 0, // when this agent last said it was typing (ms)
   };
 
   // ---------- small helpers ----------
@@ -187,6 +189,8 @@
   function showLogin(notice) {
     stopStreams();
     stopViewing(false);
+    if (state.chat) state.chat.close();
+    state.chat = null;
     state.me = null;
     state.unseenAlerts = 0;
     document.title = 'Caseflow';
@@ -551,6 +555,7 @@
 
   function renderCase(c, messages, events, sla, routing, customer, kept, focus) {
     const main = clear(document.getElementById('cf-main'));
+    state.customerName = c.customer.name;
     const patch = async (body) => {
       try {
         await api('PATCH', '/cases/' + c.id, body, { 'If-Match': '"' + c.version + '"' });
@@ -598,7 +603,12 @@
       el('fieldset', {}, el('legend', { text: 'Write' }), kind('reply', 'Reply to customer (' + c.channel + ')'), kind('note', 'Internal note')),
       body, el('div', { class: 'cf-composer-actions' }, el('div', { class: 'cf-composer-tools' }, canned, after),
         el('button', { type: 'submit', id: 'cf-send', text: 'Send' })));
-    body.addEventListener('input', () => setComposing(body.value.trim() !== ''));
+    body.addEventListener('input', () => {
+      setComposing(body.value.trim() !== '');
+      if (c.channel === 'chat' && composer.querySelector('input[name=cf-kind]:checked').value === 'reply') {
+        chatTyping(c.id, body.value.trim() !== '');
+      }
+    });
     if (kept) body.value = kept.body;
     composer.addEventListener('submit', async (e) => {
       e.preventDefault();
@@ -614,6 +624,7 @@
         await api('POST', '/cases/' + c.id + '/messages', { kind: k, body: text, status });
         body.value = '';
         setComposing(false);
+        if (c.channel === 'chat') chatTyping(c.id, false);
         toast(k === 'note' ? 'Note added.' : 'Reply sent.');
         loadCase(c.id, true);
       } catch (ex) {
@@ -630,11 +641,71 @@
         el('p', { class: 'cf-meta' }, 'Channel ', el('strong', { text: c.channel }), ' · opened ', fmtTime(c.created_at),
           ' · ', el('span', { class: 'cf-status cf-status-' + c.status, id: 'cf-case-status', text: label(c.status) })),
         controls, timeline,
+        c.channel === 'chat' ? el('p', { class: 'cf-chat-typing', id: 'cf-chat-typing', 'aria-live': 'polite' }) : null,
         el('p', { class: 'cf-viewers', id: 'cf-viewers', role: 'status', hidden: true }),
         composer),
       side));
     startViewing(c.id);
+    if (c.channel === 'chat') chatSocket();
     if (focus) document.getElementById('cf-case-title').focus();
+  }
+
+  // ---------- live chat in the case view ----------
+
+  // The agents' chat socket (authenticated by the session cookie; same origin only): visitor
+  // lines and typing arrive at once, and this agent's typing goes to the visitor.
+  function chatSocket() {
+    if (state.chat && state.chat.readyState <= 1) return state.chat;
+    const ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + API + '/chat/ws', ['caseflow']);
+    ws.addEventListener('message', (ev) => {
+      let f;
+      try {
+        f = JSON.parse(ev.data);
+      } catch (_) {
+        return;
+      }
+      const cur = state.current;
+      if (!cur || cur.kind !== 'case' || f.case_id !== cur.id) return;
+      if (f.type === 'message') onChatLine(f);
+      else if (f.type === 'typing') showChatTyping(f.typing ? f.name + ' is typing…' : '');
+      else if (f.type === 'presence') showChatTyping(f.state === 'joined' ? '' : (f.customer_name || 'The visitor') + (f.state === 'ended' ? ' ended the chat.' : ' left the chat.'));
+    });
+    state.chat = ws;
+    return ws;
+  }
+
+  function onChatLine(f) {
+    const timeline = document.getElementById('cf-timeline');
+    if (!timeline || timeline.querySelector('[data-message="' + CSS.escape(f.message_id) + '"]')) return;
+    const m = {
+      id: f.message_id,
+      direction: f.author === 'customer' ? 'inbound' : 'outbound',
+      author_kind: f.author === 'customer' ? 'customer' : f.author,
+      author_id: null,
+      channel: 'chat',
+      body_text: f.body,
+      created_at: f.created_at,
+      attachments: [],
+    };
+    const item = messageItem(m);
+    if (f.author_name && f.author !== 'customer') item.querySelector('header strong').textContent = f.author_name;
+    timeline.append(item);
+    if (f.author === 'customer') showChatTyping('');
+  }
+
+  function showChatTyping(text) {
+    const t = document.getElementById('cf-chat-typing');
+    if (t) t.textContent = text;
+  }
+
+  // Tells the visitor this agent is typing (at most once a second).
+  function chatTyping(caseId, typing) {
+    const ws = state.chat;
+    if (!ws || ws.readyState !== 1) return;
+    const now = Date.now();
+    if (typing && now - state.chatTyping < 1000) return;
+    state.chatTyping = typing ? now : 0;
+    ws.send(JSON.stringify({ type: 'typing', case_id: caseId, typing }));
   }
 
   // ---------- collision warning ----------
@@ -689,7 +760,7 @@
   }
 
   function messageItem(m) {
-    const who = m.direction === 'inbound' ? 'Customer' : m.author_id ? agentName(m.author_id) : label(m.author_kind);
+    const who = m.direction === 'inbound' ? state.customerName || 'Customer' : m.author_id ? agentName(m.author_id) : label(m.author_kind);
     const internal = m.direction === 'note';
     const cls = 'cf-msg cf-msg-' + m.direction;
     const text = el('div', { class: 'cf-msg-body', text: m.body_text });
