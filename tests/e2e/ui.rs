@@ -332,13 +332,34 @@ async fn cookie_sessions_need_csrf_for_changes(db: Db) {
     .await;
     assert!(matches!(ended, Ok(Ok(()))), "the stream of a deactivated agent ended: {ended:?}");
 
-    // Logging out clears the cookies in the browser (the token itself stays valid until it
-    // expires or its agent is deactivated: see docs/ui.md).
+    // Logging out ends the session for good and clears the cookies (a second session of the
+    // reactivated agent, logged out, is refused afterwards even with a copy of its cookie).
+    app.patch(&format!("/api/v1/agents/{agent_id}"), json!({"active": true})).await.expect(200);
+    let again = http
+        .post(url("/auth/session"))
+        .json(&json!({"email": "carl.cookie@caseflow.test", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let jar = again
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("cf_session="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(http.get(url("/me")).header("Cookie", &jar).send().await.unwrap().status().as_u16(), 200);
     let r = http.delete(url("/auth/session")).header("Cookie", &jar).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 204);
     let cleared: Vec<String> =
         r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
     assert!(cleared.iter().any(|c| c.starts_with("cf_session=;") && c.contains("Max-Age=0")), "{cleared:?}");
+    let r = http.get(url("/me")).header("Cookie", &jar).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401, "a copy of the logged-out cookie is refused");
     app.stop().await;
 }
 

@@ -144,13 +144,20 @@ pub async fn create_session(
     path = "/api/v1/auth/session",
     tag = "auth",
     summary = "End the browser session",
-    description = "Clears the session cookies. Always succeeds, with or without a session.",
+    description = "Ends the browser session for good (the token is refused from now on, on every node within \
+        10 s) and clears the cookies. Always succeeds, with or without a session.",
     operation_id = "end_session",
     responses((status = 204, description = "cookies cleared")),
     security(())
 )]
 pub async fn end_session(req: HttpRequest, app: web::Data<App>) -> HttpResponse {
     let secure = secure(&req, &app);
+    if let Some(session) = cookie(&req, SESSION_COOKIE) {
+        if let Err(e) = app.end_session(&session).await {
+            // The cookies are cleared anyway; the token stays valid until it expires.
+            tracing::warn!(error = %e, "could not record the end of a browser session");
+        }
+    }
     HttpResponse::NoContent()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .append_header(set_cookie(SESSION_COOKIE, "", 0, true, secure))

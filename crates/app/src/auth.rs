@@ -159,6 +159,13 @@ impl TokenCache {
     }
 
     /// Drops every cached entry of the token `id` (after a revocation).
+    /// Drops one cached entry (a logged-out browser session).
+    pub fn forget(&self, key: &str) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.remove(key);
+        }
+    }
+
     pub fn forget_token(&self, id: &str) {
         if let Ok(mut entries) = self.entries.write() {
             entries.retain(|_, (p, _)| !matches!(p, Principal::Token { id: t, .. } if t.as_str() == id));

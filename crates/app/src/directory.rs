@@ -280,14 +280,36 @@ impl App {
         if let Some(p) = self.token_cache().get(&key, now) {
             return Ok(p);
         }
-        let id = claims.sub.clone();
-        let row = self.read(move |conn| Ok(queries::agents::get(conn, &id)?)).await?;
+        let (id, hash) = (claims.sub.clone(), auth::hash_api_token(session));
+        let (row, revoked) = self
+            .read(move |conn| Ok((queries::agents::get(conn, &id)?, queries::sessions::is_revoked(conn, &hash)?)))
+            .await?;
+        if revoked {
+            return Err(AppError::Unauthenticated("the session was ended by logging out"));
+        }
         let row = row.filter(|r| r.active).ok_or(AppError::Unauthenticated("the session's agent is deactivated"))?;
         // The role as it is now, not as it was at login.
         let role: Role = stored("agents.role", &row.role)?;
         let principal = Principal::Agent { id: AgentId::new(row.id), role };
         self.token_cache().put(key, principal.clone(), now);
         Ok(principal)
+    }
+
+    /// Ends a browser session for good (logout): refused from now on, on this node at once and
+    /// on the others within [`auth::TokenCache::TTL_SECS`]. Anything that is not a valid
+    /// session is ignored: logging out always succeeds.
+    pub async fn end_session(&self, session: &str) -> AppResult<()> {
+        let Ok(claims) = self.jwt().verify(session, self.now().timestamp()) else { return Ok(()) };
+        if claims.typ.as_deref() != Some(auth::SESSION_TYP) {
+            return Ok(());
+        }
+        let hash = auth::hash_api_token(session);
+        self.token_cache().forget(&format!("session:{hash}"));
+        let expires = chrono::DateTime::from_timestamp(claims.exp, 0).map(|t| t.naive_utc()).unwrap_or_default();
+        let now = self.now_naive();
+        self.write_silent(move |conn| Ok(queries::sessions::revoke(conn, &hash, expires, now)?)).await?;
+        tracing::info!(agent.id = %claims.sub, "browser session ended");
+        Ok(())
     }
 
     /// Turns a bearer token (agent JWT or integrator API token) into a principal.

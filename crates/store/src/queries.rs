@@ -461,6 +461,32 @@ pub mod viewers {
     }
 }
 
+/// Browser sessions ended before their expiry (logout).
+pub mod sessions {
+    use super::*;
+    use schema::revoked_sessions::dsl as r;
+
+    /// Records a logged-out session (again: no change); forgets those past their expiry.
+    pub fn revoke(
+        conn: &mut DbConn,
+        token_hash: &str,
+        expires_at: NaiveDateTime,
+        now: NaiveDateTime,
+    ) -> QueryResult<()> {
+        diesel::delete(r::revoked_sessions.filter(r::expires_at.lt(now))).execute(conn)?;
+        diesel::delete(r::revoked_sessions.filter(r::token_hash.eq(token_hash))).execute(conn)?;
+        diesel::insert_into(r::revoked_sessions)
+            .values((r::token_hash.eq(token_hash), r::expires_at.eq(expires_at)))
+            .execute(conn)
+            .map(drop)
+    }
+
+    pub fn is_revoked(conn: &mut DbConn, token_hash: &str) -> QueryResult<bool> {
+        let n: i64 = r::revoked_sessions.filter(r::token_hash.eq(token_hash)).count().get_result(conn)?;
+        Ok(n > 0)
+    }
+}
+
 pub mod macros {
     use super::*;
     use schema::macros::dsl as m;

@@ -282,6 +282,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    revoked_sessions (token_hash) {
+        token_hash -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     counters,
     teams,
@@ -315,6 +322,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_deliveries,
     case_viewers,
     macros,
+    revoked_sessions,
 );
 
 diesel::table! {
