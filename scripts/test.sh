@@ -8,7 +8,7 @@ url=$(scripts/pg.sh start) || { echo "make test: PostgreSQL could not be started
 trap 'scripts/pg.sh stop' EXIT
 echo "PostgreSQL for tests: $url"
 scripts/mail/ensure-packages.sh || { echo "make test: the IMAP/SMTP test servers could not be installed" >&2; exit 1; }
-scripts/browser/ensure-packages.sh || { echo "make test: Chromium and chromedriver could not be installed" >&2; exit 1; }
+scripts/browser/ensure-packages.sh || { echo "make test: Chromium, chromedriver and Firefox could not be installed" >&2; exit 1; }
 export CASEFLOW_TEST_POSTGRES_URL=$url
 
 status=0

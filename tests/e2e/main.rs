@@ -14,6 +14,7 @@ mod cli;
 mod customers;
 mod directory;
 mod errors;
+mod firefox;
 mod inbound;
 mod integrator;
 mod mail;

@@ -510,7 +510,7 @@
       tbody.append(el('tr', { 'data-case': c.id, class: it.sla_breached ? 'cf-row-breached' : null },
         el('td', { text: c.number }),
         el('td', {}, el('a', { href: '#/case/' + c.id, class: 'cf-subject', text: c.subject })),
-        el('td', {}, it.customer_name, ' ', el('span', { class: 'cf-tier cf-tier-' + it.customer_tier, text: it.customer_tier })),
+        el('td', {}, it.customer_name || el('span', { class: 'cf-muted', text: '(no name)' }), ' ', el('span', { class: 'cf-tier cf-tier-' + it.customer_tier, text: it.customer_tier })),
         el('td', {}, el('span', { class: 'cf-status cf-status-' + c.status, text: label(c.status) })),
         el('td', { class: 'cf-priority-' + c.priority, text: c.priority }),
         el('td', { text: c.channel }),
