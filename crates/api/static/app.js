@@ -554,7 +554,7 @@
   }
 
   function renderCase(c, messages, events, sla, routing, customer, kept, focus) {
-    const main = clear(document.getElementById('cf-main'));
+    const main = document.getElementById('cf-main');
     state.customerName = c.customer.name;
     const patch = async (body) => {
       try {
@@ -634,7 +634,23 @@
 
     const side = el('aside', { class: 'cf-case-side', 'aria-label': 'Customer, SLA and routing' },
       customerPanel(c, customer), slaPanel(sla), routingPanel(routing));
-    main.append(el('div', { class: 'cf-case' },
+    const shown = main.querySelector('.cf-case');
+    if (!focus && shown && shown.dataset.case === c.id) {
+      // A live refresh of the case on screen: new timeline, state and side panels; the
+      // composer (what is typed, the focus, the buttons under the pointer) stays as it is.
+      const stay = document.getElementById('cf-timeline');
+      const atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 4;
+      stay.replaceWith(timeline);
+      main.querySelector('.cf-case-controls').replaceWith(controls);
+      main.querySelector('.cf-case-side').replaceWith(side);
+      const status = document.getElementById('cf-case-status');
+      status.className = 'cf-status cf-status-' + c.status;
+      status.textContent = label(c.status);
+      if (atBottom) window.scrollTo(0, document.body.scrollHeight);
+      return;
+    }
+    clear(main);
+    main.append(el('div', { class: 'cf-case', 'data-case': c.id },
       el('section', { class: 'cf-case-main', 'aria-labelledby': 'cf-case-title' },
         el('p', { class: 'cf-back' }, el('a', { href: '#/inbox/' + ((state.lastView) || 'mine'), text: '← Back to the inbox' })),
         el('h1', { id: 'cf-case-title', tabindex: '-1' }, el('span', { class: 'cf-number', text: '#' + c.number + ' ' }), c.subject),
