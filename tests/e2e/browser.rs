@@ -90,6 +90,12 @@ impl Browser {
         self.cmd(reqwest::Method::POST, &format!("/element/{id}/value"), Some(json!({"text": text}))).await;
     }
 
+    /// Presses keys in an element (WebDriver key codes, e.g. `\u{E007}` for Enter).
+    pub async fn keys(&self, css: &str, keys: &str) {
+        let id = self.find(css).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{id}/value"), Some(json!({"text": keys}))).await;
+    }
+
     pub async fn click(&self, css: &str) {
         let id = self.find(css).await;
         self.cmd(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({}))).await;

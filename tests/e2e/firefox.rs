@@ -92,7 +92,9 @@ impl Firefox {
     /// Waits until `expression` is true in the page.
     pub async fn wait(&mut self, what: &str, expression: &str) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-        while self.eval(expression).await != Value::Bool(true) {
+        // A throw while the page is changing (an element not there yet) counts as "not yet".
+        let guarded = format!("(() => {{ try {{ return ({expression}); }} catch (e) {{ return false; }} }})()");
+        while self.eval(&guarded).await != Value::Bool(true) {
             assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }

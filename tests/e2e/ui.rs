@@ -59,7 +59,7 @@ async fn an_agent_and_a_supervisor_work_in_chromium() {
         "targets": [{"metric": "first_response", "minutes": 60}],
         "ladder": [{"on": "breach", "action": "alert_supervisors"}]});
     app.post("/api/v1/sla/policies", policy).await.expect(201);
-    let (_, _) = app.agent("ann.agent@caseflow.test", "agent").await;
+    let (_, ann_token) = app.agent("ann.agent@caseflow.test", "agent").await;
     let (_, _) = app.agent("sue.supervisor@caseflow.test", "supervisor").await;
     let (_, bob) = app.agent("bob.agent@caseflow.test", "agent").await;
     let canned = app
@@ -89,7 +89,8 @@ async fn an_agent_and_a_supervisor_work_in_chromium() {
     browser.screenshot("inbox").await;
 
     // Open it: the markup is shown as text, nothing ran.
-    browser.click("#cf-case-rows tr:last-child a.cf-subject").await;
+    // With the keyboard: Enter on the case's link opens it.
+    browser.keys("#cf-case-rows tr:last-child a.cf-subject", "\u{E007}").await;
     browser.wait_text("#cf-case-title", "Printer on fire").await;
     let timeline = browser.wait_text("#cf-timeline", "It is on fire.").await;
     assert!(timeline.contains("<script>window.__xss = 1</script>"), "markup shown as text: {timeline}");
@@ -131,6 +132,18 @@ async fn an_agent_and_a_supervisor_work_in_chromium() {
     // Reply: it leaves through the outbox and reaches the SMTP server.
     browser.click("#cf-send").await;
     browser.wait_text("#cf-timeline", "Hi Ann, a technician is on the way.").await;
+    // An internal note and a status change from the case view.
+    browser.click("#cf-kind-note").await;
+    browser.type_into("#cf-compose-body", "Technician booked for 14:00.").await;
+    browser.click("#cf-send").await;
+    browser.wait_text("#cf-timeline", "Technician booked for 14:00.").await;
+    browser.click("#cf-status option[value='pending']").await;
+    browser.wait_text("#cf-case-status", "pending").await;
+    let stored = app.get(&format!("/api/v1/cases/{case_id}")).await.expect(200);
+    assert_eq!(stored["status"], "pending");
+    let msgs = messages(&app, &case_id).await;
+    let note = msgs.iter().find(|m| m["body_text"] == "Technician booked for 14:00.").expect("the note");
+    assert_eq!(note["direction"], "note", "internal, not sent to the customer");
     let subject = eventually(20, "the reply in the SMTP server", || async {
         servers.sent().into_iter().find_map(|raw| {
             let m = mail_parser::MessageParser::default().parse(&raw)?;
@@ -155,8 +168,18 @@ async fn an_agent_and_a_supervisor_work_in_chromium() {
     browser.wait_true("the banner shown", "return !document.getElementById('cf-alert-banner').hidden;").await;
     browser.wait_text("#cf-breaching", "Nobody has answered this yet").await;
     browser.wait_text("#cf-breaching", "overdue").await;
-    browser.find("#cf-chart-hourly svg rect").await;
-    browser.wait_text("#cf-agents", "0 / 5").await;
+    // A bar for the cases created this hour (the legend's swatches are not in the chart).
+    browser
+        .wait_true(
+            "an hourly bar",
+            "return [...document.querySelectorAll('#cf-chart-hourly svg.cf-chart-svg rect title')].some((t) => /: 2 created$/.test(t.textContent));",
+        )
+        .await;
+    let ann_id = app.call(reqwest::Method::GET, "/api/v1/me", Some(&ann_token), None).await.expect(200)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    browser.wait_text(&format!("#cf-agents tr[data-agent='{ann_id}']"), "0 / 5").await;
     browser.screenshot("supervisor").await;
     // The figures follow the alert: the breach is counted for its team.
     browser.wait_text("#cf-breaches-teams", "No team").await;
@@ -714,8 +737,14 @@ async fn a_chat_is_answered_in_the_case_view() {
     browser.goto(&format!("{}/app#/case/{case_id}", app.base)).await;
     browser.wait_text("#cf-timeline", "Hello, anyone there?").await;
     // The page's socket is open: the visitor's typing and next line show without a reload.
-    browser.wait_true("the chat socket open", "return !!document.getElementById('cf-chat-typing');").await;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    browser
+        .wait_true(
+            "the chat socket open",
+            "return document.getElementById('cf-chat-typing').dataset.socket === 'open';",
+        )
+        .await;
+    // The server subscribes the socket just after the handshake.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     browser.script("window.__marker = 'same page'; return true;").await;
     visitor.send(json!({"type": "typing", "typing": true})).await;
     browser.wait_text("#cf-chat-typing", "Vic Visitor is typing").await;

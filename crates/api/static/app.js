@@ -357,7 +357,7 @@
     beep(alert.kind === 'breach' ? 880 : 660);
     if (state.current && state.current.kind === 'supervisor') {
       prependAlert(alert, true);
-      refreshBreaching();
+      refreshBreaching(true);
     }
   }
 
@@ -393,6 +393,7 @@
       a.setAttribute('aria-current', a.dataset.section === section ? 'page' : 'false');
     });
     if (!(section === 'case' && arg && state.viewing && state.viewing.caseId === arg)) stopViewing();
+    if (state.chatTypingCase && state.chatTypingCase !== arg) chatTyping(state.chatTypingCase, false);
     document.getElementById('cf-nav-admin').hidden = state.me.role !== 'admin';
     if (section === 'case' && arg) return loadCase(arg, false);
     if (section === 'admin') return loadAdmin(arg || 'macros');
@@ -603,11 +604,17 @@
       el('fieldset', {}, el('legend', { text: 'Write' }), kind('reply', 'Reply to customer (' + c.channel + ')'), kind('note', 'Internal note')),
       body, el('div', { class: 'cf-composer-actions' }, el('div', { class: 'cf-composer-tools' }, canned, after),
         el('button', { type: 'submit', id: 'cf-send', text: 'Send' })));
+    const chatTypingNow = () => {
+      if (c.channel !== 'chat') return;
+      const reply = composer.querySelector('input[name=cf-kind]:checked').value === 'reply';
+      chatTyping(c.id, reply && body.value.trim() !== '');
+    };
     body.addEventListener('input', () => {
       setComposing(body.value.trim() !== '');
-      if (c.channel === 'chat' && composer.querySelector('input[name=cf-kind]:checked').value === 'reply') {
-        chatTyping(c.id, body.value.trim() !== '');
-      }
+      chatTypingNow();
+    });
+    composer.addEventListener('change', (e) => {
+      if (e.target.name === 'cf-kind') chatTypingNow();
     });
     if (kept) body.value = kept.body;
     composer.addEventListener('submit', async (e) => {
@@ -647,6 +654,7 @@
       status.className = 'cf-status cf-status-' + c.status;
       status.textContent = label(c.status);
       if (atBottom) window.scrollTo(0, document.body.scrollHeight);
+      if (c.channel === 'chat') chatSocket();
       return;
     }
     clear(main);
@@ -671,7 +679,11 @@
   // The agents' chat socket (authenticated by the session cookie; same origin only): visitor
   // lines and typing arrive at once, and this agent's typing goes to the visitor.
   function chatSocket() {
-    if (state.chat && state.chat.readyState <= 1) return state.chat;
+    if (state.chat && state.chat.readyState <= 1) {
+      const t = document.getElementById('cf-chat-typing');
+      if (t && state.chat.readyState === 1) t.dataset.socket = 'open';
+      return state.chat;
+    }
     const ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + API + '/chat/ws', ['caseflow']);
     ws.addEventListener('message', (ev) => {
       let f;
@@ -683,8 +695,22 @@
       const cur = state.current;
       if (!cur || cur.kind !== 'case' || f.case_id !== cur.id) return;
       if (f.type === 'message') onChatLine(f);
-      else if (f.type === 'typing') showChatTyping(f.typing ? f.name + ' is typing…' : '');
+      else if (f.type === 'typing') showChatTyping(f.typing ? f.name + ' is typing…' : '', f.typing);
+      else if (f.type === 'resync') loadCase(cur.id, true);
       else if (f.type === 'presence') showChatTyping(f.state === 'joined' ? '' : (f.customer_name || 'The visitor') + (f.state === 'ended' ? ' ended the chat.' : ' left the chat.'));
+    });
+    ws.addEventListener('open', () => {
+      const t = document.getElementById('cf-chat-typing');
+      if (t) t.dataset.socket = 'open';
+    });
+    ws.addEventListener('close', () => {
+      if (state.chat !== ws) return;
+      state.chat = null;
+      // Still showing a chat case: listen again shortly (a restart, a lost heartbeat).
+      setTimeout(() => {
+        const cur = state.current;
+        if (state.me && cur && cur.kind === 'case' && document.getElementById('cf-chat-typing')) chatSocket();
+      }, 2000);
     });
     state.chat = ws;
     return ws;
@@ -709,9 +735,14 @@
     if (f.author === 'customer') showChatTyping('');
   }
 
-  function showChatTyping(text) {
+  // Shows who is typing; a "typing" that is not renewed fades after 6 s (the visitor may
+  // have erased the draft without sending).
+  function showChatTyping(text, expires) {
     const t = document.getElementById('cf-chat-typing');
-    if (t) t.textContent = text;
+    if (!t) return;
+    t.textContent = text;
+    clearTimeout(showChatTyping.timer);
+    if (expires) showChatTyping.timer = setTimeout(() => { t.textContent = ''; }, 6000);
   }
 
   // Tells the visitor this agent is typing (at most once a second).
@@ -720,7 +751,9 @@
     if (!ws || ws.readyState !== 1) return;
     const now = Date.now();
     if (typing && now - state.chatTyping < 1000) return;
+    if (!typing && !state.chatTyping) return;
     state.chatTyping = typing ? now : 0;
+    state.chatTypingCase = typing ? caseId : null;
     ws.send(JSON.stringify({ type: 'typing', case_id: caseId, typing }));
   }
 
@@ -882,6 +915,8 @@
     }
     if (current !== state.current) return;
     noteServerTime(breaching.as_of);
+    state.overview = overview;
+    state.overviewAt = Date.now();
     state.agents = new Map(agents.items.map((a) => [a.id, a]));
     const main = clear(document.getElementById('cf-main'));
     const log = el('ol', { class: 'cf-alerts', id: 'cf-alerts', role: 'log', 'aria-live': 'assertive', 'aria-label': 'Live SLA alerts' });
@@ -932,7 +967,7 @@
         el('h2', { id: 'cf-agents-title', text: 'Agents' }),
         el('table', { class: 'cf-cases', id: 'cf-agents' },
           el('thead', {}, el('tr', {}, ['Agent', 'Team', 'Presence', 'Load'].map((h) => el('th', { scope: 'col', text: h })))),
-          el('tbody', {}, overview.agents.map((a) => el('tr', {},
+          el('tbody', {}, overview.agents.map((a) => el('tr', { 'data-agent': a.agent_id },
             el('td', { text: a.name }),
             el('td', { text: a.team_id ? (state.teams.get(a.team_id) || {}).name || a.team_id : '—' }),
             el('td', {}, el('span', { class: 'cf-presence cf-presence-' + a.presence, text: a.presence })),
@@ -947,8 +982,8 @@
         el('div', { class: 'cf-chart-grid' },
           barChart({
             id: 'cf-chart-hourly',
-            title: 'Cases in and out per hour',
-            labels: overview.hourly.map((h) => new Date(h.start).toLocaleTimeString(undefined, { hour: '2-digit' })),
+            title: 'Cases in and out per hour (UTC)',
+            labels: overview.hourly.map((h) => h.start.slice(11, 13) + 'h'),
             series: [
               { name: 'created', color: '#1f5fbf', values: overview.hourly.map((h) => h.created) },
               { name: 'solved', color: '#1e6b35', values: overview.hourly.map((h) => h.solved) },
@@ -957,13 +992,13 @@
           }),
           barChart({
             id: 'cf-chart-first-response',
-            title: 'Median first response (minutes), by day created',
+            title: 'Median first response (minutes), by day created (UTC)',
             labels: overview.daily.map((d) => fmtDay(d.day)),
             series: [{ name: 'median minutes', color: '#6a3fb5', values: overview.daily.map((d) => Math.round(d.first_response_median_mins || 0)) }],
           }),
           barChart({
             id: 'cf-chart-breaches',
-            title: 'SLA breaches per day, by channel',
+            title: 'SLA breaches per day (UTC), by channel',
             labels: overview.daily.map((d) => fmtDay(d.day)),
             series: CHANNELS.map((ch, i) => ({ name: ch, color: CHANNEL_COLORS[i], values: overview.daily.map((d) => d.breaches_by_channel[ch] || 0) })),
             stacked: true,
@@ -973,18 +1008,36 @@
     ];
   }
 
-  // New figures after an alert or a change: the deadlines, load, queues and charts.
-  async function refreshBreaching() {
+  // New figures after an alert or a change: the deadlines at once; load, queues and charts
+  // (they scan the last days) at most every 2 s after an alert, every 15 s after other
+  // changes. A section in use (a focused selector) is left alone until the next refresh.
+  async function refreshBreaching(alerted) {
     try {
+      const now = Date.now();
+      const gap = alerted ? 2000 : 15000;
+      const figures = !state.overviewAt || now - state.overviewAt >= gap;
+      if (!figures && !state.figuresTimer) {
+        // Not now: once the gap has passed (a trailing refresh, so the last change counts).
+        state.figuresTimer = setTimeout(() => {
+          state.figuresTimer = null;
+          if (state.current && state.current.kind === 'supervisor') refreshBreaching(alerted);
+        }, gap - (now - state.overviewAt) + 50);
+      }
       const [page, overview] = await Promise.all([
         api('GET', '/inbox?view=breaching&limit=20'),
-        api('GET', '/stats/overview?days=7'),
+        figures ? api('GET', '/stats/overview?days=7') : Promise.resolve(state.overview),
       ]);
       if (!state.current || state.current.kind !== 'supervisor') return;
+      if (figures) {
+        state.overview = overview;
+        state.overviewAt = now;
+      }
       noteServerTime(page.as_of);
       for (const section of supervisorSections(page, overview)) {
         const old = document.getElementById(section.id);
-        if (old) old.replaceWith(section);
+        if (!old || (!figures && section.id !== 'cf-sec-next')) continue;
+        if (old.contains(document.activeElement) && document.activeElement.tagName === 'SELECT') continue;
+        old.replaceWith(section);
       }
     } catch (_) {
       // The next alert or a reload tries again.
@@ -1073,6 +1126,13 @@
 
   // ---------- admin: canned replies ----------
 
+  // A fresh random password for a new agent's template (shown once, here): 20 characters.
+  function randomPassword() {
+    const alphabet = 'abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789';
+    const bytes = crypto.getRandomValues(new Uint8Array(20));
+    return Array.from(bytes, (b) => alphabet[b % alphabet.length]).join('');
+  }
+
   const pick = (obj, keys) => Object.fromEntries(keys.filter((k) => k in obj).map((k) => [k, obj[k]]));
   const omit = (obj, keys) => Object.fromEntries(Object.entries(obj).filter(([k]) => !keys.includes(k)));
   const STAMPS = ['id', 'created_at', 'updated_at'];
@@ -1084,7 +1144,7 @@
     { key: 'agents', title: 'Agents', path: '/agents', update: 'PATCH',
       columns: [['Name', (x) => x.name], ['Email', (x) => x.email], ['Role', (x) => x.role],
         ['Team', (x) => (x.team_id ? (state.teams.get(x.team_id) || {}).name || x.team_id : '—')], ['Active', (x) => (x.active ? 'yes' : 'no')]],
-      template: { email: 'new.agent@example.org', name: 'New Agent', role: 'agent', password: 'at-least-ten-characters', team_id: null, max_load: 5 },
+      template: () => ({ email: 'new.agent@example.org', name: 'New Agent', role: 'agent', password: randomPassword(), team_id: null, max_load: 5 }),
       editable: (x) => pick(x, ['name', 'role', 'team_id', 'max_load', 'active']) },
     { key: 'teams', title: 'Teams', path: '/teams', update: 'PATCH', remove: true,
       columns: [['Name', (x) => x.name], ['Description', (x) => x.description]],
@@ -1101,7 +1161,8 @@
       template: { name: 'Standard', calendar: null, targets: [{ metric: 'first_response', minutes: 240 }], warning: { percent: 75 }, ladder: [] },
       editable: (x) => omit(x, STAMPS) },
     { key: 'webhooks', title: 'Webhooks', path: '/webhooks', update: 'PATCH', remove: true,
-      columns: [['URL', (x) => x.url], ['Events', (x) => x.events.join(', ')], ['Active', (x) => (x.active ? 'yes' : 'no')]],
+      columns: [['URL', (x) => x.url], ['Events', (x) => x.events.join(', ')], ['Active', (x) => (x.active ? 'yes' : 'no')],
+        ['Signing secret', (x) => x.secret]],
       template: { url: 'https://hooks.example.org/caseflow', events: ['case.created'], description: '' },
       editable: (x) => pick(x, ['url', 'events', 'description', 'active']) },
     { key: 'tokens', title: 'API tokens', path: '/api-tokens', remove: true, removeLabel: 'Revoke',
@@ -1140,7 +1201,8 @@
     const setEditing = (item) => {
       editing = item;
       heading.textContent = item ? 'Change ' + (item.name || item.url || item.id) : 'New';
-      editor.value = JSON.stringify(item ? section.editable(item) : section.template, null, 2);
+      const template = typeof section.template === 'function' ? section.template() : section.template;
+      editor.value = JSON.stringify(item ? section.editable(item) : template, null, 2);
       err.textContent = '';
     };
     const form = el('form', { class: 'cf-panel cf-admin-form', id: 'cf-admin-form' }, heading, err, editor,

@@ -304,10 +304,12 @@ impl App {
             return Ok(());
         }
         let hash = auth::hash_api_token(session);
-        self.token_cache().forget(&format!("session:{hash}"));
         let expires = chrono::DateTime::from_timestamp(claims.exp, 0).map(|t| t.naive_utc()).unwrap_or_default();
         let now = self.now_naive();
-        self.write_silent(move |conn| Ok(queries::sessions::revoke(conn, &hash, expires, now)?)).await?;
+        let h = hash.clone();
+        self.write_silent(move |conn| Ok(queries::sessions::revoke(conn, &h, expires, now)?)).await?;
+        // After the write: a request checking the session meanwhile cannot cache it again.
+        self.token_cache().forget(&format!("session:{hash}"));
         tracing::info!(agent.id = %claims.sub, "browser session ended");
         Ok(())
     }

@@ -26,7 +26,7 @@ pub struct AgentLoad {
     pub name: String,
     pub team_id: Option<String>,
     pub presence: String,
-    /// Unsolved cases assigned now.
+    /// Active cases (new and open) assigned now: what routing counts against `max_load`.
     pub load: i64,
     pub max_load: i32,
 }
@@ -68,7 +68,7 @@ pub struct Overview {
     pub agents: Vec<AgentLoad>,
     /// New and open unassigned cases per team.
     pub waiting_per_team: Vec<Count>,
-    /// New and open unassigned cases per skill they require.
+    /// New and open unassigned cases per skill they require (preferred skills not counted).
     pub waiting_per_skill: Vec<Count>,
     /// The last 24 hours, oldest first.
     pub hourly: Vec<Hour>,
@@ -138,7 +138,7 @@ impl App {
                 .collect();
             waiting_per_skill.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)));
 
-            // The last 24 whole hours plus the current one.
+            // The current hour and the 23 before it (UTC).
             let first_hour = hour_of(now) - Duration::hours(23);
             let mut hourly: Vec<Hour> =
                 (0..24).map(|i| Hour { start: utc(first_hour + Duration::hours(i)), created: 0, solved: 0 }).collect();

@@ -434,9 +434,23 @@ pub mod viewers {
 
     /// Records that `agent_id` has the case open now (replacing its previous heartbeat).
     pub fn touch(conn: &mut DbConn, row: &CaseViewerRow) -> QueryResult<()> {
-        diesel::delete(v::case_viewers.filter(v::case_id.eq(&row.case_id)).filter(v::agent_id.eq(&row.agent_id)))
-            .execute(conn)?;
-        diesel::insert_into(v::case_viewers).values(row).execute(conn).map(drop)
+        // One statement: two heartbeats at once (a timer and a keystroke, two tabs) must not
+        // collide on the key.
+        macro_rules! upsert {
+            ($c:expr) => {
+                diesel::insert_into(v::case_viewers)
+                    .values(row)
+                    .on_conflict((v::case_id, v::agent_id))
+                    .do_update()
+                    .set((v::composing.eq(row.composing), v::seen_at.eq(row.seen_at)))
+                    .execute($c)
+                    .map(drop)
+            };
+        }
+        match conn {
+            DbConn::Pg(c) => upsert!(c),
+            DbConn::Sqlite(c) => upsert!(c),
+        }
     }
 
     pub fn leave(conn: &mut DbConn, case_id: &str, agent_id: &str) -> QueryResult<()> {
@@ -474,11 +488,20 @@ pub mod sessions {
         now: NaiveDateTime,
     ) -> QueryResult<()> {
         diesel::delete(r::revoked_sessions.filter(r::expires_at.lt(now))).execute(conn)?;
-        diesel::delete(r::revoked_sessions.filter(r::token_hash.eq(token_hash))).execute(conn)?;
-        diesel::insert_into(r::revoked_sessions)
-            .values((r::token_hash.eq(token_hash), r::expires_at.eq(expires_at)))
-            .execute(conn)
-            .map(drop)
+        macro_rules! insert {
+            ($c:expr) => {
+                diesel::insert_into(r::revoked_sessions)
+                    .values((r::token_hash.eq(token_hash), r::expires_at.eq(expires_at)))
+                    .on_conflict(r::token_hash)
+                    .do_nothing()
+                    .execute($c)
+                    .map(drop)
+            };
+        }
+        match conn {
+            DbConn::Pg(c) => insert!(c),
+            DbConn::Sqlite(c) => insert!(c),
+        }
     }
 
     pub fn is_revoked(conn: &mut DbConn, token_hash: &str) -> QueryResult<bool> {
@@ -527,12 +550,10 @@ pub mod stats {
     use schema::cases::dsl as c;
     use schema::sla_fired::dsl as f;
 
-    const UNSOLVED: [&str; 4] = ["new", "open", "pending", "on_hold"];
-
-    /// Unsolved cases per assignee.
+    /// Active cases (new and open: what routing counts against `max_load`) per assignee.
     pub fn load_per_agent(conn: &mut DbConn) -> QueryResult<Vec<(Option<String>, i64)>> {
         c::cases
-            .filter(c::status.eq_any(UNSOLVED))
+            .filter(c::status.eq_any(routing::ACTIVE))
             .filter(c::assignee_id.is_not_null())
             .group_by(c::assignee_id)
             .select((c::assignee_id, diesel::dsl::count_star()))
@@ -553,6 +574,7 @@ pub mod stats {
     pub fn waiting_per_skill(conn: &mut DbConn) -> QueryResult<Vec<(String, i64)>> {
         ks::case_skills
             .inner_join(c::cases)
+            .filter(ks::required.eq(true))
             .filter(c::status.eq_any(["new", "open"]))
             .filter(c::assignee_id.is_null())
             .group_by(ks::skill_id)
