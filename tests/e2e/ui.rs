@@ -769,3 +769,28 @@ async fn a_chat_is_answered_in_the_case_view() {
     browser.quit().await;
     app.stop().await;
 }
+
+/// Offer mode: the case routing offers an agent shows in their inbox, to accept in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_is_accepted_from_the_inbox() {
+    let app = spawn_with(Db::Sqlite, &[("CASEFLOW__ROUTING__OFFER_TIMEOUT_SECS", "120")]).await;
+    let (agent_id, _) = app.agent("otto.offer@caseflow.test", "agent").await;
+    app.put(
+        &format!("/api/v1/agents/{agent_id}/capacities"),
+        json!({"capacities": [{"channel": "api", "capacity": 2}]}),
+    )
+    .await
+    .expect(200);
+    app.put(&format!("/api/v1/agents/{agent_id}/presence"), json!({"presence": "online"})).await.expect(200);
+    let browser = Browser::start().await;
+    log_in(&browser, &app.base, "otto.offer@caseflow.test").await;
+    let case = id(&app.new_case("offer@example.org", "Offered while you watch").await);
+    // The offer arrives with the case's change on the live stream.
+    browser.wait_text("#cf-offers", "Offered while you watch").await;
+    browser.click(&format!("#cf-offers li[data-offer='{case}'] button.cf-accept")).await;
+    browser.wait_text("#cf-case-title", "Offered while you watch").await;
+    let c = app.get(&format!("/api/v1/cases/{case}")).await.expect(200);
+    assert_eq!(c["assignee_id"], agent_id.as_str());
+    browser.quit().await;
+    app.stop().await;
+}

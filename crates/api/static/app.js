@@ -409,15 +409,17 @@
     if (!same) state.current = { kind: 'inbox', view };
     const current = state.current;
     const params = Object.assign({ view }, state.filters);
-    let page;
+    let page, offers;
     try {
-      page = await api('GET', '/inbox' + qs(params));
+      [page, offers] = await Promise.all([api('GET', '/inbox' + qs(params)), api('GET', '/cases?offered_to=me')]);
     } catch (ex) {
       if (ex.status !== 401) toast(ex.message, 'error');
       return;
     }
     if (current !== state.current) return;
     noteServerTime(page.as_of);
+    const shownOffers = document.getElementById('cf-offers');
+    if (shownOffers) shownOffers.replaceWith(offersPanel(offers.items));
     const rows = document.getElementById('cf-case-rows');
     if (same && rows) {
       // A live refresh: new rows and counts; the filters, focus and what is typed stay.
@@ -438,6 +440,39 @@
       return;
     }
     renderInbox(view, page, focus);
+    document.getElementById('cf-offers').replaceWith(offersPanel(offers.items));
+  }
+
+  // Offer mode: cases routing offers this agent, to accept or decline before they expire.
+  function offersPanel(cases) {
+    const box = el('section', { id: 'cf-offers', class: 'cf-offers', 'aria-label': 'Offered to you', hidden: cases.length === 0 });
+    if (!cases.length) return box;
+    box.append(el('h2', { text: 'Offered to you' }), el('ul', {}, cases.map((c) => {
+      const answer = async (what) => {
+        try {
+          await api('POST', '/cases/' + encodeURIComponent(c.id) + '/offer/' + what);
+          if (what === 'accept') {
+            toast('Case #' + c.number + ' is yours.');
+            location.hash = '#/case/' + c.id;
+          } else {
+            const me = await api('GET', '/me');
+            state.me = me;
+            document.getElementById('cf-presence').value = me.presence;
+            toast('Declined; you are now ' + me.presence + '.');
+            loadInbox(state.current.view, false, true);
+          }
+        } catch (ex) {
+          toast(ex.message, 'error');
+          loadInbox(state.current.view, false, true);
+        }
+      };
+      return el('li', { 'data-offer': c.id },
+        el('strong', { text: '#' + c.number + ' ' }), c.subject, ' ',
+        c.offer_expires_at ? el('span', { class: 'cf-muted' }, '(until ', fmtTime(c.offer_expires_at), ') ') : null,
+        el('button', { type: 'button', class: 'cf-accept', text: 'Accept', onclick: () => answer('accept') }), ' ',
+        el('button', { type: 'button', class: 'cf-secondary cf-decline', text: 'Decline', onclick: () => answer('decline') }));
+    })));
+    return box;
   }
 
   function renderInbox(view, page, focus) {
@@ -498,7 +533,7 @@
     const empty = el('p', { class: 'cf-empty', id: 'cf-empty', text: 'No cases in this view.', hidden: page.items.length !== 0 });
     main.append(el('div', { class: 'cf-inbox' }, views,
       el('section', { class: 'cf-inbox-list', 'aria-labelledby': 'cf-inbox-title' },
-        el('h1', { id: 'cf-inbox-title', text: title }), filters, table, empty, more)));
+        el('h1', { id: 'cf-inbox-title', text: title }), el('section', { id: 'cf-offers', hidden: true }), filters, table, empty, more)));
     if (focus) document.getElementById('cf-inbox-title').focus();
     // For the benchmark (bench/inbox_render.py): when the first inbox of this page load was on screen.
     if (performance.getEntriesByName('cf-inbox-rendered').length === 0) performance.mark('cf-inbox-rendered');
