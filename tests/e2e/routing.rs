@@ -422,6 +422,13 @@ async fn offers_are_accepted_declined_or_expire(db: Db) {
     let declined = act(&app, &bob_token, &two, "decline").await.expect(200);
     assert_eq!(declined["state"], "waiting");
     assert_eq!(app.get(&format!("/api/v1/agents/{bob}")).await.expect(200)["presence"], "away");
+    // The router's next pass finds nobody with room and records why the case waits (before
+    // Ann's seat frees up below; otherwise that pass would offer it to her straight away).
+    eventually(15, "the waiting decision after the decline", || async {
+        let r = routing(&app, &two).await;
+        (r["decisions"][0]["outcome"] == "waiting").then_some(())
+    })
+    .await;
 
     // Ann finishes her case and gets the offer, and lets it expire: she is set away too.
     app.patch(&format!("/api/v1/cases/{one}"), json!({"status": "solved"})).await.expect(200);
