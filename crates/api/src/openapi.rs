@@ -18,6 +18,7 @@ pub enum ErrorCode {
     InvalidCredentials,
     TokenExpired,
     Forbidden,
+    CsrfFailed,
     NotFound,
     MethodNotAllowed,
     VersionConflict,
@@ -37,13 +38,14 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// All codes, for documentation and tests.
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidParameter,
         ErrorCode::Unauthenticated,
         ErrorCode::InvalidCredentials,
         ErrorCode::TokenExpired,
         ErrorCode::Forbidden,
+        ErrorCode::CsrfFailed,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::VersionConflict,
@@ -254,6 +256,31 @@ mod tests {
         for code in from_app {
             assert!(documented.contains(code), "{code} is not in ErrorCode");
         }
+        // And every code the HTTP layer writes itself (`ApiError::new(status, "code", ...)`).
+        let sources = [
+            include_str!("error.rs"),
+            include_str!("handlers.rs"),
+            include_str!("chat.rs"),
+            include_str!("extract.rs"),
+            include_str!("idempotency.rs"),
+            include_str!("guard.rs"),
+            include_str!("session.rs"),
+            include_str!("pages.rs"),
+        ];
+        let mut seen = 0;
+        for src in sources {
+            for (i, _) in src.match_indices("ApiError::new(") {
+                let after = &src[i..];
+                let Some(open) = after.find('"') else { continue };
+                let rest = &after[open + 1..];
+                let code = &rest[..rest.find('"').unwrap_or(0)];
+                if code.chars().all(|c| c.is_ascii_lowercase() || c == '_') && !code.is_empty() {
+                    seen += 1;
+                    assert!(documented.contains(code), "{code} (ApiError::new) is not in ErrorCode");
+                }
+            }
+        }
+        assert!(seen >= 15, "the scan found the HTTP layer's codes ({seen})");
         let docs = include_str!("../../../docs/api.md");
         for code in &documented {
             assert!(docs.contains(&format!("`{code}`")), "{code} is not in docs/api.md");
