@@ -8,40 +8,13 @@
 //! `seed DB_URL N AGENT_ID`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use caseflow_store::db::{connect_once, DbConn};
+use caseflow_store::db::connect_once;
 use caseflow_store::DbUrl;
-use diesel::connection::SimpleConnection;
 use std::time::Instant;
 
-fn exec(conn: &mut DbConn, sql: &str) {
-    match conn {
-        DbConn::Pg(c) => c.batch_execute(sql),
-        DbConn::Sqlite(c) => c.batch_execute(sql),
-    }
-    .unwrap_or_else(|e| panic!("{e}: {sql}"));
-}
-
-fn pg(conn: &DbConn) -> bool {
-    matches!(conn, DbConn::Pg(_))
-}
-
-/// A timestamp from a Unix-seconds SQL expression, for this backend.
-fn ts(conn: &DbConn, expr: &str) -> String {
-    if pg(conn) {
-        format!("(to_timestamp({expr}) AT TIME ZONE 'UTC')")
-    } else {
-        format!("datetime({expr}, 'unixepoch')")
-    }
-}
-
-/// `SELECT i FROM 1..=n`, for this backend.
-fn series(conn: &DbConn, n: i64) -> String {
-    if pg(conn) {
-        format!("SELECT i FROM generate_series(1, {n}) AS s(i)")
-    } else {
-        format!("WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}) SELECT i FROM s")
-    }
-}
+#[path = "sql.rs"]
+mod sql;
+use sql::{exec, series, ts};
 
 fn seed(url: &str, n: i64, agent: &str) {
     let mut conn = connect_once(&DbUrl::parse(url).unwrap()).unwrap();

@@ -317,3 +317,32 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Takes the next complete Server-Sent Events block off `buf`: `None` when there is none yet,
+/// `Some(None)` for a block without an event (a comment, `retry:`), else its id and JSON data.
+pub fn next_sse_block(buf: &mut String) -> Option<Option<(String, serde_json::Value)>> {
+    let end = buf.find("\n\n")?;
+    let block: String = buf.drain(..end + 2).collect();
+    let id = block.lines().find_map(|l| l.strip_prefix("id: ")).map(str::to_owned);
+    let data = block.lines().find_map(|l| l.strip_prefix("data: "));
+    Some(match (id, data) {
+        (Some(id), Some(data)) => Some((id, serde_json::from_str(data).expect("event JSON"))),
+        _ => None,
+    })
+}
+
+/// Appends the stream's next chunk to `buf`; fails the test past `deadline` or when the
+/// stream ends (`got` says what was read so far).
+pub async fn next_sse_chunk(
+    stream: &mut reqwest::Response,
+    buf: &mut String,
+    deadline: std::time::Instant,
+    got: &dyn std::fmt::Debug,
+) {
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    assert!(!left.is_zero(), "timed out; got {got:?}");
+    match tokio::time::timeout(left, stream.chunk()).await {
+        Ok(Ok(Some(bytes))) => buf.push_str(&String::from_utf8_lossy(&bytes)),
+        other => panic!("stream ended: {other:?}; got {got:?}"),
+    }
+}

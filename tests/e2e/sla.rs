@@ -48,23 +48,11 @@ async fn read_alerts(stream: &mut reqwest::Response, buf: &mut String, n: usize)
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     let mut out = Vec::new();
     loop {
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf.drain(..end + 2).collect();
-            let id = block.lines().find_map(|l| l.strip_prefix("id: ")).map(str::to_owned);
-            let data = block.lines().find_map(|l| l.strip_prefix("data: "));
-            if let (Some(id), Some(data)) = (id, data) {
-                out.push((id, serde_json::from_str(data).expect("alert JSON")));
-            }
-        }
+        out.extend(std::iter::from_fn(|| next_sse_block(buf)).flatten());
         if out.len() >= n {
             return out;
         }
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        assert!(!left.is_zero(), "timed out waiting for {n} alerts; got {out:?}");
-        match tokio::time::timeout(left, stream.chunk()).await {
-            Ok(Ok(Some(bytes))) => buf.push_str(&String::from_utf8_lossy(&bytes)),
-            other => panic!("alert stream ended: {other:?}; got {out:?}"),
-        }
+        next_sse_chunk(stream, buf, deadline, &out).await;
     }
 }
 

@@ -426,12 +426,8 @@ async fn read_events(
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     let mut out = Vec::new();
     loop {
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf.drain(..end + 2).collect();
-            let id = block.lines().find_map(|l| l.strip_prefix("id: ")).map(str::to_owned);
-            let data = block.lines().find_map(|l| l.strip_prefix("data: "));
-            if let (Some(id), Some(data)) = (id, data) {
-                let v: Value = serde_json::from_str(data).expect("event JSON");
+        while let Some(block) = next_sse_block(buf) {
+            if let Some((id, v)) = block {
                 let last = done(&v);
                 out.push((id, v));
                 if last {
@@ -439,12 +435,7 @@ async fn read_events(
                 }
             }
         }
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        assert!(!left.is_zero(), "timed out; got {out:?}");
-        match tokio::time::timeout(left, stream.chunk()).await {
-            Ok(Ok(Some(bytes))) => buf.push_str(&String::from_utf8_lossy(&bytes)),
-            other => panic!("stream ended: {other:?}; got {out:?}"),
-        }
+        next_sse_chunk(stream, buf, deadline, &out).await;
     }
 }
 

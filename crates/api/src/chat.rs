@@ -494,10 +494,6 @@ fn socket_credential(req: &HttpRequest) -> Option<Credential> {
     crate::session::cookie(req, crate::session::SESSION_COOKIE).map(Credential::Session)
 }
 
-async fn check(app: &App, credential: &Credential) -> Result<Principal, AppError> {
-    crate::session::recheck(app, credential).await
-}
-
 #[utoipa::path(
     get,
     path = "/api/v1/chat/ws",
@@ -515,7 +511,7 @@ pub async fn agent_ws(req: HttpRequest, body: web::Payload, app: web::Data<App>)
         return Err(AppError::NotFound("page").into());
     }
     let token = socket_credential(&req).ok_or(AppError::Unauthenticated("missing Authorization: Bearer token"))?;
-    let who = check(&app, &token).await?;
+    let who = crate::session::recheck(&app, &token).await?;
     who.require_read()?;
     let name = app.display_name(&who).await?;
     drop(who);
@@ -550,7 +546,7 @@ async fn agent_loop(
             frame = stream.recv() => {
                 last_heard = Instant::now();
                 match frame {
-                    Some(Ok(AggregatedMessage::Text(text))) => match check(&app, &token).await {
+                    Some(Ok(AggregatedMessage::Text(text))) => match crate::session::recheck(&app, &token).await {
                         Ok(who) => agent_frame(&app, &who, &name, &mut ws, &text).await,
                         Err(e) => {
                             let _ = send(&mut ws, &app_error_frame(&e, None)).await;
@@ -582,7 +578,7 @@ async fn agent_loop(
                 Err(RecvError::Lagged(n)) => send(&mut ws, &json!({"type": "resync", "missed": n})).await,
                 Err(RecvError::Closed) => false,
             },
-            _ = heartbeat.tick() => match check(&app, &token).await {
+            _ = heartbeat.tick() => match crate::session::recheck(&app, &token).await {
                 Ok(_) => last_heard.elapsed() <= beat * 3 && ws.ping(b"").await.is_ok(),
                 Err(e) => {
                     let _ = send(&mut ws, &app_error_frame(&e, None)).await;

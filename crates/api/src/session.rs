@@ -75,23 +75,21 @@ pub async fn principal_of(req: &HttpRequest) -> Result<Principal, ApiError> {
         .app_data::<web::Data<App>>()
         .cloned()
         .ok_or_else(|| ApiError::from(AppError::Internal("application state missing".into())))?;
-    match credential(req)? {
-        None => Err(AppError::Unauthenticated("missing Authorization: Bearer token (or a browser session)").into()),
-        Some(Credential::Bearer(token)) => Ok(app.authenticate(&token).await?),
-        Some(Credential::Session(session)) => {
-            if !safe(req.method()) {
-                let presented = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-                if !app.csrf_ok(&session, presented) {
-                    return Err(ApiError::new(
-                        actix_web::http::StatusCode::FORBIDDEN,
-                        "csrf_failed",
-                        "a browser session must send its X-CSRF-Token header on every change",
-                    ));
-                }
+    let credential = credential(req)?
+        .ok_or(AppError::Unauthenticated("missing Authorization: Bearer token (or a browser session)"))?;
+    if let Credential::Session(session) = &credential {
+        if !safe(req.method()) {
+            let presented = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+            if !app.csrf_ok(session, presented) {
+                return Err(ApiError::new(
+                    actix_web::http::StatusCode::FORBIDDEN,
+                    "csrf_failed",
+                    "a browser session must send its X-CSRF-Token header on every change",
+                ));
             }
-            Ok(app.authenticate_session(&session).await?)
         }
     }
+    Ok(recheck(&app, &credential).await?)
 }
 
 /// Whether cookies must be `Secure`: HTTPS requests (as the proxy says) or `auth.cookie_secure`.

@@ -35,6 +35,21 @@ pub fn like_pattern(text: &str) -> String {
     out
 }
 
+/// Filters a cases query by search text: case-insensitive in the subject, or exactly the case
+/// number (`42` or `#42`). Used by the case list and the inbox.
+macro_rules! case_text_filter {
+    ($q:expr, $text:expr) => {{
+        use crate::schema::cases::dsl as tc;
+        let text: &str = $text;
+        let digits = text.trim().trim_start_matches('#');
+        let pattern = like_pattern(text.trim());
+        match digits.parse::<i64>() {
+            Ok(n) => $q.filter(lower(tc::subject).like(pattern).escape('\\').or(tc::number.eq(n))),
+            Err(_) => $q.filter(lower(tc::subject).like(pattern).escape('\\')),
+        }
+    }};
+}
+
 /// Hands out the next human-readable case number. PostgreSQL uses a sequence (no row lock
 /// held across the creating transaction); SQLite, single-writer anyway, a counter row.
 pub fn next_case_number(conn: &mut DbConn) -> QueryResult<i64> {
@@ -179,13 +194,7 @@ pub mod cases {
             q = q.filter(c::offered_to.eq(a.clone())).filter(c::assignee_id.is_null());
         }
         if let Some(text) = &f.text {
-            let digits = text.trim().trim_start_matches('#');
-            let pattern = like_pattern(text.trim());
-            if let Ok(n) = digits.parse::<i64>() {
-                q = q.filter(lower(c::subject).like(pattern).escape('\\').or(c::number.eq(n)));
-            } else {
-                q = q.filter(lower(c::subject).like(pattern).escape('\\'));
-            }
+            q = case_text_filter!(q, text);
         }
         if f.ascending {
             if let Some(a) = &f.after {
@@ -300,7 +309,8 @@ pub mod inbox {
     /// A case, its customer's name and tier, its SLA due time and whether a breach is open.
     pub type InboxRow = (CaseRow, String, String, Option<NaiveDateTime>, Option<bool>);
 
-    macro_rules! view_filter {
+    /// The part of a view's filter that reads the cases table alone.
+    macro_rules! case_view_filter {
         ($q:expr, $view:expr) => {{
             let mut q = $q;
             match $view {
@@ -316,13 +326,22 @@ pub mod inbox {
                 }
                 View::Open => q = q.filter(c::status.eq_any(["new", "open"])),
                 View::Pending => q = q.filter(c::status.eq("pending")),
-                View::Breaching(before) => {
-                    // `breached` as a bare term, so SQLite can use the partial index on it.
-                    q = q.filter(c::status.eq_any(UNSOLVED)).filter(s::breached.or(s::due_at.le(*before)));
-                }
+                View::Breaching(_) => q = q.filter(c::status.eq_any(UNSOLVED)),
                 View::All => {}
             }
             q
+        }};
+    }
+
+    /// A view's whole filter: the breaching view also reads the case's deadlines.
+    macro_rules! view_filter {
+        ($q:expr, $view:expr) => {{
+            let q = case_view_filter!($q, $view);
+            match $view {
+                // `breached` as a bare term, so SQLite can use the partial index on it.
+                View::Breaching(before) => q.filter(s::breached.or(s::due_at.le(*before))),
+                _ => q,
+            }
         }};
     }
 
@@ -345,13 +364,7 @@ pub mod inbox {
                 q = q.filter(c::id.eq_any(ks::case_skills.filter(ks::skill_id.eq(k.clone())).select(ks::case_id)));
             }
             if let Some(text) = &f.text {
-                let digits = text.trim().trim_start_matches('#');
-                let pattern = like_pattern(text.trim());
-                if let Ok(n) = digits.parse::<i64>() {
-                    q = q.filter(lower(c::subject).like(pattern).escape('\\').or(c::number.eq(n)));
-                } else {
-                    q = q.filter(lower(c::subject).like(pattern).escape('\\'));
-                }
+                q = case_text_filter!(q, text);
             }
             view_filter!(q, &f.view)
         }};
@@ -409,21 +422,8 @@ pub mod inbox {
             return view_filter!(q, view).get_result(conn);
         }
         // The other views need the cases table alone (and its indexes).
-        let mut q = c::cases.select(diesel::dsl::count_star()).into_boxed();
-        match view {
-            View::Mine(agent) => q = q.filter(c::assignee_id.eq(agent.clone())).filter(c::status.eq_any(UNSOLVED)),
-            View::TeamUnassigned(team) => {
-                q = q.filter(c::assignee_id.is_null()).filter(c::status.eq_any(UNSOLVED));
-                q = match team {
-                    Some(t) => q.filter(c::team_id.eq(t.clone())),
-                    None => q.filter(c::team_id.is_null()),
-                };
-            }
-            View::Open => q = q.filter(c::status.eq_any(["new", "open"])),
-            View::Pending => q = q.filter(c::status.eq("pending")),
-            View::Breaching(_) | View::All => {}
-        }
-        q.get_result(conn)
+        let q = c::cases.select(diesel::dsl::count_star()).into_boxed();
+        case_view_filter!(q, view).get_result(conn)
     }
 }
 
