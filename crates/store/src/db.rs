@@ -1,6 +1,8 @@
 //! Connections, pool and migrations for both backends.
 
 use diesel::connection::SimpleConnection;
+use diesel::query_dsl::methods::ExecuteDsl;
+use diesel::query_dsl::{LoadQuery, RunQueryDsl};
 use diesel::r2d2::{ManageConnection, Pool, R2D2Connection};
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -17,6 +19,55 @@ pub enum DbConn {
     Pg(PgConnection),
     Sqlite(SqliteConnection),
 }
+
+/// Runs a query on the concrete connection behind a [`DbConn`].
+///
+/// Through diesel's `MultiConnection` layer every execution writes the query's SQL text anew,
+/// twice (once to ask whether the statement may be cached, once to collect its binds), even
+/// when the prepared statement is already cached: that was a quarter of the instructions of a
+/// `GET /cases/{id}` (callgrind, docs/performance.md). A query written once against the
+/// schema is generic over the backend, so it can run on either connection directly, where the
+/// statement cache is keyed by the query's type and no SQL is written after the first time.
+/// Queries whose type is bound to the multi-backend (boxed ones, built piecewise) keep using
+/// diesel's own methods.
+pub trait Direct: Sized {
+    /// Like `RunQueryDsl::load`.
+    fn load_direct<'q, U>(self, conn: &mut DbConn) -> diesel::QueryResult<Vec<U>>
+    where
+        Self: RunQueryDsl<PgConnection> + RunQueryDsl<SqliteConnection>,
+        Self: LoadQuery<'q, PgConnection, U> + LoadQuery<'q, SqliteConnection, U>,
+    {
+        match conn {
+            DbConn::Pg(c) => RunQueryDsl::load(self, c),
+            DbConn::Sqlite(c) => RunQueryDsl::load(self, c),
+        }
+    }
+
+    /// Like `RunQueryDsl::get_result`.
+    fn get_result_direct<'q, U>(self, conn: &mut DbConn) -> diesel::QueryResult<U>
+    where
+        Self: RunQueryDsl<PgConnection> + RunQueryDsl<SqliteConnection>,
+        Self: LoadQuery<'q, PgConnection, U> + LoadQuery<'q, SqliteConnection, U>,
+    {
+        match conn {
+            DbConn::Pg(c) => RunQueryDsl::get_result(self, c),
+            DbConn::Sqlite(c) => RunQueryDsl::get_result(self, c),
+        }
+    }
+
+    /// Like `RunQueryDsl::execute`.
+    fn execute_direct(self, conn: &mut DbConn) -> diesel::QueryResult<usize>
+    where
+        Self: ExecuteDsl<PgConnection> + ExecuteDsl<SqliteConnection>,
+    {
+        match conn {
+            DbConn::Pg(c) => ExecuteDsl::execute(self, c),
+            DbConn::Sqlite(c) => ExecuteDsl::execute(self, c),
+        }
+    }
+}
+
+impl<T> Direct for T {}
 
 /// Which database engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Queries, grouped by aggregate. Each function takes a connection so callers decide the
 //! transaction boundary; per-dialect SQL is confined to the few places that need it.
 
-use crate::db::DbConn;
+use crate::db::{DbConn, Direct};
 use crate::models::*;
 use crate::schema;
 use crate::QueryResult;
@@ -18,6 +18,13 @@ diesel::define_sql_function! {
 /// build enables STAT4), which cost half of a `GET /cases/{id}`.
 fn first<T>(rows: Vec<T>) -> Option<T> {
     rows.into_iter().next()
+}
+
+/// The columns of `T` in its field order: the select clause `T::as_select()` would give, but
+/// not tied to one backend, so the query can run on either connection directly
+/// ([`Direct`]); rows are read back through `T`'s `Queryable`, which follows the same order.
+fn cols<T: Selectable<diesel::sqlite::Sqlite>>() -> T::SelectExpression {
+    T::construct_selection()
 }
 
 /// Escapes `%`, `_` and `\` so user text matches literally inside a LIKE pattern, and wraps it
@@ -134,18 +141,18 @@ pub mod cases {
     }
 
     pub fn insert(conn: &mut DbConn, row: &CaseRow) -> QueryResult<()> {
-        diesel::insert_into(c::cases).values(row).execute(conn).map(drop)
+        diesel::insert_into(c::cases).values(row).execute_direct(conn).map(drop)
     }
 
     pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<CaseRow>> {
-        c::cases.find(id).select(CaseRow::as_select()).load(conn).map(first)
+        c::cases.find(id).select(cols::<CaseRow>()).load_direct(conn).map(first)
     }
 
     /// A case, locked until the transaction ends on PostgreSQL (`FOR UPDATE`), so writers of
     /// one case queue instead of racing; SQLite's write transactions are serial anyway.
     pub fn get_for_update(conn: &mut DbConn, id: &str) -> QueryResult<Option<CaseRow>> {
         match conn {
-            DbConn::Pg(c) => c::cases.find(id).select(CaseRow::as_select()).for_update().load(c).map(first),
+            DbConn::Pg(c) => c::cases.find(id).select(cols::<CaseRow>()).for_update().load(c).map(first),
             DbConn::Sqlite(_) => get(conn, id),
         }
     }
@@ -156,18 +163,18 @@ pub mod cases {
         c::cases
             .inner_join(cu::customers)
             .filter(c::id.eq(id))
-            .select((CaseRow::as_select(), cu::name, cu::tier))
-            .load(conn)
+            .select((cols::<CaseRow>(), cu::name, cu::tier))
+            .load_direct(conn)
             .map(first)
     }
 
     pub fn get_by_number(conn: &mut DbConn, number: i64) -> QueryResult<Option<CaseRow>> {
-        c::cases.filter(c::number.eq(number)).select(CaseRow::as_select()).load(conn).map(first)
+        c::cases.filter(c::number.eq(number)).select(cols::<CaseRow>()).load_direct(conn).map(first)
     }
 
     /// One page of cases, ordered by id (ids are time-ordered UUIDv7).
     pub fn list(conn: &mut DbConn, f: &CaseFilter) -> QueryResult<Vec<CaseRow>> {
-        let mut q = c::cases.select(CaseRow::as_select()).into_boxed();
+        let mut q = c::cases.select(cols::<CaseRow>()).into_boxed();
         if !f.statuses.is_empty() {
             q = q.filter(c::status.eq_any(f.statuses.clone()));
         }
@@ -215,7 +222,7 @@ pub mod cases {
     pub fn update_if_version(conn: &mut DbConn, row: &CaseRow, expected_version: i64) -> QueryResult<bool> {
         let n = diesel::update(c::cases.filter(c::id.eq(&row.id)).filter(c::version.eq(expected_version)))
             .set(row)
-            .execute(conn)?;
+            .execute_direct(conn)?;
         Ok(n == 1)
     }
 
@@ -224,8 +231,8 @@ pub mod cases {
             .filter(c::customer_id.eq(customer_id))
             .order(c::id.desc())
             .limit(limit)
-            .select(CaseRow::as_select())
-            .load(conn)
+            .select(cols::<CaseRow>())
+            .load_direct(conn)
     }
 
     /// Moves every case of `from` to customer `to`; returns the moved case ids.
@@ -238,28 +245,32 @@ pub mod cases {
         now: NaiveDateTime,
     ) -> QueryResult<Vec<String>> {
         let moved: Vec<String> =
-            c::cases.filter(c::id.eq_any(ids)).filter(c::customer_id.eq(from)).select(c::id).load(conn)?;
+            c::cases.filter(c::id.eq_any(ids)).filter(c::customer_id.eq(from)).select(c::id).load_direct(conn)?;
         diesel::update(c::cases.filter(c::id.eq_any(&moved)))
             .set((c::customer_id.eq(to), c::updated_at.eq(now), c::version.eq(c::version + 1)))
-            .execute(conn)?;
+            .execute_direct(conn)?;
         Ok(moved)
     }
 
     pub fn move_to_customer(conn: &mut DbConn, from: &str, to: &str, now: NaiveDateTime) -> QueryResult<Vec<String>> {
-        let ids: Vec<String> = c::cases.filter(c::customer_id.eq(from)).select(c::id).load(conn)?;
+        let ids: Vec<String> = c::cases.filter(c::customer_id.eq(from)).select(c::id).load_direct(conn)?;
         diesel::update(c::cases.filter(c::customer_id.eq(from)))
             .set((c::customer_id.eq(to), c::updated_at.eq(now), c::version.eq(c::version + 1)))
-            .execute(conn)?;
+            .execute_direct(conn)?;
         Ok(ids)
     }
 
     /// Active cases (new or open) nobody is assigned to: the routing queue.
     pub fn count_unassigned_active(conn: &mut DbConn) -> QueryResult<i64> {
-        c::cases.filter(c::assignee_id.is_null()).filter(c::status.eq_any(["new", "open"])).count().get_result(conn)
+        c::cases
+            .filter(c::assignee_id.is_null())
+            .filter(c::status.eq_any(["new", "open"]))
+            .count()
+            .get_result_direct(conn)
     }
 
     pub fn count_for_assignee(conn: &mut DbConn, agent_id: &str) -> QueryResult<i64> {
-        c::cases.filter(c::assignee_id.eq(agent_id)).count().get_result(conn)
+        c::cases.filter(c::assignee_id.eq(agent_id)).count().get_result_direct(conn)
     }
 }
 
@@ -385,7 +396,7 @@ pub mod inbox {
                 .inner_join(cu::customers)
                 .inner_join(s::case_sla.on(s::case_id.eq(c::id)))
                 .filter(s::due_at.is_not_null())
-                .select((CaseRow::as_select(), cu::name, cu::tier, s::due_at, s::breached.nullable()))
+                .select((cols::<CaseRow>(), cu::name, cu::tier, s::due_at, s::breached.nullable()))
                 .into_boxed();
             let mut q = extra_filters!(q, f);
             if let Some((due, id)) = after {
@@ -400,7 +411,7 @@ pub mod inbox {
                 .inner_join(cu::customers)
                 .left_join(s::case_sla.on(s::case_id.eq(c::id)))
                 .filter(s::due_at.is_null())
-                .select((CaseRow::as_select(), cu::name, cu::tier, s::due_at.nullable(), s::breached.nullable()))
+                .select((cols::<CaseRow>(), cu::name, cu::tier, s::due_at.nullable(), s::breached.nullable()))
                 .into_boxed();
             let mut q = extra_filters!(q, f);
             if let Some((None, id)) = &f.after {
@@ -455,7 +466,7 @@ pub mod viewers {
 
     pub fn leave(conn: &mut DbConn, case_id: &str, agent_id: &str) -> QueryResult<()> {
         diesel::delete(v::case_viewers.filter(v::case_id.eq(case_id)).filter(v::agent_id.eq(agent_id)))
-            .execute(conn)
+            .execute_direct(conn)
             .map(drop)
     }
 
@@ -465,13 +476,13 @@ pub mod viewers {
             .filter(v::case_id.eq(case_id))
             .filter(v::seen_at.ge(since))
             .order(v::seen_at.asc())
-            .select(CaseViewerRow::as_select())
-            .load(conn)
+            .select(cols::<CaseViewerRow>())
+            .load_direct(conn)
     }
 
     /// Forgets heartbeats older than `before`.
     pub fn purge(conn: &mut DbConn, before: NaiveDateTime) -> QueryResult<usize> {
-        diesel::delete(v::case_viewers.filter(v::seen_at.lt(before))).execute(conn)
+        diesel::delete(v::case_viewers.filter(v::seen_at.lt(before))).execute_direct(conn)
     }
 }
 
@@ -487,7 +498,7 @@ pub mod sessions {
         expires_at: NaiveDateTime,
         now: NaiveDateTime,
     ) -> QueryResult<()> {
-        diesel::delete(r::revoked_sessions.filter(r::expires_at.lt(now))).execute(conn)?;
+        diesel::delete(r::revoked_sessions.filter(r::expires_at.lt(now))).execute_direct(conn)?;
         macro_rules! insert {
             ($c:expr) => {
                 diesel::insert_into(r::revoked_sessions)
@@ -505,7 +516,7 @@ pub mod sessions {
     }
 
     pub fn is_revoked(conn: &mut DbConn, token_hash: &str) -> QueryResult<bool> {
-        let n: i64 = r::revoked_sessions.filter(r::token_hash.eq(token_hash)).count().get_result(conn)?;
+        let n: i64 = r::revoked_sessions.filter(r::token_hash.eq(token_hash)).count().get_result_direct(conn)?;
         Ok(n > 0)
     }
 }
@@ -515,31 +526,31 @@ pub mod macros {
     use schema::macros::dsl as m;
 
     pub fn list(conn: &mut DbConn) -> QueryResult<Vec<MacroRow>> {
-        m::macros.order(m::name.asc()).select(MacroRow::as_select()).load(conn)
+        m::macros.order(m::name.asc()).select(cols::<MacroRow>()).load_direct(conn)
     }
 
     pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<MacroRow>> {
-        m::macros.find(id).select(MacroRow::as_select()).load(conn).map(first)
+        m::macros.find(id).select(cols::<MacroRow>()).load_direct(conn).map(first)
     }
 
     pub fn by_name(conn: &mut DbConn, name: &str) -> QueryResult<Option<MacroRow>> {
-        m::macros.filter(m::name.eq(name)).select(MacroRow::as_select()).load(conn).map(first)
+        m::macros.filter(m::name.eq(name)).select(cols::<MacroRow>()).load_direct(conn).map(first)
     }
 
     pub fn insert(conn: &mut DbConn, row: &MacroRow) -> QueryResult<()> {
-        diesel::insert_into(m::macros).values(row).execute(conn).map(drop)
+        diesel::insert_into(m::macros).values(row).execute_direct(conn).map(drop)
     }
 
     /// Writes `row` if the stored version is still `expected`; returns whether it did.
     pub fn update_if_version(conn: &mut DbConn, row: &MacroRow, expected: i64) -> QueryResult<bool> {
         let n = diesel::update(m::macros.filter(m::id.eq(&row.id)).filter(m::version.eq(expected)))
             .set(row)
-            .execute(conn)?;
+            .execute_direct(conn)?;
         Ok(n == 1)
     }
 
     pub fn delete(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
-        Ok(diesel::delete(m::macros.find(id)).execute(conn)? == 1)
+        Ok(diesel::delete(m::macros.find(id)).execute_direct(conn)? == 1)
     }
 }
 
@@ -557,7 +568,7 @@ pub mod stats {
             .filter(c::assignee_id.is_not_null())
             .group_by(c::assignee_id)
             .select((c::assignee_id, diesel::dsl::count_star()))
-            .load(conn)
+            .load_direct(conn)
     }
 
     /// Cases waiting for an agent (new or open, unassigned) per team (`None`: no team).
@@ -567,7 +578,7 @@ pub mod stats {
             .filter(c::assignee_id.is_null())
             .group_by(c::team_id)
             .select((c::team_id, diesel::dsl::count_star()))
-            .load(conn)
+            .load_direct(conn)
     }
 
     /// Cases waiting for an agent per skill they require.
@@ -579,17 +590,17 @@ pub mod stats {
             .filter(c::assignee_id.is_null())
             .group_by(ks::skill_id)
             .select((ks::skill_id, diesel::dsl::count_star()))
-            .load(conn)
+            .load_direct(conn)
     }
 
     /// Creation times of the cases created since `since`.
     pub fn created_since(conn: &mut DbConn, since: NaiveDateTime) -> QueryResult<Vec<NaiveDateTime>> {
-        c::cases.filter(c::created_at.ge(since)).select(c::created_at).load(conn)
+        c::cases.filter(c::created_at.ge(since)).select(c::created_at).load_direct(conn)
     }
 
     /// Solving times of the cases solved since `since`.
     pub fn solved_since(conn: &mut DbConn, since: NaiveDateTime) -> QueryResult<Vec<NaiveDateTime>> {
-        c::cases.filter(c::solved_at.ge(since)).select(c::solved_at.assume_not_null()).load(conn)
+        c::cases.filter(c::solved_at.ge(since)).select(c::solved_at.assume_not_null()).load_direct(conn)
     }
 
     /// (created, first response, channel) of the cases created since `since` that were answered.
@@ -601,7 +612,7 @@ pub mod stats {
             .filter(c::created_at.ge(since))
             .filter(c::first_response_at.is_not_null())
             .select((c::created_at, c::first_response_at.assume_not_null(), c::channel))
-            .load(conn)
+            .load_direct(conn)
     }
 
     /// (when, channel, team) of every breach due since `since`.
@@ -614,7 +625,7 @@ pub mod stats {
             .filter(f::milestone.eq("breach"))
             .filter(f::due_at.ge(since))
             .select((f::due_at, c::channel, c::team_id))
-            .load(conn)
+            .load_direct(conn)
     }
 }
 
@@ -623,7 +634,7 @@ pub mod messages {
     use schema::messages::dsl as m;
 
     pub fn insert(conn: &mut DbConn, row: &MessageRow) -> QueryResult<()> {
-        diesel::insert_into(m::messages).values(row).execute(conn).map(drop)
+        diesel::insert_into(m::messages).values(row).execute_direct(conn).map(drop)
     }
 
     pub fn list_for_case(
@@ -632,7 +643,7 @@ pub mod messages {
         after: Option<&str>,
         limit: i64,
     ) -> QueryResult<Vec<MessageRow>> {
-        let mut q = m::messages.filter(m::case_id.eq(case_id)).select(MessageRow::as_select()).into_boxed();
+        let mut q = m::messages.filter(m::case_id.eq(case_id)).select(cols::<MessageRow>()).into_boxed();
         if let Some(a) = after {
             q = q.filter(m::id.gt(a.to_owned()));
         }
@@ -643,8 +654,8 @@ pub mod messages {
         m::messages
             .filter(m::channel.eq(channel))
             .filter(m::external_id.eq(external_id))
-            .select(MessageRow::as_select())
-            .load(conn)
+            .select(cols::<MessageRow>())
+            .load_direct(conn)
             .map(first)
     }
 
@@ -654,13 +665,13 @@ pub mod messages {
             .filter(m::message_id_header.eq_any(ids))
             .order(m::id.desc())
             .limit(1)
-            .select(MessageRow::as_select())
-            .load(conn)
+            .select(cols::<MessageRow>())
+            .load_direct(conn)
             .map(first)
     }
 
     pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<MessageRow>> {
-        m::messages.find(id).select(MessageRow::as_select()).load(conn).map(first)
+        m::messages.find(id).select(cols::<MessageRow>()).load_direct(conn).map(first)
     }
 
     /// The next conversation position of a case (1 for the first). Call inside the
@@ -678,8 +689,8 @@ pub mod messages {
             .filter(m::seq.gt(after))
             .order(m::seq.asc())
             .limit(limit)
-            .select(MessageRow::as_select())
-            .load(conn)
+            .select(cols::<MessageRow>())
+            .load_direct(conn)
     }
 
     /// Outbound messages of a case up to position `upto` not yet marked sent.
@@ -689,19 +700,19 @@ pub mod messages {
             .filter(m::seq.le(upto))
             .filter(m::direction.eq("outbound"))
             .filter(m::delivery_status.ne("sent"))
-            .select(MessageRow::as_select())
-            .load(conn)
+            .select(cols::<MessageRow>())
+            .load_direct(conn)
     }
 
     pub fn set_delivery_status(conn: &mut DbConn, id: &str, status: &str) -> QueryResult<()> {
-        diesel::update(m::messages.find(id)).set(m::delivery_status.eq(status)).execute(conn).map(drop)
+        diesel::update(m::messages.find(id)).set(m::delivery_status.eq(status)).execute_direct(conn).map(drop)
     }
 
     /// Records a delivery outcome of an outbound message (`error` is cleared on success).
     pub fn set_delivery(conn: &mut DbConn, id: &str, status: &str, error: Option<&str>) -> QueryResult<()> {
         diesel::update(m::messages.find(id))
             .set((m::delivery_status.eq(status), m::delivery_error.eq(error)))
-            .execute(conn)
+            .execute_direct(conn)
             .map(drop)
     }
 
@@ -719,8 +730,8 @@ pub mod messages {
             .filter(m::message_id_header.is_not_null())
             .order(m::id.desc())
             .limit(1)
-            .select(MessageRow::as_select())
-            .load(conn)
+            .select(cols::<MessageRow>())
+            .load_direct(conn)
             .map(first)
     }
 
@@ -731,13 +742,13 @@ pub mod messages {
             .filter(m::message_id_header.is_not_null())
             .order(m::id.desc())
             .limit(1)
-            .select(MessageRow::as_select())
-            .load(conn)
+            .select(cols::<MessageRow>())
+            .load_direct(conn)
             .map(first)
     }
 
     pub fn insert_attachment(conn: &mut DbConn, row: &NewAttachment) -> QueryResult<()> {
-        diesel::insert_into(schema::attachments::table).values(row).execute(conn).map(drop)
+        diesel::insert_into(schema::attachments::table).values(row).execute_direct(conn).map(drop)
     }
 
     pub fn attachments_for(conn: &mut DbConn, message_ids: &[String]) -> QueryResult<Vec<AttachmentMeta>> {
@@ -745,8 +756,8 @@ pub mod messages {
         a::attachments
             .filter(a::message_id.eq_any(message_ids))
             .order(a::id.asc())
-            .select(AttachmentMeta::as_select())
-            .load(conn)
+            .select(cols::<AttachmentMeta>())
+            .load_direct(conn)
     }
 }
 
@@ -754,7 +765,7 @@ pub mod events {
     use super::*;
 
     pub fn insert_case_event(conn: &mut DbConn, row: &CaseEventRow) -> QueryResult<()> {
-        diesel::insert_into(schema::case_events::table).values(row).execute(conn).map(drop)
+        diesel::insert_into(schema::case_events::table).values(row).execute_direct(conn).map(drop)
     }
 
     pub fn list_case_events(
@@ -764,7 +775,7 @@ pub mod events {
         limit: i64,
     ) -> QueryResult<Vec<CaseEventRow>> {
         use schema::case_events::dsl as e;
-        let mut q = e::case_events.filter(e::case_id.eq(case_id)).select(CaseEventRow::as_select()).into_boxed();
+        let mut q = e::case_events.filter(e::case_id.eq(case_id)).select(cols::<CaseEventRow>()).into_boxed();
         if let Some(a) = after {
             q = q.filter(e::id.gt(a.to_owned()));
         }
@@ -790,7 +801,7 @@ pub mod events {
     /// When a case event was created (to resume a stream from its id).
     pub fn case_event_created_at(conn: &mut DbConn, id: &str) -> QueryResult<Option<NaiveDateTime>> {
         use schema::case_events::dsl as e;
-        e::case_events.find(id).select(e::created_at).load(conn).map(first)
+        e::case_events.find(id).select(e::created_at).load_direct(conn).map(first)
     }
 
     /// Several rows in one statement.
@@ -804,7 +815,7 @@ pub mod events {
     }
 
     pub fn insert_customer_event(conn: &mut DbConn, row: &CustomerEventRow) -> QueryResult<()> {
-        diesel::insert_into(schema::customer_events::table).values(row).execute(conn).map(drop)
+        diesel::insert_into(schema::customer_events::table).values(row).execute_direct(conn).map(drop)
     }
 
     pub fn list_customer_events(conn: &mut DbConn, customer_id: &str) -> QueryResult<Vec<CustomerEventRow>> {
@@ -812,17 +823,17 @@ pub mod events {
         e::customer_events
             .filter(e::customer_id.eq(customer_id))
             .order(e::id.asc())
-            .select(CustomerEventRow::as_select())
-            .load(conn)
+            .select(cols::<CustomerEventRow>())
+            .load_direct(conn)
     }
 
     pub fn insert_outbox(conn: &mut DbConn, row: &OutboxRow) -> QueryResult<()> {
-        diesel::insert_into(schema::outbox::table).values(row).execute(conn).map(drop)
+        diesel::insert_into(schema::outbox::table).values(row).execute_direct(conn).map(drop)
     }
 
     pub fn outbox_for_case(conn: &mut DbConn, case_id: &str) -> QueryResult<Vec<OutboxRow>> {
         use schema::outbox::dsl as o;
-        o::outbox.filter(o::case_id.eq(case_id)).order(o::id.asc()).select(OutboxRow::as_select()).load(conn)
+        o::outbox.filter(o::case_id.eq(case_id)).order(o::id.asc()).select(cols::<OutboxRow>()).load_direct(conn)
     }
 
     /// Pending rows of these kinds whose next attempt is due, oldest first.
@@ -839,8 +850,8 @@ pub mod events {
             .filter(o::kind.eq_any(kinds))
             .order((o::next_attempt_at.asc(), o::id.asc()))
             .limit(limit)
-            .select(OutboxRow::as_select())
-            .load(conn)
+            .select(cols::<OutboxRow>())
+            .load_direct(conn)
     }
 
     /// Claims a due row by moving its next attempt to `lease_until` and counting the attempt,
@@ -860,7 +871,7 @@ pub mod events {
                 .filter(o::next_attempt_at.eq(seen_next_attempt_at)),
         )
         .set((o::next_attempt_at.eq(lease_until), o::attempts.eq(o::attempts + 1)))
-        .execute(conn)
+        .execute_direct(conn)
         .map(|n| n == 1)
     }
 
@@ -893,7 +904,7 @@ pub mod events {
             o::last_error.eq(last_error),
             o::delivered_at.eq(delivered_at),
         ))
-        .execute(conn)
+        .execute_direct(conn)
         .map(|n| n == 1)
     }
 
@@ -909,7 +920,7 @@ pub mod events {
                 .filter(o::next_attempt_at.gt(now)),
         )
         .set(o::next_attempt_at.eq(now))
-        .execute(conn)
+        .execute_direct(conn)
     }
 
     /// Marks a pending row delivered by another path (a chat reply the visitor's browser
@@ -920,20 +931,20 @@ pub mod events {
         use schema::outbox::dsl as o;
         diesel::update(o::outbox.filter(o::id.eq(id)).filter(o::status.eq("pending")).filter(o::attempts.eq(0)))
             .set((o::status.eq("delivered"), o::delivered_at.eq(Some(now)), o::next_attempt_at.eq(now)))
-            .execute(conn)
+            .execute_direct(conn)
             .map(|n| n == 1)
     }
 
     pub fn outbox_get(conn: &mut DbConn, id: &str) -> QueryResult<Option<OutboxRow>> {
         use schema::outbox::dsl as o;
-        o::outbox.find(id).select(OutboxRow::as_select()).load(conn).map(first)
+        o::outbox.find(id).select(cols::<OutboxRow>()).load_direct(conn).map(first)
     }
 
     /// Number of undelivered outbox rows and the creation time of the oldest.
     pub fn outbox_backlog(conn: &mut DbConn) -> QueryResult<(i64, Option<NaiveDateTime>)> {
         use schema::outbox::dsl as o;
         let pending = o::outbox.filter(o::status.eq("pending"));
-        let n = pending.count().get_result(conn)?;
+        let n = pending.count().get_result_direct(conn)?;
         let oldest = o::outbox.filter(o::status.eq("pending")).select(diesel::dsl::min(o::created_at)).first::<Option<
             NaiveDateTime,
         >>(
@@ -949,11 +960,11 @@ pub mod customers {
     use schema::customers::dsl as cu;
 
     pub fn insert(conn: &mut DbConn, row: &CustomerRow) -> QueryResult<()> {
-        diesel::insert_into(cu::customers).values(row).execute(conn).map(drop)
+        diesel::insert_into(cu::customers).values(row).execute_direct(conn).map(drop)
     }
 
     pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<CustomerRow>> {
-        cu::customers.find(id).select(CustomerRow::as_select()).load(conn).map(first)
+        cu::customers.find(id).select(cols::<CustomerRow>()).load_direct(conn).map(first)
     }
 
     /// Customers that have not been merged away, newest first, optionally matching `text`
@@ -964,7 +975,7 @@ pub mod customers {
         after: Option<&str>,
         limit: i64,
     ) -> QueryResult<Vec<CustomerRow>> {
-        let mut q = cu::customers.filter(cu::merged_into.is_null()).select(CustomerRow::as_select()).into_boxed();
+        let mut q = cu::customers.filter(cu::merged_into.is_null()).select(cols::<CustomerRow>()).into_boxed();
         if let Some(t) = text {
             let p = like_pattern(t.trim());
             let by_identity =
@@ -980,7 +991,7 @@ pub mod customers {
     pub fn update_if_version(conn: &mut DbConn, row: &CustomerRow, expected_version: i64) -> QueryResult<bool> {
         let n = diesel::update(cu::customers.filter(cu::id.eq(&row.id)).filter(cu::version.eq(expected_version)))
             .set(row)
-            .execute(conn)?;
+            .execute_direct(conn)?;
         Ok(n == 1)
     }
 
@@ -988,16 +999,16 @@ pub mod customers {
         i::customer_identities
             .filter(i::customer_id.eq(customer_id))
             .order(i::id.asc())
-            .select(IdentityRow::as_select())
-            .load(conn)
+            .select(cols::<IdentityRow>())
+            .load_direct(conn)
     }
 
     pub fn find_identity(conn: &mut DbConn, kind: &str, value: &str) -> QueryResult<Option<IdentityRow>> {
         i::customer_identities
             .filter(i::kind.eq(kind))
             .filter(i::value.eq(value))
-            .select(IdentityRow::as_select())
-            .load(conn)
+            .select(cols::<IdentityRow>())
+            .load_direct(conn)
             .map(first)
     }
 
@@ -1006,12 +1017,12 @@ pub mod customers {
         i::customer_identities
             .filter(i::kind.eq(kind))
             .filter(i::value.eq_any(values))
-            .select(IdentityRow::as_select())
-            .load(conn)
+            .select(cols::<IdentityRow>())
+            .load_direct(conn)
     }
 
     pub fn insert_identity(conn: &mut DbConn, row: &IdentityRow) -> QueryResult<()> {
-        diesel::insert_into(i::customer_identities).values(row).execute(conn).map(drop)
+        diesel::insert_into(i::customer_identities).values(row).execute_direct(conn).map(drop)
     }
 
     /// Moves every identity of `from` to `to`; returns the moved identity ids.
@@ -1021,16 +1032,19 @@ pub mod customers {
             .filter(i::id.eq_any(ids))
             .filter(i::customer_id.eq(from))
             .select(i::id)
-            .load(conn)?;
-        diesel::update(i::customer_identities.filter(i::id.eq_any(&moved))).set(i::customer_id.eq(to)).execute(conn)?;
+            .load_direct(conn)?;
+        diesel::update(i::customer_identities.filter(i::id.eq_any(&moved)))
+            .set(i::customer_id.eq(to))
+            .execute_direct(conn)?;
         Ok(moved)
     }
 
     pub fn move_identities(conn: &mut DbConn, from: &str, to: &str) -> QueryResult<Vec<String>> {
-        let ids: Vec<String> = i::customer_identities.filter(i::customer_id.eq(from)).select(i::id).load(conn)?;
+        let ids: Vec<String> =
+            i::customer_identities.filter(i::customer_id.eq(from)).select(i::id).load_direct(conn)?;
         diesel::update(i::customer_identities.filter(i::customer_id.eq(from)))
             .set(i::customer_id.eq(to))
-            .execute(conn)?;
+            .execute_direct(conn)?;
         Ok(ids)
     }
 }
@@ -1041,40 +1055,40 @@ pub mod agents {
     use schema::agents::dsl as a;
 
     pub fn insert(conn: &mut DbConn, row: &AgentRow) -> QueryResult<()> {
-        diesel::insert_into(a::agents).values(row).execute(conn).map(drop)
+        diesel::insert_into(a::agents).values(row).execute_direct(conn).map(drop)
     }
 
     pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<AgentRow>> {
-        a::agents.find(id).select(AgentRow::as_select()).load(conn).map(first)
+        a::agents.find(id).select(cols::<AgentRow>()).load_direct(conn).map(first)
     }
 
     pub fn get_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<AgentRow>> {
-        a::agents.filter(a::email.eq(email)).select(AgentRow::as_select()).load(conn).map(first)
+        a::agents.filter(a::email.eq(email)).select(cols::<AgentRow>()).load_direct(conn).map(first)
     }
 
     pub fn list(conn: &mut DbConn) -> QueryResult<Vec<AgentRow>> {
-        a::agents.order(a::name.asc()).select(AgentRow::as_select()).load(conn)
+        a::agents.order(a::name.asc()).select(cols::<AgentRow>()).load_direct(conn)
     }
 
     pub fn count(conn: &mut DbConn) -> QueryResult<i64> {
-        a::agents.count().get_result(conn)
+        a::agents.count().get_result_direct(conn)
     }
 
     pub fn update(conn: &mut DbConn, row: &AgentRow) -> QueryResult<bool> {
-        Ok(diesel::update(a::agents.find(&row.id)).set(row).execute(conn)? == 1)
+        Ok(diesel::update(a::agents.find(&row.id)).set(row).execute_direct(conn)? == 1)
     }
 
     pub fn skills(conn: &mut DbConn, agent_ids: &[String]) -> QueryResult<Vec<AgentSkillRow>> {
         s::agent_skills
             .filter(s::agent_id.eq_any(agent_ids))
             .order((s::agent_id.asc(), s::skill_id.asc()))
-            .select(AgentSkillRow::as_select())
-            .load(conn)
+            .select(cols::<AgentSkillRow>())
+            .load_direct(conn)
     }
 
     pub fn insert_event(conn: &mut DbConn, row: &AgentEventRow) -> QueryResult<()> {
         use schema::agent_events::dsl as e;
-        diesel::insert_into(e::agent_events).values(row).execute(conn).map(drop)
+        diesel::insert_into(e::agent_events).values(row).execute_direct(conn).map(drop)
     }
 
     /// The agent's audit log, oldest first, after the cursor (an event id).
@@ -1089,14 +1103,14 @@ pub mod agents {
         if let Some(a) = after {
             q = q.filter(e::id.gt(a.to_owned()));
         }
-        q.order(e::id.asc()).limit(limit).select(AgentEventRow::as_select()).load(conn)
+        q.order(e::id.asc()).limit(limit).select(cols::<AgentEventRow>()).load(conn)
     }
 
     /// Replaces the agent's whole skill set.
     pub fn set_skills(conn: &mut DbConn, agent_id: &str, rows: &[AgentSkillRow]) -> QueryResult<()> {
-        diesel::delete(s::agent_skills.filter(s::agent_id.eq(agent_id))).execute(conn)?;
+        diesel::delete(s::agent_skills.filter(s::agent_id.eq(agent_id))).execute_direct(conn)?;
         for r in rows {
-            diesel::insert_into(s::agent_skills).values(r).execute(conn)?;
+            diesel::insert_into(s::agent_skills).values(r).execute_direct(conn)?;
         }
         Ok(())
     }
@@ -1107,19 +1121,19 @@ pub mod teams {
     use schema::teams::dsl as t;
 
     pub fn insert(conn: &mut DbConn, row: &TeamRow) -> QueryResult<()> {
-        diesel::insert_into(t::teams).values(row).execute(conn).map(drop)
+        diesel::insert_into(t::teams).values(row).execute_direct(conn).map(drop)
     }
     pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<TeamRow>> {
-        t::teams.find(id).select(TeamRow::as_select()).load(conn).map(first)
+        t::teams.find(id).select(cols::<TeamRow>()).load_direct(conn).map(first)
     }
     pub fn list(conn: &mut DbConn) -> QueryResult<Vec<TeamRow>> {
-        t::teams.order(t::name.asc()).select(TeamRow::as_select()).load(conn)
+        t::teams.order(t::name.asc()).select(cols::<TeamRow>()).load_direct(conn)
     }
     pub fn update(conn: &mut DbConn, row: &TeamRow) -> QueryResult<bool> {
-        Ok(diesel::update(t::teams.find(&row.id)).set(row).execute(conn)? == 1)
+        Ok(diesel::update(t::teams.find(&row.id)).set(row).execute_direct(conn)? == 1)
     }
     pub fn delete(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
-        Ok(diesel::delete(t::teams.find(id)).execute(conn)? == 1)
+        Ok(diesel::delete(t::teams.find(id)).execute_direct(conn)? == 1)
     }
 }
 
@@ -1128,19 +1142,19 @@ pub mod skills {
     use schema::skills::dsl as s;
 
     pub fn insert(conn: &mut DbConn, row: &SkillRow) -> QueryResult<()> {
-        diesel::insert_into(s::skills).values(row).execute(conn).map(drop)
+        diesel::insert_into(s::skills).values(row).execute_direct(conn).map(drop)
     }
     pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<SkillRow>> {
-        s::skills.find(id).select(SkillRow::as_select()).load(conn).map(first)
+        s::skills.find(id).select(cols::<SkillRow>()).load_direct(conn).map(first)
     }
     pub fn list(conn: &mut DbConn) -> QueryResult<Vec<SkillRow>> {
-        s::skills.order(s::name.asc()).select(SkillRow::as_select()).load(conn)
+        s::skills.order(s::name.asc()).select(cols::<SkillRow>()).load_direct(conn)
     }
     pub fn update(conn: &mut DbConn, row: &SkillRow) -> QueryResult<bool> {
-        Ok(diesel::update(s::skills.find(&row.id)).set(row).execute(conn)? == 1)
+        Ok(diesel::update(s::skills.find(&row.id)).set(row).execute_direct(conn)? == 1)
     }
     pub fn delete(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
-        Ok(diesel::delete(s::skills.find(id)).execute(conn)? == 1)
+        Ok(diesel::delete(s::skills.find(id)).execute_direct(conn)? == 1)
     }
 }
 
@@ -1149,22 +1163,22 @@ pub mod tokens {
     use schema::api_tokens::dsl as t;
 
     pub fn insert(conn: &mut DbConn, row: &ApiTokenRow) -> QueryResult<()> {
-        diesel::insert_into(t::api_tokens).values(row).execute(conn).map(drop)
+        diesel::insert_into(t::api_tokens).values(row).execute_direct(conn).map(drop)
     }
     pub fn find_by_hash(conn: &mut DbConn, hash: &str) -> QueryResult<Option<ApiTokenRow>> {
-        t::api_tokens.filter(t::token_hash.eq(hash)).select(ApiTokenRow::as_select()).load(conn).map(first)
+        t::api_tokens.filter(t::token_hash.eq(hash)).select(cols::<ApiTokenRow>()).load_direct(conn).map(first)
     }
     pub fn list(conn: &mut DbConn) -> QueryResult<Vec<ApiTokenRow>> {
-        t::api_tokens.order(t::id.asc()).select(ApiTokenRow::as_select()).load(conn)
+        t::api_tokens.order(t::id.asc()).select(cols::<ApiTokenRow>()).load_direct(conn)
     }
     pub fn revoke(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<bool> {
         Ok(diesel::update(t::api_tokens.find(id).filter(t::revoked_at.is_null()))
             .set(t::revoked_at.eq(now))
-            .execute(conn)?
+            .execute_direct(conn)?
             == 1)
     }
     pub fn touch(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<()> {
-        diesel::update(t::api_tokens.find(id)).set(t::last_used_at.eq(now)).execute(conn).map(drop)
+        diesel::update(t::api_tokens.find(id)).set(t::last_used_at.eq(now)).execute_direct(conn).map(drop)
     }
 }
 
@@ -1173,24 +1187,24 @@ pub mod idempotency {
     use schema::idempotency_keys::dsl as k;
 
     pub fn get(conn: &mut DbConn, scope: &str, key: &str) -> QueryResult<Option<IdempotencyRow>> {
-        k::idempotency_keys.find((scope, key)).select(IdempotencyRow::as_select()).load(conn).map(first)
+        k::idempotency_keys.find((scope, key)).select(cols::<IdempotencyRow>()).load_direct(conn).map(first)
     }
 
     pub fn insert(conn: &mut DbConn, row: &IdempotencyRow) -> QueryResult<()> {
-        diesel::insert_into(k::idempotency_keys).values(row).execute(conn).map(drop)
+        diesel::insert_into(k::idempotency_keys).values(row).execute_direct(conn).map(drop)
     }
 
     pub fn update(conn: &mut DbConn, row: &IdempotencyRow) -> QueryResult<bool> {
-        Ok(diesel::update(k::idempotency_keys.find((&row.scope, &row.key))).set(row).execute(conn)? == 1)
+        Ok(diesel::update(k::idempotency_keys.find((&row.scope, &row.key))).set(row).execute_direct(conn)? == 1)
     }
 
     pub fn delete(conn: &mut DbConn, scope: &str, key: &str) -> QueryResult<()> {
-        diesel::delete(k::idempotency_keys.find((scope, key))).execute(conn).map(drop)
+        diesel::delete(k::idempotency_keys.find((scope, key))).execute_direct(conn).map(drop)
     }
 
     /// Deletes keys that expired before `now`; returns how many.
     pub fn purge_expired(conn: &mut DbConn, now: NaiveDateTime) -> QueryResult<usize> {
-        diesel::delete(k::idempotency_keys.filter(k::expires_at.lt(now))).execute(conn)
+        diesel::delete(k::idempotency_keys.filter(k::expires_at.lt(now))).execute_direct(conn)
     }
 }
 
@@ -1199,14 +1213,14 @@ pub mod mailboxes {
     use schema::mailbox_state::dsl as ms;
 
     pub fn get(conn: &mut DbConn, mailbox: &str) -> QueryResult<Option<MailboxStateRow>> {
-        ms::mailbox_state.find(mailbox).select(MailboxStateRow::as_select()).load(conn).map(first)
+        ms::mailbox_state.find(mailbox).select(cols::<MailboxStateRow>()).load_direct(conn).map(first)
     }
 
     /// Writes the mailbox's position (insert or update; callers hold the write transaction).
     pub fn put(conn: &mut DbConn, row: &MailboxStateRow) -> QueryResult<()> {
-        let n = diesel::update(ms::mailbox_state.find(&row.mailbox)).set(row).execute(conn)?;
+        let n = diesel::update(ms::mailbox_state.find(&row.mailbox)).set(row).execute_direct(conn)?;
         if n == 0 {
-            diesel::insert_into(ms::mailbox_state).values(row).execute(conn)?;
+            diesel::insert_into(ms::mailbox_state).values(row).execute_direct(conn)?;
         }
         Ok(())
     }
@@ -1220,8 +1234,8 @@ pub mod inbound {
         i::inbound_messages
             .filter(i::channel.eq(channel))
             .filter(i::dedup_key.eq(dedup_key))
-            .select(InboundMeta::as_select())
-            .load(conn)
+            .select(cols::<InboundMeta>())
+            .load_direct(conn)
             .map(first)
     }
 
@@ -1230,8 +1244,8 @@ pub mod inbound {
         i::inbound_messages
             .filter(i::channel.eq(channel))
             .filter(i::dedup_key.eq_any(dedup_keys))
-            .select(InboundMeta::as_select())
-            .load(conn)
+            .select(cols::<InboundMeta>())
+            .load_direct(conn)
     }
 
     /// Several rows in one statement.
@@ -1240,15 +1254,15 @@ pub mod inbound {
     }
 
     pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<InboundRow>> {
-        i::inbound_messages.find(id).select(InboundRow::as_select()).load(conn).map(first)
+        i::inbound_messages.find(id).select(cols::<InboundRow>()).load_direct(conn).map(first)
     }
 
     pub fn insert(conn: &mut DbConn, row: &InboundRow) -> QueryResult<()> {
-        diesel::insert_into(i::inbound_messages).values(row).execute(conn).map(drop)
+        diesel::insert_into(i::inbound_messages).values(row).execute_direct(conn).map(drop)
     }
 
     pub fn update(conn: &mut DbConn, row: &InboundRow) -> QueryResult<()> {
-        diesel::update(i::inbound_messages.find(&row.id)).set(row).execute(conn).map(drop)
+        diesel::update(i::inbound_messages.find(&row.id)).set(row).execute_direct(conn).map(drop)
     }
 
     /// A page of inbound messages with the given outcome, newest first.
@@ -1258,7 +1272,7 @@ pub mod inbound {
         after: Option<&str>,
         limit: i64,
     ) -> QueryResult<Vec<InboundMeta>> {
-        let mut q = i::inbound_messages.select(InboundMeta::as_select()).into_boxed();
+        let mut q = i::inbound_messages.select(cols::<InboundMeta>()).into_boxed();
         if let Some(o) = outcome {
             q = q.filter(i::outcome.eq(o.to_owned()));
         }
@@ -1274,15 +1288,15 @@ pub mod chat {
     use schema::chat_sessions::dsl as s;
 
     pub fn insert(conn: &mut DbConn, row: &ChatSessionRow) -> QueryResult<()> {
-        diesel::insert_into(s::chat_sessions).values(row).execute(conn).map(drop)
+        diesel::insert_into(s::chat_sessions).values(row).execute_direct(conn).map(drop)
     }
 
     pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<ChatSessionRow>> {
-        s::chat_sessions.find(id).select(ChatSessionRow::as_select()).load(conn).map(first)
+        s::chat_sessions.find(id).select(cols::<ChatSessionRow>()).load_direct(conn).map(first)
     }
 
     pub fn update(conn: &mut DbConn, row: &ChatSessionRow) -> QueryResult<()> {
-        diesel::update(s::chat_sessions.find(&row.id)).set(row).execute(conn).map(drop)
+        diesel::update(s::chat_sessions.find(&row.id)).set(row).execute_direct(conn).map(drop)
     }
 
     /// The newest session on a case.
@@ -1291,8 +1305,8 @@ pub mod chat {
             .filter(s::case_id.eq(case_id))
             .order(s::created_at.desc())
             .limit(1)
-            .select(ChatSessionRow::as_select())
-            .load(conn)
+            .select(cols::<ChatSessionRow>())
+            .load_direct(conn)
             .map(first)
     }
 
@@ -1303,8 +1317,8 @@ pub mod chat {
             .filter(s::case_id.is_not_null())
             .order(s::created_at.desc())
             .limit(1)
-            .select(ChatSessionRow::as_select())
-            .load(conn)
+            .select(cols::<ChatSessionRow>())
+            .load_direct(conn)
             .map(first)
     }
 
@@ -1313,12 +1327,12 @@ pub mod chat {
     pub fn set_case_if(conn: &mut DbConn, id: &str, expected: Option<&str>, case_id: &str) -> QueryResult<bool> {
         let target = s::chat_sessions.filter(s::id.eq(id));
         let n = match expected {
-            Some(e) => {
-                diesel::update(target.filter(s::case_id.eq(e))).set(s::case_id.eq(Some(case_id))).execute(conn)?
-            }
-            None => {
-                diesel::update(target.filter(s::case_id.is_null())).set(s::case_id.eq(Some(case_id))).execute(conn)?
-            }
+            Some(e) => diesel::update(target.filter(s::case_id.eq(e)))
+                .set(s::case_id.eq(Some(case_id)))
+                .execute_direct(conn)?,
+            None => diesel::update(target.filter(s::case_id.is_null()))
+                .set(s::case_id.eq(Some(case_id)))
+                .execute_direct(conn)?,
         };
         Ok(n == 1)
     }
@@ -1328,8 +1342,8 @@ pub mod chat {
     pub fn confirm(conn: &mut DbConn, id: &str, seq: i64, now: NaiveDateTime) -> QueryResult<()> {
         diesel::update(s::chat_sessions.filter(s::id.eq(id)).filter(s::received_seq.lt(seq)))
             .set(s::received_seq.eq(seq))
-            .execute(conn)?;
-        diesel::update(s::chat_sessions.find(id)).set(s::last_seen_at.eq(now)).execute(conn).map(drop)
+            .execute_direct(conn)?;
+        diesel::update(s::chat_sessions.find(id)).set(s::last_seen_at.eq(now)).execute_direct(conn).map(drop)
     }
 }
 
@@ -1385,34 +1399,40 @@ pub mod routing {
 
     /// Every active case that is unassigned (waiting) or assigned (occupying its agent).
     pub fn active_cases(conn: &mut DbConn) -> QueryResult<Vec<RoutableCase>> {
-        c::cases.inner_join(cu::customers).filter(c::status.eq_any(ACTIVE)).select(ROUTABLE).load(conn)
+        c::cases.inner_join(cu::customers).filter(c::status.eq_any(ACTIVE)).select(ROUTABLE).load_direct(conn)
     }
 
     /// The named cases, whatever their state.
     pub fn cases(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<RoutableCase>> {
-        c::cases.inner_join(cu::customers).filter(c::id.eq_any(ids)).select(ROUTABLE).load(conn)
+        c::cases.inner_join(cu::customers).filter(c::id.eq_any(ids)).select(ROUTABLE).load_direct(conn)
     }
 
     /// The active cases of the named customers (their tier or value changed).
     pub fn active_case_ids_of_customers(conn: &mut DbConn, customers: &[String]) -> QueryResult<Vec<String>> {
-        c::cases.filter(c::customer_id.eq_any(customers)).filter(c::status.eq_any(ACTIVE)).select(c::id).load(conn)
+        c::cases
+            .filter(c::customer_id.eq_any(customers))
+            .filter(c::status.eq_any(ACTIVE))
+            .select(c::id)
+            .load_direct(conn)
     }
 
     /// Skills of the named cases (all of them when `ids` is `None`).
     pub fn case_skills(conn: &mut DbConn, ids: Option<&[String]>) -> QueryResult<Vec<CaseSkillRow>> {
         match ids {
-            Some(ids) => cs::case_skills.filter(cs::case_id.eq_any(ids)).select(CaseSkillRow::as_select()).load(conn),
+            Some(ids) => {
+                cs::case_skills.filter(cs::case_id.eq_any(ids)).select(cols::<CaseSkillRow>()).load_direct(conn)
+            }
             None => cs::case_skills
                 .inner_join(c::cases)
                 .filter(c::status.eq_any(ACTIVE))
                 .filter(c::assignee_id.is_null())
-                .select(CaseSkillRow::as_select())
-                .load(conn),
+                .select(cols::<CaseSkillRow>())
+                .load_direct(conn),
         }
     }
 
     pub fn set_case_skills(conn: &mut DbConn, case_id: &str, rows: &[CaseSkillRow]) -> QueryResult<()> {
-        diesel::delete(cs::case_skills.filter(cs::case_id.eq(case_id))).execute(conn)?;
+        diesel::delete(cs::case_skills.filter(cs::case_id.eq(case_id))).execute_direct(conn)?;
         if !rows.is_empty() {
             insert_rows!(conn, cs::case_skills, rows)?;
         }
@@ -1425,15 +1445,15 @@ pub mod routing {
             Some(ids) => ac::agent_capacities
                 .filter(ac::agent_id.eq_any(ids))
                 .order((ac::agent_id.asc(), ac::channel.asc()))
-                .select(AgentCapacityRow::as_select())
-                .load(conn),
-            None => ac::agent_capacities.select(AgentCapacityRow::as_select()).load(conn),
+                .select(cols::<AgentCapacityRow>())
+                .load_direct(conn),
+            None => ac::agent_capacities.select(cols::<AgentCapacityRow>()).load_direct(conn),
         }
     }
 
     /// Replaces an agent's per-channel capacities.
     pub fn set_capacities(conn: &mut DbConn, agent_id: &str, rows: &[AgentCapacityRow]) -> QueryResult<()> {
-        diesel::delete(ac::agent_capacities.filter(ac::agent_id.eq(agent_id))).execute(conn)?;
+        diesel::delete(ac::agent_capacities.filter(ac::agent_id.eq(agent_id))).execute_direct(conn)?;
         if !rows.is_empty() {
             insert_rows!(conn, ac::agent_capacities, rows)?;
         }
@@ -1446,7 +1466,7 @@ pub mod routing {
             .select((rs::kind, rs::ref_id, rs::seq))
             .order((rs::kind, rs::ref_id))
             .limit(limit)
-            .load(conn)
+            .load_direct(conn)
     }
 
     /// Removes these signals if they are still the versions read. A writer that changed the
@@ -1465,7 +1485,7 @@ pub mod routing {
                         .filter(rs::seq.eq(seq))
                         .filter(rs::ref_id.eq_any(chunk)),
                 )
-                .execute(conn)?;
+                .execute_direct(conn)?;
             }
         }
         Ok(())
@@ -1474,15 +1494,18 @@ pub mod routing {
     /// Active cases holding a seat of the agent — assigned, or offered and not yet taken — (to
     /// recount their load; the same cases as [`load`] counts).
     pub fn active_case_ids_of_agent(conn: &mut DbConn, agent_id: &str) -> QueryResult<Vec<String>> {
-        let mut ids: Vec<String> =
-            c::cases.filter(c::assignee_id.eq(agent_id)).filter(c::status.eq_any(ACTIVE)).select(c::id).load(conn)?;
+        let mut ids: Vec<String> = c::cases
+            .filter(c::assignee_id.eq(agent_id))
+            .filter(c::status.eq_any(ACTIVE))
+            .select(c::id)
+            .load_direct(conn)?;
         ids.extend(
             c::cases
                 .filter(c::offered_to.eq(agent_id))
                 .filter(c::assignee_id.is_null())
                 .filter(c::status.eq_any(ACTIVE))
                 .select(c::id)
-                .load::<String>(conn)?,
+                .load_direct::<String>(conn)?,
         );
         Ok(ids)
     }
@@ -1500,7 +1523,7 @@ pub mod routing {
              AND NOT EXISTS (SELECT 1 FROM routing_decisions d WHERE d.case_id = c.id \
              AND d.created_at >= COALESCE(c.waiting_since, c.created_at))",
         )
-        .load::<Id>(conn)
+        .load_direct::<Id>(conn)
         .map(|v| v.into_iter().map(|i| i.id).collect())
     }
 
@@ -1509,20 +1532,20 @@ pub mod routing {
     /// decision; a case given back keeps its older place in line).
     pub fn escalated_since(conn: &mut DbConn, case_id: &str) -> QueryResult<bool> {
         let since: Option<Option<NaiveDateTime>> =
-            c::cases.find(case_id).select(c::waiting_since).load(conn).map(first)?;
+            c::cases.find(case_id).select(c::waiting_since).load_direct(conn).map(first)?;
         let Some(Some(since)) = since else { return Ok(false) };
         let left: Option<NaiveDateTime> = rd::routing_decisions
             .filter(rd::case_id.eq(case_id))
             .filter(rd::outcome.eq_any(["assigned", "rerouted"]))
             .select(diesel::dsl::max(rd::created_at))
-            .get_result(conn)?;
+            .get_result_direct(conn)?;
         let from = left.map_or(since, |l| l.max(since));
         let n: i64 = rd::routing_decisions
             .filter(rd::case_id.eq(case_id))
             .filter(rd::outcome.eq("escalated"))
             .filter(rd::created_at.ge(from))
             .count()
-            .get_result(conn)?;
+            .get_result_direct(conn)?;
         Ok(n > 0)
     }
 
@@ -1533,18 +1556,18 @@ pub mod routing {
     pub fn drop_case_signals(conn: &mut DbConn, case_ids: &[&str]) -> QueryResult<()> {
         for chunk in case_ids.chunks(500) {
             diesel::delete(rs::routing_signals.filter(rs::kind.eq("case")).filter(rs::ref_id.eq_any(chunk)))
-                .execute(conn)?;
+                .execute_direct(conn)?;
         }
         Ok(())
     }
 
     /// Drops every pending signal (before a full load).
     pub fn clear_signals(conn: &mut DbConn) -> QueryResult<usize> {
-        diesel::delete(rs::routing_signals).execute(conn)
+        diesel::delete(rs::routing_signals).execute_direct(conn)
     }
 
     pub fn pending_signals(conn: &mut DbConn) -> QueryResult<i64> {
-        rs::routing_signals.count().get_result(conn)
+        rs::routing_signals.count().get_result_direct(conn)
     }
 
     /// Assigns the case if it is still active and unassigned (the compare-and-set that keeps a
@@ -1565,7 +1588,7 @@ pub mod routing {
             c::updated_at.eq(now),
             c::version.eq(c::version + 1),
         ))
-        .execute(conn)?;
+        .execute_direct(conn)?;
         Ok(n == 1)
     }
 
@@ -1578,14 +1601,14 @@ pub mod routing {
             .filter(c::status.eq_any(ACTIVE))
             .filter(c::channel.eq(channel))
             .count()
-            .get_result(conn)?;
+            .get_result_direct(conn)?;
         let offered: i64 = c::cases
             .filter(c::offered_to.eq(agent_id))
             .filter(c::assignee_id.is_null())
             .filter(c::status.eq_any(ACTIVE))
             .filter(c::channel.eq(channel))
             .count()
-            .get_result(conn)?;
+            .get_result_direct(conn)?;
         Ok(assigned + offered)
     }
 
@@ -1606,7 +1629,7 @@ pub mod routing {
                 .filter(c::status.eq_any(ACTIVE)),
         )
         .set((c::offered_to.eq(agent_id), c::offer_expires_at.eq(expires), c::updated_at.eq(now)))
-        .execute(conn)?;
+        .execute_direct(conn)?;
         Ok(n == 1)
     }
 
@@ -1628,7 +1651,7 @@ pub mod routing {
             c::updated_at.eq(now),
             c::version.eq(c::version + 1),
         ))
-        .execute(conn)?;
+        .execute_direct(conn)?;
         Ok(n == 1)
     }
 
@@ -1656,7 +1679,7 @@ pub mod routing {
             .select((c::id, c::offered_to, c::assignee_id, c::status))
             .order(c::offer_expires_at.asc())
             .limit(limit)
-            .load(conn)?;
+            .load_direct(conn)?;
         Ok(rows
             .into_iter()
             .filter_map(|(id, to, assignee, status)| {
@@ -1667,13 +1690,13 @@ pub mod routing {
 
     /// Cases offered to the agent (withdrawn when they leave `online`).
     pub fn offered_to(conn: &mut DbConn, agent_id: &str) -> QueryResult<Vec<String>> {
-        c::cases.filter(c::offered_to.eq(agent_id)).select(c::id).load(conn)
+        c::cases.filter(c::offered_to.eq(agent_id)).select(c::id).load_direct(conn)
     }
 
     /// The offer on a case: (agent, until).
     pub fn offer_of(conn: &mut DbConn, case_id: &str) -> QueryResult<Option<(String, NaiveDateTime)>> {
         let row: Option<(Option<String>, Option<NaiveDateTime>)> =
-            c::cases.find(case_id).select((c::offered_to, c::offer_expires_at)).load(conn).map(first)?;
+            c::cases.find(case_id).select((c::offered_to, c::offer_expires_at)).load_direct(conn).map(first)?;
         Ok(row.and_then(|(a, t)| Some((a?, t?))))
     }
 
@@ -1682,14 +1705,14 @@ pub mod routing {
     pub fn lock_agent(conn: &mut DbConn, agent_id: &str) -> QueryResult<Option<AgentRow>> {
         use schema::agents::dsl as a;
         match conn {
-            DbConn::Pg(p) => a::agents.find(agent_id).select(AgentRow::as_select()).for_update().load(p).map(first),
-            DbConn::Sqlite(_) => a::agents.find(agent_id).select(AgentRow::as_select()).load(conn).map(first),
+            DbConn::Pg(p) => a::agents.find(agent_id).select(cols::<AgentRow>()).for_update().load(p).map(first),
+            DbConn::Sqlite(_) => a::agents.find(agent_id).select(cols::<AgentRow>()).load_direct(conn).map(first),
         }
     }
 
     pub fn touch_agent(conn: &mut DbConn, agent_id: &str, now: NaiveDateTime) -> QueryResult<()> {
         use schema::agents::dsl as a;
-        diesel::update(a::agents.find(agent_id)).set(a::last_assigned_at.eq(now)).execute(conn).map(drop)
+        diesel::update(a::agents.find(agent_id)).set(a::last_assigned_at.eq(now)).execute_direct(conn).map(drop)
     }
 
     /// The agent's unstarted cases (status `new`; pinned ones only when `with_pinned`):
@@ -1699,7 +1722,7 @@ pub mod routing {
         if !with_pinned {
             q = q.filter(c::pinned.eq(false));
         }
-        q.select(CaseRow::as_select()).load(conn)
+        q.select(cols::<CaseRow>()).load(conn)
     }
 
     pub fn insert_decisions(conn: &mut DbConn, rows: &[RoutingDecisionRow]) -> QueryResult<()> {
@@ -1715,8 +1738,8 @@ pub mod routing {
             .filter(rd::case_id.eq(case_id))
             .order(rd::id.desc())
             .limit(limit)
-            .select(RoutingDecisionRow::as_select())
-            .load(conn)
+            .select(cols::<RoutingDecisionRow>())
+            .load_direct(conn)
     }
 }
 
@@ -1744,7 +1767,7 @@ pub mod leader {
 
     /// Whether the connection (and so its session lock) is still alive.
     pub fn ping(conn: &mut DbConn) -> QueryResult<()> {
-        diesel::sql_query("SELECT 1").execute(conn).map(drop)
+        diesel::sql_query("SELECT 1").execute_direct(conn).map(drop)
     }
 }
 
@@ -1764,62 +1787,64 @@ pub mod sla {
     }
 
     pub fn calendars(conn: &mut DbConn) -> QueryResult<Vec<SlaCalendarRow>> {
-        sc::sla_calendars.select(SlaCalendarRow::as_select()).order(sc::name).load(conn)
+        sc::sla_calendars.select(cols::<SlaCalendarRow>()).order(sc::name).load_direct(conn)
     }
 
     pub fn calendar(conn: &mut DbConn, id: &str) -> QueryResult<Option<SlaCalendarRow>> {
-        sc::sla_calendars.filter(sc::id.eq(id)).select(SlaCalendarRow::as_select()).load(conn).map(first)
+        sc::sla_calendars.filter(sc::id.eq(id)).select(cols::<SlaCalendarRow>()).load_direct(conn).map(first)
     }
 
     pub fn calendar_by_name(conn: &mut DbConn, name: &str) -> QueryResult<Option<SlaCalendarRow>> {
-        sc::sla_calendars.filter(sc::name.eq(name)).select(SlaCalendarRow::as_select()).load(conn).map(first)
+        sc::sla_calendars.filter(sc::name.eq(name)).select(cols::<SlaCalendarRow>()).load_direct(conn).map(first)
     }
 
     pub fn insert_calendar(conn: &mut DbConn, row: &SlaCalendarRow) -> QueryResult<()> {
-        diesel::insert_into(sc::sla_calendars).values(row).execute(conn).map(drop)
+        diesel::insert_into(sc::sla_calendars).values(row).execute_direct(conn).map(drop)
     }
 
     pub fn update_calendar(conn: &mut DbConn, row: &SlaCalendarRow) -> QueryResult<usize> {
-        diesel::update(sc::sla_calendars.filter(sc::id.eq(&row.id))).set(row).execute(conn)
+        diesel::update(sc::sla_calendars.filter(sc::id.eq(&row.id))).set(row).execute_direct(conn)
     }
 
     pub fn delete_calendar(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
-        diesel::delete(sc::sla_calendars.filter(sc::id.eq(id))).execute(conn)
+        diesel::delete(sc::sla_calendars.filter(sc::id.eq(id))).execute_direct(conn)
     }
 
     /// Policies in matching order.
     pub fn policies(conn: &mut DbConn) -> QueryResult<Vec<SlaPolicyRow>> {
-        sp::sla_policies.select(SlaPolicyRow::as_select()).order((sp::position, sp::name)).load(conn)
+        sp::sla_policies.select(cols::<SlaPolicyRow>()).order((sp::position, sp::name)).load_direct(conn)
     }
 
     pub fn policy(conn: &mut DbConn, id: &str) -> QueryResult<Option<SlaPolicyRow>> {
-        sp::sla_policies.filter(sp::id.eq(id)).select(SlaPolicyRow::as_select()).load(conn).map(first)
+        sp::sla_policies.filter(sp::id.eq(id)).select(cols::<SlaPolicyRow>()).load_direct(conn).map(first)
     }
 
     pub fn insert_policy(conn: &mut DbConn, row: &SlaPolicyRow) -> QueryResult<()> {
-        diesel::insert_into(sp::sla_policies).values(row).execute(conn).map(drop)
+        diesel::insert_into(sp::sla_policies).values(row).execute_direct(conn).map(drop)
     }
 
     pub fn update_policy(conn: &mut DbConn, row: &SlaPolicyRow) -> QueryResult<usize> {
-        diesel::update(sp::sla_policies.filter(sp::id.eq(&row.id))).set(row).execute(conn)
+        diesel::update(sp::sla_policies.filter(sp::id.eq(&row.id))).set(row).execute_direct(conn)
     }
 
     pub fn delete_policy(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
         diesel::update(cs::case_sla.filter(cs::policy_id.eq(id)))
             .set(cs::policy_id.eq(None::<String>))
-            .execute(conn)?;
-        diesel::delete(sp::sla_policies.filter(sp::id.eq(id))).execute(conn)
+            .execute_direct(conn)?;
+        diesel::delete(sp::sla_policies.filter(sp::id.eq(id))).execute_direct(conn)
     }
 
     /// Asks for every active case to be evaluated again (a policy or calendar changed).
     pub fn touch_active(conn: &mut DbConn) -> QueryResult<usize> {
         use schema::cases::dsl as c;
         let active = c::cases.filter(c::status.ne_all(["solved", "closed"])).select(c::id);
-        diesel::update(cs::case_sla.filter(cs::case_id.eq_any(active))).set(cs::next_at.eq(Some(epoch()))).execute(conn)
+        diesel::update(cs::case_sla.filter(cs::case_id.eq_any(active)))
+            .set(cs::next_at.eq(Some(epoch())))
+            .execute_direct(conn)
     }
 
     pub fn case_sla(conn: &mut DbConn, case_id: &str) -> QueryResult<Option<CaseSlaRow>> {
-        cs::case_sla.filter(cs::case_id.eq(case_id)).select(CaseSlaRow::as_select()).load(conn).map(first)
+        cs::case_sla.filter(cs::case_id.eq(case_id)).select(cols::<CaseSlaRow>()).load_direct(conn).map(first)
     }
 
     /// Writes a case's SLA state. `next_at` is written only if the row still holds `lease`
@@ -1828,7 +1853,7 @@ pub mod sla {
     pub fn save_case_sla(conn: &mut DbConn, row: &CaseSlaRow, lease: NaiveDateTime) -> QueryResult<bool> {
         let n = diesel::update(cs::case_sla.filter(cs::case_id.eq(&row.case_id)).filter(cs::next_at.eq(lease)))
             .set(row)
-            .execute(conn)?;
+            .execute_direct(conn)?;
         if n == 1 {
             return Ok(true);
         }
@@ -1839,10 +1864,10 @@ pub mod sla {
                 cs::breached.eq(row.breached),
                 cs::evaluated_at.eq(row.evaluated_at),
             ))
-            .execute(conn)?;
+            .execute_direct(conn)?;
         if n == 0 {
             let fresh = CaseSlaRow { next_at: Some(epoch()), ..row.clone() };
-            diesel::insert_into(cs::case_sla).values(&fresh).execute(conn)?;
+            diesel::insert_into(cs::case_sla).values(&fresh).execute_direct(conn)?;
         }
         Ok(false)
     }
@@ -1867,7 +1892,7 @@ pub mod sla {
         for chunk in ids.chunks(500) {
             diesel::update(cs::case_sla.filter(cs::case_id.eq_any(chunk)))
                 .set(cs::next_at.eq(Some(lease)))
-                .execute(conn)?;
+                .execute_direct(conn)?;
         }
         Ok(ids)
     }
@@ -1882,9 +1907,12 @@ pub mod sla {
             .bind::<diesel::sql_types::BigInt, _>(limit)
             .load::<Due>(c)
             .map(|rows| rows.into_iter().map(|r| r.case_id).collect()),
-            DbConn::Sqlite(_) => {
-                cs::case_sla.filter(cs::next_at.le(now)).order(cs::next_at).limit(limit).select(cs::case_id).load(conn)
-            }
+            DbConn::Sqlite(_) => cs::case_sla
+                .filter(cs::next_at.le(now))
+                .order(cs::next_at)
+                .limit(limit)
+                .select(cs::case_id)
+                .load_direct(conn),
         }
     }
 
@@ -1895,7 +1923,7 @@ pub mod sla {
 
     /// How many cases wait for the scheduler now (a gauge).
     pub fn due_count(conn: &mut DbConn, now: NaiveDateTime) -> QueryResult<i64> {
-        cs::case_sla.filter(cs::next_at.le(now)).count().get_result(conn)
+        cs::case_sla.filter(cs::next_at.le(now)).count().get_result_direct(conn)
     }
 
     /// A case's messages as (direction, author kind, created at), in order.
@@ -1904,7 +1932,7 @@ pub mod sla {
             .filter(m::case_id.eq(case_id))
             .order(m::id)
             .select((m::direction, m::author_kind, m::created_at))
-            .load(conn)
+            .load_direct(conn)
     }
 
     /// A case's status changes as (data JSON, created at), in order.
@@ -1914,11 +1942,11 @@ pub mod sla {
             .filter(ce::kind.eq("status_changed"))
             .order(ce::id)
             .select((ce::data, ce::created_at))
-            .load(conn)
+            .load_direct(conn)
     }
 
     pub fn fired(conn: &mut DbConn, case_id: &str) -> QueryResult<Vec<SlaFiredRow>> {
-        sf::sla_fired.filter(sf::case_id.eq(case_id)).select(SlaFiredRow::as_select()).load(conn)
+        sf::sla_fired.filter(sf::case_id.eq(case_id)).select(cols::<SlaFiredRow>()).load_direct(conn)
     }
 
     /// Records a milestone as fired; false when it already was (by this or another node).
@@ -1931,11 +1959,11 @@ pub mod sla {
     }
 
     pub fn insert_alert(conn: &mut DbConn, row: &AlertRow) -> QueryResult<()> {
-        diesel::insert_into(al::alerts).values(row).execute(conn).map(drop)
+        diesel::insert_into(al::alerts).values(row).execute_direct(conn).map(drop)
     }
 
     pub fn alert(conn: &mut DbConn, id: &str) -> QueryResult<Option<AlertRow>> {
-        al::alerts.filter(al::id.eq(id)).select(AlertRow::as_select()).load(conn).map(first)
+        al::alerts.filter(al::id.eq(id)).select(cols::<AlertRow>()).load_direct(conn).map(first)
     }
 
     /// Which alerts a viewer sees.
@@ -1979,14 +2007,14 @@ pub mod sla {
         if unacknowledged_only {
             q = q.filter(al::acknowledged_at.is_null());
         }
-        q.order((al::created_at, al::id)).limit(limit).select(AlertRow::as_select()).load(conn)
+        q.order((al::created_at, al::id)).limit(limit).select(cols::<AlertRow>()).load(conn)
     }
 
     /// Acknowledges an alert if it is not yet; returns whether this call did.
     pub fn acknowledge(conn: &mut DbConn, id: &str, by: &str, at: NaiveDateTime) -> QueryResult<bool> {
         diesel::update(al::alerts.filter(al::id.eq(id)).filter(al::acknowledged_at.is_null()))
             .set((al::acknowledged_by.eq(Some(by)), al::acknowledged_at.eq(Some(at))))
-            .execute(conn)
+            .execute_direct(conn)
             .map(|n| n == 1)
     }
 }
@@ -2001,7 +2029,7 @@ pub mod notify {
     /// Subscribes this connection to [`CHANNELS`] (PostgreSQL; nothing on SQLite).
     pub fn listen(conn: &mut DbConn) -> QueryResult<()> {
         for ch in CHANNELS {
-            diesel::sql_query(format!("LISTEN {ch}")).execute(conn)?;
+            diesel::sql_query(format!("LISTEN {ch}")).execute_direct(conn)?;
         }
         Ok(())
     }
@@ -2009,7 +2037,7 @@ pub mod notify {
     /// Announces a change on `channel` to every node (PostgreSQL; nothing on SQLite).
     pub fn notify(conn: &mut DbConn, channel: &str) -> QueryResult<()> {
         match conn {
-            DbConn::Pg(_) => diesel::sql_query(format!("NOTIFY {channel}")).execute(conn).map(drop),
+            DbConn::Pg(_) => diesel::sql_query(format!("NOTIFY {channel}")).execute_direct(conn).map(drop),
             DbConn::Sqlite(_) => Ok(()),
         }
     }
@@ -2029,28 +2057,28 @@ pub mod webhooks {
     use schema::webhook_subscriptions::dsl as ws;
 
     pub fn insert(conn: &mut DbConn, row: &WebhookSubscriptionRow) -> QueryResult<()> {
-        diesel::insert_into(ws::webhook_subscriptions).values(row).execute(conn).map(drop)
+        diesel::insert_into(ws::webhook_subscriptions).values(row).execute_direct(conn).map(drop)
     }
 
     pub fn list(conn: &mut DbConn) -> QueryResult<Vec<WebhookSubscriptionRow>> {
-        ws::webhook_subscriptions.order(ws::created_at).select(WebhookSubscriptionRow::as_select()).load(conn)
+        ws::webhook_subscriptions.order(ws::created_at).select(cols::<WebhookSubscriptionRow>()).load_direct(conn)
     }
 
     pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<WebhookSubscriptionRow>> {
         ws::webhook_subscriptions
             .filter(ws::id.eq(id))
-            .select(WebhookSubscriptionRow::as_select())
-            .load(conn)
+            .select(cols::<WebhookSubscriptionRow>())
+            .load_direct(conn)
             .map(first)
     }
 
     pub fn update(conn: &mut DbConn, row: &WebhookSubscriptionRow) -> QueryResult<usize> {
-        diesel::update(ws::webhook_subscriptions.filter(ws::id.eq(&row.id))).set(row).execute(conn)
+        diesel::update(ws::webhook_subscriptions.filter(ws::id.eq(&row.id))).set(row).execute_direct(conn)
     }
 
     pub fn delete(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
-        diesel::delete(wd::webhook_deliveries.filter(wd::subscription_id.eq(id))).execute(conn)?;
-        diesel::delete(ws::webhook_subscriptions.filter(ws::id.eq(id))).execute(conn)
+        diesel::delete(wd::webhook_deliveries.filter(wd::subscription_id.eq(id))).execute_direct(conn)?;
+        diesel::delete(ws::webhook_subscriptions.filter(ws::id.eq(id))).execute_direct(conn)
     }
 
     /// Claims up to `limit` pending deliveries due at `now`: each one's `next_attempt_at`
@@ -2071,8 +2099,8 @@ pub mod webhooks {
             .filter(wd::subscription_id.ne_all(inactive))
             .order((wd::next_attempt_at, wd::id))
             .limit(limit)
-            .select(WebhookDeliveryRow::as_select())
-            .load(conn)?;
+            .select(cols::<WebhookDeliveryRow>())
+            .load_direct(conn)?;
         let mut claimed = Vec::with_capacity(due.len());
         for mut d in due {
             let n = diesel::update(
@@ -2082,7 +2110,7 @@ pub mod webhooks {
                     .filter(wd::next_attempt_at.eq(d.next_attempt_at)),
             )
             .set(wd::next_attempt_at.eq(lease))
-            .execute(conn)?;
+            .execute_direct(conn)?;
             if n == 1 {
                 d.next_attempt_at = lease;
                 claimed.push(d);
@@ -2096,7 +2124,7 @@ pub mod webhooks {
         diesel::select(diesel::dsl::exists(
             wd::webhook_deliveries.filter(wd::status.eq("pending")).filter(wd::next_attempt_at.le(now)),
         ))
-        .get_result(conn)
+        .get_result_direct(conn)
     }
 
     /// Records an attempt: delivered, or pending again at `retry_at`, or failed (`retry_at`
@@ -2132,7 +2160,7 @@ pub mod webhooks {
             wd::last_error.eq(error),
             wd::delivered_at.eq(ok.then_some(now)),
         ))
-        .execute(conn)
+        .execute_direct(conn)
         .map(|n| n == 1)
     }
 
@@ -2142,12 +2170,12 @@ pub mod webhooks {
             .filter(wd::subscription_id.eq(subscription_id))
             .order(wd::id.desc())
             .limit(limit)
-            .select(WebhookDeliveryRow::as_select())
-            .load(conn)
+            .select(cols::<WebhookDeliveryRow>())
+            .load_direct(conn)
     }
 
     pub fn delivery(conn: &mut DbConn, id: &str) -> QueryResult<Option<WebhookDeliveryRow>> {
-        wd::webhook_deliveries.filter(wd::id.eq(id)).select(WebhookDeliveryRow::as_select()).load(conn).map(first)
+        wd::webhook_deliveries.filter(wd::id.eq(id)).select(cols::<WebhookDeliveryRow>()).load_direct(conn).map(first)
     }
 
     /// Sends a delivery again (whatever its state): pending, due now, a fresh series of
@@ -2155,6 +2183,6 @@ pub mod webhooks {
     pub fn replay(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
         diesel::update(wd::webhook_deliveries.filter(wd::id.eq(id)))
             .set((wd::status.eq("pending"), wd::next_attempt_at.eq(now), wd::attempts.eq(0)))
-            .execute(conn)
+            .execute_direct(conn)
     }
 }
