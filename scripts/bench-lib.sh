@@ -10,9 +10,10 @@ bench_server_start() {
     export CASEFLOW__RATE_LIMIT__ENABLED=false CASEFLOW__LOGGING__FILTER=warn RUST_LOG=warn
     "$bin" migrate >/dev/null
     token=$("$bin" admin create-token --name bench --scopes "${BENCH_SCOPES:-read,write}" | tail -n 1)
-    "$bin" serve >"$work/server.log" 2>&1 &
+    # BENCH_WRAP: a command to run the server under (valgrind for scripts/bench-instructions.sh).
+    ${BENCH_WRAP:-} "$bin" serve >"$work/server.log" 2>&1 &
     server=$!
-    for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+    for _ in $(seq 1 600); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 }
 
 bench_server_stop() {

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Instructions per request (user space: the server, its libraries and SQLite) for
+# GET /healthz and GET /api/v1/cases/{id}, counted by valgrind's callgrind. Unlike requests/s,
+# the count does not depend on what else the machine is doing, so it shows what a change to the
+# request path costs (docs/performance.md). Kernel time (sockets, thread hand-offs) is not in it.
+# Usage: scripts/bench-instructions.sh        env: DURATION (s per endpoint, default 15)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+duration=${DURATION:-15}
+command -v valgrind >/dev/null || { echo "bench: install Debian's valgrind" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "bench: install Debian's wrk" >&2; exit 1; }
+cargo build --release --locked --bin caseflow >&2
+bin=$root/target/release/caseflow
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
+
+out=$(mktemp -d)
+dir=$(mktemp -d)
+export CASEFLOW__SERVER__WORKERS=1
+BENCH_WRAP="valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$out/cg.out" \
+    bench_server_start "sqlite://$dir/bench.db"
+case_id=$(curl -fs -X POST "http://127.0.0.1:$port/api/v1/cases" -H "Authorization: Bearer $token" \
+    -H 'Content-Type: application/json' \
+    -d '{"subject":"Bench","body":"read me","customer":{"email":"bench@example.org"}}' \
+    | python3 -c 'import sys, json; print(json.load(sys.stdin)["id"])')
+# Warm up (caches, prepared statements), then count one endpoint at a time.
+for _ in $(seq 1 50); do
+    curl -fs -o /dev/null -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/v1/cases/$case_id"
+    curl -fs -o /dev/null "http://127.0.0.1:$port/healthz"
+done
+measure() { # label, then wrk args; prints "| label | requests | instructions/request |"
+    local label=$1; shift
+    callgrind_control -i on "$server" >/dev/null
+    local n
+    n=$(wrk -t1 -c4 -d"${duration}s" "$@" | awk '/requests in/ {print $1}')
+    callgrind_control -i off "$server" >/dev/null
+    callgrind_control -d "$server" >/dev/null
+    local file total
+    file=$(ls -t "$out"/cg.out.* | head -n 1)
+    total=$(callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+    echo "| $label | $n | $((total / n)) |"
+}
+echo "| endpoint | requests counted | instructions per request |"
+echo "| --- | --- | --- |"
+measure "GET /healthz (baseline)" "http://127.0.0.1:$port/healthz"
+measure "GET /api/v1/cases/{id} (API token)" -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/v1/cases/$case_id"
+bench_server_stop
+rm -rf "$out" "$dir"
