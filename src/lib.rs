@@ -126,6 +126,11 @@ fn spawn_housekeeping(app: App) {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "idempotency key clean-up failed"),
             }
+            match app.purge_old_webhook_deliveries().await {
+                Ok(n) if n > 0 => tracing::info!(purged = n, "old webhook deliveries deleted"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "webhook delivery clean-up failed"),
+            }
         }
     });
 }

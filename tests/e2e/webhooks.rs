@@ -173,6 +173,25 @@ async fn signed_retried_logged_and_replayed(db: Db) {
     app.new_case("quiet@example.org", "Not delivered").await;
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     assert_eq!(inbox.lock().unwrap().len(), before);
+
+    // The delivery log keeps finished deliveries for webhooks.retention_days (30 by default):
+    // 29 days on nothing goes, 31 days on every one of them does.
+    let log_url = format!("/api/v1/webhooks/{}/deliveries", id(&hook));
+    let finished = eventually(10, "every delivery finished", || async {
+        let l = app.get(&log_url).await.expect(200);
+        let items = l["items"].as_array().cloned().unwrap_or_default();
+        items.iter().all(|d| d["status"] != "pending").then_some(items.len())
+    })
+    .await;
+    assert!(finished >= 2, "case.created and sla.breached at least: {finished}");
+    clock.set(Utc.with_ymd_and_hms(2027, 1, 5, 9, 0, 0).unwrap());
+    assert_eq!(app.app().purge_old_webhook_deliveries().await.expect("purge"), 0);
+    clock.set(Utc.with_ymd_and_hms(2027, 1, 7, 9, 12, 0).unwrap());
+    assert_eq!(app.app().purge_old_webhook_deliveries().await.expect("purge"), finished);
+    // A month on, the morning's token has expired: log in again to read the log.
+    let admin = app.login(ADMIN_EMAIL, PASSWORD).await;
+    let l = app.call(reqwest::Method::GET, &log_url, Some(&admin), None).await.expect(200);
+    assert_eq!(l["items"].as_array().map(Vec::len), Some(0), "{l}");
     handle.stop(true).await;
     app.stop().await;
 }

@@ -80,6 +80,9 @@ pub struct WebhookSettings {
     pub retry_max_secs: u64,
     pub max_attempts: u32,
     pub allow_private_targets: bool,
+    /// Days a finished delivery (delivered, or failed for good) stays in the delivery log;
+    /// 0 keeps them forever.
+    pub retention_days: u32,
 }
 
 /// This node's clock.

@@ -429,6 +429,25 @@ impl App {
         Ok(report)
     }
 
+    /// Deletes finished deliveries older than `webhooks.retention_days` (none when it is 0),
+    /// a thousand per transaction; returns how many went. Called by the housekeeping task.
+    pub async fn purge_old_webhook_deliveries(&self) -> AppResult<usize> {
+        let days = self.settings().webhooks.retention_days;
+        if days == 0 {
+            return Ok(0);
+        }
+        let before = self.now_naive() - chrono::Duration::days(i64::from(days));
+        const BATCH: i64 = 1000;
+        let mut total = 0;
+        loop {
+            let n = self.write_silent(move |conn| Ok(queries::webhooks::purge_finished(conn, before, BATCH)?)).await?;
+            total += n;
+            if i64::try_from(n).unwrap_or(BATCH) < BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
     /// The webhook dispatcher: a round every `webhooks.poll_ms` (sooner after a local write),
     /// round after round while work is due.
     pub async fn run_webhooks(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {

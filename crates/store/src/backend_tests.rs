@@ -524,3 +524,62 @@ fn sla_triggers_make_a_case_due_when_a_deadline_can_move_and_not_otherwise() {
         assert_eq!(next_at(&store), Some(queries::sla::epoch()), "{:?}", store.backend());
     }
 }
+
+#[test]
+fn finished_webhook_deliveries_are_purged_in_batches_and_pending_ones_kept() {
+    let at = |s: &str| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap();
+    let delivery = |id: &str, status: &str, last: &str| WebhookDeliveryRow {
+        id: id.into(),
+        subscription_id: "s1".into(),
+        event_type: "case.created".into(),
+        event_id: format!("e-{id}"),
+        case_id: "k1".into(),
+        data: "{}".into(),
+        event_at: at("2026-01-01 00:00:00"),
+        status: status.into(),
+        attempts: 1,
+        next_attempt_at: at(last),
+        last_status: None,
+        last_error: None,
+        delivered_at: (status == "delivered").then(|| at(last)),
+    };
+    for store in both() {
+        let rows = [
+            delivery("old-delivered-1", "delivered", "2026-01-02 00:00:00"),
+            delivery("old-delivered-2", "delivered", "2026-01-03 00:00:00"),
+            delivery("old-failed", "failed", "2026-01-04 00:00:00"),
+            delivery("old-pending", "pending", "2026-01-01 00:00:00"),
+            delivery("recent-delivered", "delivered", "2026-03-01 00:00:00"),
+        ];
+        store
+            .write(|c| {
+                for r in &rows {
+                    diesel::insert_into(crate::schema::webhook_deliveries::table)
+                        .values(r)
+                        .execute(c)
+                        .map_err(crate::StoreError::from)?;
+                }
+                Ok::<_, crate::StoreError>(())
+            })
+            .unwrap();
+        let cutoff = at("2026-02-01 00:00:00");
+        let purge = |batch| {
+            store
+                .write(|c| queries::webhooks::purge_finished(c, cutoff, batch).map_err(crate::StoreError::from))
+                .unwrap()
+        };
+        assert_eq!(purge(2), 2, "{:?}", store.backend());
+        assert_eq!(purge(2), 1, "{:?}", store.backend());
+        assert_eq!(purge(2), 0, "{:?}", store.backend());
+        let left: Vec<String> = store
+            .read(|c| {
+                crate::schema::webhook_deliveries::table
+                    .select(crate::schema::webhook_deliveries::id)
+                    .order(crate::schema::webhook_deliveries::id)
+                    .load(c)
+                    .map_err(crate::StoreError::from)
+            })
+            .unwrap();
+        assert_eq!(left, ["old-pending", "recent-delivered"], "{:?}", store.backend());
+    }
+}

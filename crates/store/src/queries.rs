@@ -2164,6 +2164,22 @@ pub mod webhooks {
         .map(|n| n == 1)
     }
 
+    /// Deletes up to `batch` finished deliveries (delivered, or failed for good) whose last
+    /// attempt is older than `before`; pending ones are never deleted. Returns how many went.
+    /// In batches, so a large backlog does not hold the write lock for long.
+    pub fn purge_finished(conn: &mut DbConn, before: NaiveDateTime, batch: i64) -> QueryResult<usize> {
+        let ids: Vec<String> = wd::webhook_deliveries
+            .filter(wd::status.eq_any(["delivered", "failed"]))
+            .filter(wd::next_attempt_at.lt(before))
+            .select(wd::id)
+            .limit(batch)
+            .load_direct(conn)?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        diesel::delete(wd::webhook_deliveries.filter(wd::id.eq_any(&ids))).execute_direct(conn)
+    }
+
     /// A subscription's deliveries, newest first.
     pub fn deliveries(conn: &mut DbConn, subscription_id: &str, limit: i64) -> QueryResult<Vec<WebhookDeliveryRow>> {
         wd::webhook_deliveries
