@@ -197,3 +197,50 @@ async fn signed_retried_logged_and_replayed(db: Db) {
 }
 
 both_backends!(db: signed_retried_logged_and_replayed);
+
+/// With `webhooks.allow_private_targets` off (the default), a subscription to a loopback or
+/// private target that got into the database anyway (saved while the setting was on, or
+/// written by an older version) is refused when a delivery would go out: nothing reaches the
+/// receiver, and the attempt is logged with the reason.
+async fn private_targets_are_refused_at_delivery(db: Db) {
+    use caseflow_store::models::WebhookSubscriptionRow;
+    let app = spawn_with(db, &[("CASEFLOW__WEBHOOKS__POLL_MS", "100")]).await;
+    let (url, inbox, handle) = receiver().await;
+    let now = chrono::Utc::now().naive_utc();
+    let hooks = [("wh-literal", url.clone()), ("wh-name", url.replace("127.0.0.1", "localhost"))];
+    for (id, u) in hooks.clone() {
+        let row = WebhookSubscriptionRow {
+            id: id.into(),
+            url: u,
+            secret: "whsec_test".into(),
+            events: r#"["case.created"]"#.into(),
+            description: String::new(),
+            active: true,
+            created_at: now,
+            updated_at: now,
+        };
+        app.app()
+            .store()
+            .write(move |c| {
+                caseflow_store::queries::webhooks::insert(c, &row).map_err(caseflow_store::StoreError::from)
+            })
+            .unwrap();
+    }
+    app.new_case("inside@example.org", "Not for the neighbours").await;
+    for (id, _) in hooks {
+        let d = eventually(20, "the refused attempt logged", || async {
+            let l = app.get(&format!("/api/v1/webhooks/{id}/deliveries")).await.expect(200);
+            let d = l["items"][0].clone();
+            (d["attempts"] == 1).then_some(d)
+        })
+        .await;
+        assert_eq!(d["status"], "pending", "retried later, in case the setting changes: {d}");
+        assert_eq!(d["last_error"], "refused: the target is a loopback or private address", "{d}");
+        assert!(d["last_status"].is_null(), "{d}");
+    }
+    assert!(inbox.lock().unwrap().is_empty(), "nothing reached the receiver");
+    handle.stop(true).await;
+    app.stop().await;
+}
+
+both_backends!(db: private_targets_are_refused_at_delivery);

@@ -195,6 +195,56 @@ fn check_url(url: &str, allow_private: bool) -> AppResult<String> {
     Ok(parsed.to_string())
 }
 
+/// Why a delivery was not sent: the target is (or resolves to) a loopback or private address
+/// and `webhooks.allow_private_targets` is off.
+#[derive(Debug)]
+struct PrivateTarget;
+
+impl std::fmt::Display for PrivateTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the host resolves only to loopback or private addresses")
+    }
+}
+
+impl std::error::Error for PrivateTarget {}
+
+/// The webhook client's resolver when private targets are not allowed: it resolves like the
+/// system does and drops loopback and private addresses, so a public-looking name that points
+/// inside (or is re-pointed after the subscription was checked) is not reached. The address
+/// is checked when the connection is made, not only when the URL was saved.
+#[derive(Debug, Clone, Copy)]
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let public: Vec<std::net::SocketAddr> = found.filter(|a| !private_ip(a.ip())).collect();
+            if public.is_empty() {
+                return Err(Box::new(PrivateTarget) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// What a failed send is logged as: its kind only, never the URL or the payload.
+fn send_error(e: &reqwest::Error) -> String {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<PrivateTarget>() {
+            return "refused: the host resolves to a loopback or private address".to_owned();
+        }
+        source = s.source();
+    }
+    if e.is_timeout() {
+        "timeout".to_owned()
+    } else {
+        "connection failed".to_owned()
+    }
+}
+
 fn check_events(events: &[String]) -> AppResult<String> {
     if events.is_empty() || events.len() > EVENT_TYPES.len() + 1 {
         return Err(AppError::invalid("events: name at least one event type, or \"*\""));
@@ -376,26 +426,29 @@ impl App {
             };
             let payload = body(&d);
             let ts = self.now().timestamp();
-            let sent = client
-                .post(&sub.url)
-                .header("Content-Type", "application/json")
-                .header("User-Agent", "Caseflow-Webhooks/1")
-                .header("Caseflow-Event", &d.event_type)
-                .header("Caseflow-Delivery", &d.id)
-                .header("Caseflow-Timestamp", ts.to_string())
-                .header("Caseflow-Signature", signature(&sub.secret, ts, &payload))
-                .body(payload)
-                .send()
-                .await;
+            // Checked again at delivery: an address literal never reaches the resolver, and the
+            // subscription may predate `allow_private_targets = false`.
+            let sent = if check_url(&sub.url, w.allow_private_targets).is_err() {
+                Err("refused: the target is a loopback or private address".to_owned())
+            } else {
+                client
+                    .post(&sub.url)
+                    .header("Content-Type", "application/json")
+                    .header("User-Agent", "Caseflow-Webhooks/1")
+                    .header("Caseflow-Event", &d.event_type)
+                    .header("Caseflow-Delivery", &d.id)
+                    .header("Caseflow-Timestamp", ts.to_string())
+                    .header("Caseflow-Signature", signature(&sub.secret, ts, &payload))
+                    .body(payload)
+                    .send()
+                    .await
+                    .map_err(|e| send_error(&e))
+            };
             let (ok, status, error) = match sent {
                 Ok(r) if r.status().is_success() => (true, Some(i32::from(r.status().as_u16())), None),
                 Ok(r) => (false, Some(i32::from(r.status().as_u16())), Some(format!("HTTP {}", r.status().as_u16()))),
                 // Reduced to its kind: no URL or payload in the log.
-                Err(e) => (
-                    false,
-                    None,
-                    Some(if e.is_timeout() { "timeout".to_owned() } else { "connection failed".to_owned() }),
-                ),
+                Err(e) => (false, None, Some(e)),
             };
             let attempts = u32::try_from(d.attempts).unwrap_or(0) + 1;
             let at = self.now_naive();
@@ -448,6 +501,20 @@ impl App {
         }
     }
 
+    /// The HTTP client deliveries go out with: `webhooks.timeout_secs`, no redirects, and
+    /// unless `webhooks.allow_private_targets`, a resolver that never yields a loopback or
+    /// private address.
+    pub fn webhook_client(&self) -> reqwest::Result<reqwest::Client> {
+        let w = &self.settings().webhooks;
+        let mut b = reqwest::Client::builder()
+            .timeout(Duration::from_secs(w.timeout_secs))
+            .redirect(reqwest::redirect::Policy::none());
+        if !w.allow_private_targets {
+            b = b.dns_resolver(std::sync::Arc::new(PublicOnly));
+        }
+        b.build()
+    }
+
     /// The webhook dispatcher: a round every `webhooks.poll_ms` (sooner after a local write),
     /// round after round while work is due.
     pub async fn run_webhooks(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
@@ -455,11 +522,7 @@ impl App {
         if !w.enabled {
             return;
         }
-        let client = match reqwest::Client::builder()
-            .timeout(Duration::from_secs(w.timeout_secs))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-        {
+        let client = match self.webhook_client() {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "webhooks: cannot build the HTTP client; deliveries are off");
@@ -492,6 +555,23 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_delivery_resolver_never_yields_a_loopback_or_private_address() {
+        use reqwest::dns::{Name, Resolve};
+        use std::str::FromStr;
+        // Real resolution through the system's resolver: `localhost` comes from /etc/hosts.
+        for host in ["localhost", "127.0.0.1", "10.1.2.3", "192.168.0.7", "::1", "::ffff:127.0.0.1"] {
+            let err = match PublicOnly.resolve(Name::from_str(host).unwrap()).await {
+                Ok(addrs) => panic!("{host} resolved to {:?}", addrs.collect::<Vec<_>>()),
+                Err(e) => e,
+            };
+            assert!(err.is::<PrivateTarget>(), "{host}: {err}");
+        }
+        let public: Vec<std::net::SocketAddr> =
+            PublicOnly.resolve(Name::from_str("93.184.216.34").unwrap()).await.expect("public").collect();
+        assert_eq!(public, [std::net::SocketAddr::from(([93, 184, 216, 34], 0))]);
+    }
 
     #[test]
     fn private_targets_are_refused_in_every_spelling_and_public_ones_are_normalised() {
