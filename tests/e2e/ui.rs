@@ -256,6 +256,29 @@ async fn an_agent_and_a_supervisor_work_in_chromium() {
     r.expect(200);
     let teams = app.get("/api/v1/teams").await.expect(200);
     assert!(teams["items"].as_array().unwrap().iter().any(|t| t["name"] == "Billing"), "{teams}");
+    // A webhook's signing secret rotated from its row; the previous one's end is shown.
+    let hook = app
+        .post("/api/v1/webhooks", json!({"url": "https://hooks.example.org/caseflow", "events": ["case.created"]}))
+        .await
+        .expect(201);
+    browser.click("#cf-admin-webhooks").await;
+    browser.wait_text("#cf-admin-list", hook["secret"].as_str().unwrap()).await;
+    browser.script("window.confirm = () => true; return true;").await;
+    browser.click(".cf-rotate-secret").await;
+    browser
+        .wait_true(
+            "the rotated secret listed",
+            &format!(
+                "const t = document.getElementById('cf-admin-list').textContent; return !t.includes('{}') && t.includes('whsec_');",
+                hook["secret"].as_str().unwrap()
+            ),
+        )
+        .await;
+    let rotated = app.get(&format!("/api/v1/webhooks/{}", id(&hook))).await.expect(200);
+    assert_ne!(rotated["secret"], hook["secret"]);
+    assert!(rotated["previous_secret_expires_at"].is_string(), "{rotated}");
+    browser.wait_text("#cf-admin-list", rotated["secret"].as_str().unwrap()).await;
+    browser.screenshot("admin-webhooks").await;
     browser.quit().await;
     app.stop().await;
 }

@@ -218,6 +218,8 @@ async fn private_targets_are_refused_at_delivery(db: Db) {
             active: true,
             created_at: now,
             updated_at: now,
+            previous_secret: None,
+            previous_secret_expires_at: None,
         };
         app.app()
             .store()
@@ -244,3 +246,88 @@ async fn private_targets_are_refused_at_delivery(db: Db) {
 }
 
 both_backends!(db: private_targets_are_refused_at_delivery);
+
+/// The `v1` signatures of a received delivery, checked against `secrets` in order: each must be
+/// HMAC-SHA256 of `timestamp.body` under the secret in the same place.
+fn verify_all(secrets: &[&str], r: &Received) {
+    let mut parts = r.signature.split(',');
+    let t = parts.next().and_then(|p| p.strip_prefix("t=")).expect("t=…");
+    assert_eq!(t, r.timestamp);
+    let v1: Vec<&str> = parts.map(|p| p.strip_prefix("v1=").expect("v1=…")).collect();
+    let expected: Vec<String> = secrets
+        .iter()
+        .map(|secret| {
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+            mac.update(format!("{t}.{}", r.body).as_bytes());
+            mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+        })
+        .collect();
+    assert_eq!(v1, expected, "signatures of {}", r.body);
+}
+
+/// Rotating a subscription's secret: the answer carries the new secret; until the previous one
+/// expires every delivery is signed with both (new first), afterwards with the new one only.
+async fn secrets_rotate_with_an_overlap(db: Db) {
+    let clock = Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2026, 12, 7, 9, 0, 0).unwrap()));
+    let app = spawn_with_clock(
+        settings(
+            db,
+            &[
+                ("CASEFLOW__WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true"),
+                ("CASEFLOW__WEBHOOKS__POLL_MS", "100"),
+                ("CASEFLOW__AUTH__JWT_TTL_SECS", "86400"),
+            ],
+        ),
+        clock.clone(),
+    )
+    .await;
+    let (url, inbox, handle) = receiver().await;
+    let hook = app.post("/api/v1/webhooks", json!({"url": url, "events": ["case.created"]})).await.expect(201);
+    let old = hook["secret"].as_str().unwrap().to_owned();
+    let rotate = format!("/api/v1/webhooks/{}/rotate-secret", id(&hook));
+    for bad in [json!({"expire_previous_in_secs": 604_801}), json!({"expire_previous_in_secs": -1})] {
+        app.post(&rotate, bad).await.expect_error(422, "validation_failed");
+    }
+    app.post("/api/v1/webhooks/nope/rotate-secret", json!({})).await.expect_error(404, "not_found");
+    let rotated = app.post(&rotate, json!({"expire_previous_in_secs": 3600})).await.expect(200);
+    let new = rotated["secret"].as_str().unwrap().to_owned();
+    assert!(new.starts_with("whsec_") && new != old, "{rotated}");
+    assert_eq!(rotated["previous_secret_expires_at"], "2026-12-07T10:00:00Z");
+    let shown = app.get(&format!("/api/v1/webhooks/{}", id(&hook))).await.expect(200);
+    assert_eq!(
+        (&shown["secret"], &shown["previous_secret_expires_at"]),
+        (&rotated["secret"], &rotated["previous_secret_expires_at"])
+    );
+
+    let received_for = |case_id: String| {
+        let inbox = inbox.clone();
+        async move {
+            eventually(20, "the delivery at the receiver", || async {
+                let all = inbox.lock().unwrap().clone();
+                all.into_iter().rev().find(|r| r.body.contains(&case_id))
+            })
+            .await
+        }
+    };
+    // During the overlap: both signatures, the new secret's first.
+    let during = id(&app.new_case("overlap@example.org", "Signed twice").await);
+    verify_all(&[&new, &old], &received_for(during).await);
+
+    // After it: the new secret only, and the subscription no longer shows an overlap.
+    clock.set(Utc.with_ymd_and_hms(2026, 12, 7, 10, 0, 1).unwrap());
+    let shown = app.get(&format!("/api/v1/webhooks/{}", id(&hook))).await.expect(200);
+    assert!(shown.get("previous_secret_expires_at").is_none(), "{shown}");
+    let after = id(&app.new_case("after@example.org", "Signed once").await);
+    verify_all(&[&new], &received_for(after).await);
+
+    // No overlap asked: the previous secret stops at once.
+    let third = app.post(&rotate, json!({"expire_previous_in_secs": 0})).await.expect(200);
+    assert!(third.get("previous_secret_expires_at").is_none(), "{third}");
+    let newest = third["secret"].as_str().unwrap().to_owned();
+    let last = id(&app.new_case("newest@example.org", "Newest only").await);
+    verify_all(&[&newest], &received_for(last).await);
+    handle.stop(true).await;
+    app.stop().await;
+}
+
+both_backends!(db: secrets_rotate_with_an_overlap);

@@ -73,6 +73,7 @@ api_routes! {
     "/webhooks" { get => crate::webhooks::list_webhooks, post => crate::webhooks::create_webhook }
     "/webhooks/{id}" { get => crate::webhooks::get_webhook, patch => crate::webhooks::update_webhook, delete => crate::webhooks::delete_webhook }
     "/webhooks/{id}/deliveries" { get => crate::webhooks::list_deliveries }
+    "/webhooks/{id}/rotate-secret" { post => crate::webhooks::rotate_secret }
     "/webhooks/deliveries/{id}/replay" { post => crate::webhooks::replay_delivery }
     "/customers" { get => h::list_customers, post => h::create_customer }
     "/customers/{id}" { get => h::get_customer, patch => h::update_customer }

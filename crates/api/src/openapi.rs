@@ -167,7 +167,7 @@ pub async fn serve_spec(spec: actix_web::web::Data<SpecJson>) -> actix_web::Http
         crate::desk::stats_overview,
         crate::webhooks::create_webhook, crate::webhooks::list_webhooks, crate::webhooks::get_webhook,
         crate::webhooks::update_webhook, crate::webhooks::delete_webhook, crate::webhooks::list_deliveries,
-        crate::webhooks::replay_delivery,
+        crate::webhooks::replay_delivery, crate::webhooks::rotate_secret,
     ),
     components(schemas(ErrorBody, ErrorCode)),
     modifiers(&Conventions),

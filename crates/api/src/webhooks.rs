@@ -3,7 +3,7 @@
 use crate::error::ApiError;
 use crate::extract::Auth;
 use actix_web::{web, HttpResponse};
-use caseflow_app::webhooks::{DeliveryView, NewWebhook, WebhookPatch, WebhookView};
+use caseflow_app::webhooks::{DeliveryView, NewWebhook, RotateSecret, WebhookPatch, WebhookView};
 use caseflow_app::App;
 use serde::Deserialize;
 
@@ -54,6 +54,16 @@ pub async fn update_webhook(app: web::Data<App>, Auth(who): Auth, id: Id, body: 
 pub async fn delete_webhook(app: web::Data<App>, Auth(who): Auth, id: Id) -> Res {
     app.delete_webhook(&who, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/rotate-secret", tag = "webhooks",
+    summary = "Give a subscription a new signing secret; the previous one keeps signing beside it for a while (admin)",
+    operation_id = "rotate_webhook_secret",
+    params(("id" = String, Path, description = "Resource id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key and body replay the first response")),
+    request_body = RotateSecret,
+    responses((status = 200, description = "rotated; the answer carries the new secret", body = WebhookView)))]
+pub async fn rotate_secret(app: web::Data<App>, Auth(who): Auth, id: Id, body: web::Json<RotateSecret>) -> Res {
+    Ok(HttpResponse::Ok().json(app.rotate_webhook_secret(&who, id.into_inner(), body.into_inner()).await?))
 }
 
 /// Page size of the delivery log.

@@ -1196,10 +1196,14 @@
       template: { name: 'Standard', calendar: null, targets: [{ metric: 'first_response', minutes: 240 }], warning: { percent: 75 }, ladder: [] },
       editable: (x) => omit(x, STAMPS) },
     { key: 'webhooks', title: 'Webhooks', path: '/webhooks', update: 'PATCH', remove: true,
-      columns: [['URL', (x) => x.url], ['Events', (x) => x.events.join(', ')], ['Active', (x) => (x.active ? 'yes' : 'no')],
-        ['Signing secret', (x) => x.secret]],
+      columns: [['URL', (x) => x.url, 'cf-wrap'], ['Events', (x) => x.events.join(', ')], ['Active', (x) => (x.active ? 'yes' : 'no')],
+        ['Signing secret', (x) => x.secret, 'cf-wrap'], ['Previous secret signs until', (x) => fmtTime(x.previous_secret_expires_at) || '—']],
       template: { url: 'https://hooks.example.org/caseflow', events: ['case.created'], description: '' },
-      editable: (x) => pick(x, ['url', 'events', 'description', 'active']) },
+      editable: (x) => pick(x, ['url', 'events', 'description', 'active']),
+      // A new secret; the current one keeps signing beside it for a day (docs/webhooks.md).
+      actions: [{ label: 'Rotate secret', cls: 'cf-rotate-secret',
+        confirm: (x) => 'Give "' + x.url + '" a new signing secret? The current one keeps signing deliveries for a day.',
+        run: (x) => api('POST', '/webhooks/' + encodeURIComponent(x.id) + '/rotate-secret', {}) }] },
     { key: 'tokens', title: 'API tokens', path: '/api-tokens', remove: true, removeLabel: 'Revoke',
       columns: [['Name', (x) => x.name], ['Starts with', (x) => x.prefix], ['Scopes', (x) => x.scopes.join(', ')],
         ['Last used', (x) => fmtTime(x.last_used_at) || '—'], ['Revoked', (x) => fmtTime(x.revoked_at) || '—']],
@@ -1279,6 +1283,18 @@
       if (section.editable) {
         actions.append(el('button', { type: 'button', class: 'cf-secondary', text: 'Edit', onclick: () => { setEditing(item); editor.focus(); } }), ' ');
       }
+      for (const a of section.actions || []) {
+        actions.append(el('button', { type: 'button', class: 'cf-secondary ' + a.cls, text: a.label, onclick: async () => {
+          if (!window.confirm(a.confirm(item))) return;
+          try {
+            await a.run(item);
+            toast('Done.');
+            loadResource(section, clear(document.getElementById('cf-admin-body')));
+          } catch (ex) {
+            toast(ex.message, 'error');
+          }
+        } }), ' ');
+      }
       if (section.remove && !item.revoked_at) {
         actions.append(el('button', { type: 'button', class: 'cf-secondary', text: section.removeLabel || 'Delete', onclick: async () => {
           if (!window.confirm((section.removeLabel || 'Delete') + ' "' + (item.name || item.url || item.id) + '"?')) return;
@@ -1291,7 +1307,7 @@
           }
         } }));
       }
-      return el('tr', {}, section.columns.map(([, f]) => el('td', { text: f(item) })), actions);
+      return el('tr', {}, section.columns.map(([, f, cls]) => el('td', { text: f(item), class: cls })), actions);
     });
     body.append(el('h1', { id: 'cf-admin-title', tabindex: '-1', text: section.title }), notice,
       el('table', { class: 'cf-cases', id: 'cf-admin-list' },

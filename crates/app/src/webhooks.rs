@@ -42,9 +42,25 @@ pub struct WebhookView {
     pub active: bool,
     /// The signing secret (`whsec_…`): verify `Caseflow-Signature` with it.
     pub secret: String,
+    /// After a rotation: until then deliveries also carry a signature with the previous
+    /// secret (absent when no previous secret is in effect).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
+
+/// A secret rotation.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// How long the previous secret keeps signing deliveries beside the new one, in seconds:
+    /// 0 to 604800 (7 days); 86400 when absent. 0 drops it at once.
+    pub expire_previous_in_secs: Option<i64>,
+}
+
+/// Longest overlap of a rotated secret with its successor.
+const MAX_SECRET_OVERLAP_SECS: i64 = 7 * 86_400;
 
 /// A subscription to create.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -89,7 +105,8 @@ pub struct DeliveryView {
     pub body: serde_json::Value,
 }
 
-fn view(r: WebhookSubscriptionRow) -> WebhookView {
+fn view(r: WebhookSubscriptionRow, now: chrono::NaiveDateTime) -> WebhookView {
+    let previous = previous_secret(&r, now).and(r.previous_secret_expires_at);
     WebhookView {
         id: r.id,
         url: r.url,
@@ -97,6 +114,7 @@ fn view(r: WebhookSubscriptionRow) -> WebhookView {
         description: r.description,
         active: r.active,
         secret: r.secret,
+        previous_secret_expires_at: previous.map(utc),
         created_at: utc(r.created_at),
         updated_at: utc(r.updated_at),
     }
@@ -135,10 +153,29 @@ fn delivery_view(d: WebhookDeliveryRow) -> DeliveryView {
 
 /// `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
 pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { return String::new() };
-    mac.update(format!("{timestamp}.{body}").as_bytes());
-    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    format!("t={timestamp},v1={hex}")
+    signatures(&[secret], timestamp, body)
+}
+
+/// `t=<unix seconds>` then one `v1=<hex HMAC-SHA256(secret, "<t>.<body>")>` per secret, in
+/// order (the current secret first, then the previous one during a rotation's overlap).
+pub fn signatures(secrets: &[&str], timestamp: i64, body: &str) -> String {
+    let mut out = format!("t={timestamp}");
+    for secret in secrets {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { continue };
+        mac.update(format!("{timestamp}.{body}").as_bytes());
+        let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        out.push_str(",v1=");
+        out.push_str(&hex);
+    }
+    out
+}
+
+/// The previous secret of a subscription while it still signs (its expiry is in the future).
+fn previous_secret(r: &WebhookSubscriptionRow, now: chrono::NaiveDateTime) -> Option<&str> {
+    match (&r.previous_secret, r.previous_secret_expires_at) {
+        (Some(s), Some(until)) if until > now => Some(s.as_str()),
+        _ => None,
+    }
 }
 
 /// Whether an address is one a webhook must not reach unless allowed: loopback, private,
@@ -290,22 +327,56 @@ impl App {
             active: true,
             created_at: now,
             updated_at: now,
+            previous_secret: None,
+            previous_secret_expires_at: None,
         };
         self.write(move |conn| {
             queries::webhooks::insert(conn, &row)?;
-            Ok(view(row))
+            Ok(view(row, now))
+        })
+        .await
+    }
+
+    /// Gives a subscription a new signing secret (admins). The previous one keeps signing
+    /// deliveries beside it for `expire_previous_in_secs` (a day by default), so a receiver can
+    /// switch without refusing a delivery; the answer carries the new secret.
+    pub async fn rotate_webhook_secret(
+        &self,
+        who: &Principal,
+        id: String,
+        req: RotateSecret,
+    ) -> AppResult<WebhookView> {
+        who.require_admin()?;
+        let overlap = req.expire_previous_in_secs.unwrap_or(86_400);
+        if !(0..=MAX_SECRET_OVERLAP_SECS).contains(&overlap) {
+            return Err(AppError::invalid(format!(
+                "expire_previous_in_secs must be between 0 and {MAX_SECRET_OVERLAP_SECS}"
+            )));
+        }
+        let now = self.now_naive();
+        self.write(move |conn| {
+            let mut row = queries::webhooks::get(conn, &id)?.ok_or(AppError::NotFound("webhook"))?;
+            let old = std::mem::replace(&mut row.secret, new_secret());
+            (row.previous_secret, row.previous_secret_expires_at) =
+                if overlap > 0 { (Some(old), Some(now + chrono::Duration::seconds(overlap))) } else { (None, None) };
+            row.updated_at = now;
+            queries::webhooks::update(conn, &row)?;
+            Ok(view(row, now))
         })
         .await
     }
 
     pub async fn list_webhooks(&self, who: &Principal) -> AppResult<Vec<WebhookView>> {
         who.require_admin()?;
-        self.read(|conn| Ok(queries::webhooks::list(conn)?.into_iter().map(view).collect())).await
+        let now = self.now_naive();
+        self.read(move |conn| Ok(queries::webhooks::list(conn)?.into_iter().map(|r| view(r, now)).collect())).await
     }
 
     pub async fn get_webhook(&self, who: &Principal, id: String) -> AppResult<WebhookView> {
         who.require_admin()?;
-        self.read(move |conn| Ok(view(queries::webhooks::get(conn, &id)?.ok_or(AppError::NotFound("webhook"))?))).await
+        let now = self.now_naive();
+        self.read(move |conn| Ok(view(queries::webhooks::get(conn, &id)?.ok_or(AppError::NotFound("webhook"))?, now)))
+            .await
     }
 
     pub async fn update_webhook(&self, who: &Principal, id: String, patch: WebhookPatch) -> AppResult<WebhookView> {
@@ -333,7 +404,7 @@ impl App {
             }
             row.updated_at = now;
             queries::webhooks::update(conn, &row)?;
-            Ok(view(row))
+            Ok(view(row, now))
         })
         .await
     }
@@ -438,7 +509,11 @@ impl App {
                     .header("Caseflow-Event", &d.event_type)
                     .header("Caseflow-Delivery", &d.id)
                     .header("Caseflow-Timestamp", ts.to_string())
-                    .header("Caseflow-Signature", signature(&sub.secret, ts, &payload))
+                    .header("Caseflow-Signature", {
+                        let mut secrets = vec![sub.secret.as_str()];
+                        secrets.extend(previous_secret(&sub, self.now_naive()));
+                        signatures(&secrets, ts, &payload)
+                    })
                     .body(payload)
                     .send()
                     .await

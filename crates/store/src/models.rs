@@ -430,7 +430,7 @@ pub struct AlertRow {
 
 /// A webhook subscription: where to send which event types, signed with `secret`.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = webhook_subscriptions)]
+#[diesel(table_name = webhook_subscriptions, treat_none_as_null = true)]
 pub struct WebhookSubscriptionRow {
     pub id: String,
     pub url: String,
@@ -441,6 +441,10 @@ pub struct WebhookSubscriptionRow {
     pub active: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The secret before the last rotation: it signs deliveries too until
+    /// `previous_secret_expires_at`.
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<NaiveDateTime>,
 }
 
 /// One event for one subscription, and how its delivery went.
