@@ -3,7 +3,8 @@
 //! the same key with a different request is refused with `422 idempotency_key_reused`; a retry
 //! while the first is still running gets `409 idempotency_in_progress`. 5xx responses are not
 //! stored, so a retry after a server error runs again.
-//! Not applied to login and API-token creation (a replay would re-send a secret).
+//! Not applied to login, API-token creation and webhook secret rotation (a replay would re-send
+//! a secret, for a rotation one that may no longer be current).
 
 use crate::error::ApiError;
 use actix_web::body::{BoxBody, MessageBody};
@@ -34,6 +35,7 @@ fn applies(req: &ServiceRequest) -> bool {
         // A replay would hand out the CSRF token without the cookies it goes with.
         && !req.path().ends_with("/auth/session")
         && !req.path().starts_with("/api/v1/api-tokens")
+        && !req.path().ends_with("/rotate-secret")
         // Inbound mail is deduplicated by Message-ID, and may be larger than the JSON limit.
         && !req.path().starts_with("/api/v1/inbound")
 }

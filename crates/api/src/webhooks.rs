@@ -59,7 +59,7 @@ pub async fn delete_webhook(app: web::Data<App>, Auth(who): Auth, id: Id) -> Res
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/rotate-secret", tag = "webhooks",
     summary = "Give a subscription a new signing secret; the previous one keeps signing beside it for a while (admin)",
     operation_id = "rotate_webhook_secret",
-    params(("id" = String, Path, description = "Resource id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key and body replay the first response")),
+    params(("id" = String, Path, description = "Resource id")),
     request_body = RotateSecret,
     responses((status = 200, description = "rotated; the answer carries the new secret", body = WebhookView)))]
 pub async fn rotate_secret(app: web::Data<App>, Auth(who): Auth, id: Id, body: web::Json<RotateSecret>) -> Res {

@@ -671,6 +671,9 @@ impl Settings {
         if !(1..=50).contains(&w.max_attempts) {
             return Err(invalid("webhooks.max_attempts", "must be between 1 and 50"));
         }
+        if w.retention_days > 36_500 {
+            return Err(invalid("webhooks.retention_days", "must be between 0 (keep forever) and 36500"));
+        }
         if self.clock.offset_secs != 0 && self.server.environment == RunMode::Production {
             return Err(invalid("clock.offset_secs", "a shifted clock is for demos and tests, not production"));
         }

@@ -190,16 +190,38 @@ fn private_ip(ip: std::net::IpAddr) -> bool {
                 || a.is_link_local()
                 || a.is_unspecified()
                 || a.is_broadcast()
+                || a.is_multicast()
                 || o[0] == 0
+                || o[0] >= 240
                 || (o[0] == 100 && (o[1] & 0xc0) == 64)
                 || (o[0] == 192 && o[1] == 0 && o[2] == 0)
         }
         std::net::IpAddr::V6(a) => {
-            if let Some(v4) = a.to_ipv4_mapped() {
-                return private_ip(std::net::IpAddr::V4(v4));
+            let s = a.segments();
+            let v4 = |hi: u16, lo: u16| {
+                std::net::IpAddr::V4(std::net::Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)))
+            };
+            // IPv4 inside IPv6: mapped (::ffff:a.b.c.d), compatible (::a.b.c.d), NAT64
+            // (64:ff9b::a.b.c.d, which a NAT64 gateway forwards to a.b.c.d) and 6to4
+            // (2002:aabb:ccdd::): the IPv4 address decides.
+            if let Some(v4) = a.to_ipv4() {
+                if !a.is_loopback() && !a.is_unspecified() {
+                    return private_ip(std::net::IpAddr::V4(v4));
+                }
             }
-            let s0 = a.segments()[0];
-            a.is_loopback() || a.is_unspecified() || (s0 & 0xfe00) == 0xfc00 || (s0 & 0xffc0) == 0xfe80
+            if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+                return private_ip(v4(s[6], s[7]));
+            }
+            if s[0] == 0x2002 {
+                return private_ip(v4(s[1], s[2]));
+            }
+            a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00 // unique local
+                || (s[0] & 0xffc0) == 0xfe80 // link-local
+                || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated, still routed inside some sites)
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) // local-use NAT64 (64:ff9b:1::/48)
         }
     }
 }
@@ -264,6 +286,19 @@ impl reqwest::dns::Resolve for PublicOnly {
             Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
         })
     }
+}
+
+/// The client deliveries go out with (see [`App::webhook_client`]). Unless private targets are
+/// allowed it ignores proxies from the environment (`HTTP_PROXY`…): through a proxy only the
+/// proxy's own address would be checked, and the proxy would reach whatever the name points to.
+fn delivery_client(w: &crate::settings::WebhookSettings) -> reqwest::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .timeout(Duration::from_secs(w.timeout_secs))
+        .redirect(reqwest::redirect::Policy::none());
+    if !w.allow_private_targets {
+        b = b.no_proxy().dns_resolver(std::sync::Arc::new(PublicOnly));
+    }
+    b.build()
 }
 
 /// What a failed send is logged as: its kind only, never the URL or the payload.
@@ -354,13 +389,12 @@ impl App {
             )));
         }
         let now = self.now_naive();
+        let until = (overlap > 0).then(|| now + chrono::Duration::seconds(overlap));
         self.write(move |conn| {
-            let mut row = queries::webhooks::get(conn, &id)?.ok_or(AppError::NotFound("webhook"))?;
-            let old = std::mem::replace(&mut row.secret, new_secret());
-            (row.previous_secret, row.previous_secret_expires_at) =
-                if overlap > 0 { (Some(old), Some(now + chrono::Duration::seconds(overlap))) } else { (None, None) };
-            row.updated_at = now;
-            queries::webhooks::update(conn, &row)?;
+            if !queries::webhooks::rotate_secret(conn, &id, &new_secret(), until, now)? {
+                return Err(AppError::NotFound("webhook"));
+            }
+            let row = queries::webhooks::get(conn, &id)?.ok_or(AppError::NotFound("webhook"))?;
             Ok(view(row, now))
         })
         .await
@@ -580,14 +614,7 @@ impl App {
     /// unless `webhooks.allow_private_targets`, a resolver that never yields a loopback or
     /// private address.
     pub fn webhook_client(&self) -> reqwest::Result<reqwest::Client> {
-        let w = &self.settings().webhooks;
-        let mut b = reqwest::Client::builder()
-            .timeout(Duration::from_secs(w.timeout_secs))
-            .redirect(reqwest::redirect::Policy::none());
-        if !w.allow_private_targets {
-            b = b.dns_resolver(std::sync::Arc::new(PublicOnly));
-        }
-        b.build()
+        delivery_client(&self.settings().webhooks)
     }
 
     /// The webhook dispatcher: a round every `webhooks.poll_ms` (sooner after a local write),
@@ -673,6 +700,14 @@ mod tests {
             "http://192.168.1.1/",
             "http://169.254.169.254/latest/meta-data",
             "http://100.64.0.1/",
+            "http://224.0.0.1/",
+            "http://240.0.0.1/",
+            "http://[::127.0.0.1]/",
+            "http://[64:ff9b::a00:5]/",
+            "http://[64:ff9b:1::1]/",
+            "http://[2002:c0a8:101::1]/",
+            "http://[fec0::1]/",
+            "http://[ff02::1]/",
         ] {
             let r = check_url(bad, false);
             assert!(r.is_err(), "{bad} accepted as {r:?}");
@@ -683,6 +718,40 @@ mod tests {
         }
         assert_eq!(check_url("HTTPS://Example.ORG/h?x=1", false).unwrap(), "https://example.org/h?x=1");
         assert_eq!(check_url("http://93.184.216.34:8080/h", false).unwrap(), "http://93.184.216.34:8080/h");
+        // Public addresses in the IPv6 forms that embed IPv4 ones stay allowed.
+        for good in ["http://[64:ff9b::5db8:d822]/", "http://[2002:5db8:d822::1]/", "http://[2606:4700::1111]/"] {
+            assert!(check_url(good, false).is_ok(), "{good} refused");
+        }
+    }
+
+    /// The client deliveries go out with, end to end over loopback: with private targets off,
+    /// a name resolving to loopback is never connected to (the listener sees nothing) and the
+    /// attempt says why; with them on, the same request reaches the listener.
+    #[tokio::test]
+    async fn the_delivery_client_does_not_reach_a_name_that_resolves_to_loopback() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://localhost:{}/hook", listener.local_addr().unwrap().port());
+        let settings = |allow: bool| crate::settings::WebhookSettings {
+            enabled: true,
+            poll_ms: 100,
+            timeout_secs: 2,
+            retry_base_secs: 1,
+            retry_max_secs: 1,
+            max_attempts: 1,
+            allow_private_targets: allow,
+            retention_days: 30,
+        };
+        let refused = delivery_client(&settings(false)).unwrap().post(&url).body("{}").send().await.unwrap_err();
+        assert_eq!(send_error(&refused), "refused: the host resolves to a loopback or private address");
+        let none = tokio::time::timeout(std::time::Duration::from_millis(200), listener.accept()).await;
+        assert!(none.is_err(), "a connection reached the listener");
+        let allowed = tokio::spawn(delivery_client(&settings(true)).unwrap().post(&url).body("{}").send());
+        let (conn, _) = tokio::time::timeout(std::time::Duration::from_secs(5), listener.accept())
+            .await
+            .expect("connected when allowed")
+            .unwrap();
+        drop(conn);
+        allowed.abort();
     }
 
     #[test]

@@ -27,7 +27,9 @@ pub enum DbConn {
 /// when the prepared statement is already cached: that was a quarter of the instructions of a
 /// `GET /cases/{id}` (callgrind, docs/performance.md). A query written once against the
 /// schema is generic over the backend, so it can run on either connection directly, where the
-/// statement cache is keyed by the query's type and no SQL is written after the first time.
+/// statement cache is keyed by the query's type (reads: no SQL written after the first time;
+/// diesel still writes the text of updates, optional-field inserts and SQLite `IN` lists once
+/// per execution, instead of three times).
 /// Queries whose type is bound to the multi-backend (boxed ones, built piecewise) keep using
 /// diesel's own methods.
 pub trait Direct: Sized {

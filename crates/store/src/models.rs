@@ -434,6 +434,9 @@ pub struct AlertRow {
 pub struct WebhookSubscriptionRow {
     pub id: String,
     pub url: String,
+    /// Changed only by [`crate::queries::webhooks::rotate_secret`], never by a whole-row
+    /// update (a concurrent change must not write an old secret back over a rotation).
+    #[diesel(skip_update)]
     pub secret: String,
     /// JSON array of event types.
     pub events: String,
@@ -443,7 +446,9 @@ pub struct WebhookSubscriptionRow {
     pub updated_at: NaiveDateTime,
     /// The secret before the last rotation: it signs deliveries too until
     /// `previous_secret_expires_at`.
+    #[diesel(skip_update)]
     pub previous_secret: Option<String>,
+    #[diesel(skip_update)]
     pub previous_secret_expires_at: Option<NaiveDateTime>,
 }
 

@@ -2076,6 +2076,39 @@ pub mod webhooks {
         diesel::update(ws::webhook_subscriptions.filter(ws::id.eq(&row.id))).set(row).execute_direct(conn)
     }
 
+    /// Gives subscription `id` the secret `new`; the one it replaces becomes the previous
+    /// secret until `previous_until` (or is dropped when that is `None`). One statement, the
+    /// old value read by the database itself, so two rotations (or a rotation and a change)
+    /// at once cannot lose one of the secrets they handed out. Returns whether it existed.
+    pub fn rotate_secret(
+        conn: &mut DbConn,
+        id: &str,
+        new: &str,
+        previous_until: Option<NaiveDateTime>,
+        now: NaiveDateTime,
+    ) -> QueryResult<bool> {
+        let target = ws::webhook_subscriptions.filter(ws::id.eq(id));
+        let n = match previous_until {
+            Some(until) => diesel::update(target)
+                .set((
+                    ws::previous_secret.eq(ws::secret.nullable()),
+                    ws::previous_secret_expires_at.eq(Some(until)),
+                    ws::secret.eq(new),
+                    ws::updated_at.eq(now),
+                ))
+                .execute_direct(conn)?,
+            None => diesel::update(target)
+                .set((
+                    ws::previous_secret.eq(None::<String>),
+                    ws::previous_secret_expires_at.eq(None::<NaiveDateTime>),
+                    ws::secret.eq(new),
+                    ws::updated_at.eq(now),
+                ))
+                .execute_direct(conn)?,
+        };
+        Ok(n == 1)
+    }
+
     pub fn delete(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
         diesel::delete(wd::webhook_deliveries.filter(wd::subscription_id.eq(id))).execute_direct(conn)?;
         diesel::delete(ws::webhook_subscriptions.filter(ws::id.eq(id))).execute_direct(conn)
@@ -2177,7 +2210,15 @@ pub mod webhooks {
         if ids.is_empty() {
             return Ok(0);
         }
-        diesel::delete(wd::webhook_deliveries.filter(wd::id.eq_any(&ids))).execute_direct(conn)
+        // The conditions again: a replay committed since the SELECT made it pending, and
+        // PostgreSQL re-checks them on the row it waited for.
+        diesel::delete(
+            wd::webhook_deliveries
+                .filter(wd::id.eq_any(&ids))
+                .filter(wd::status.eq_any(["delivered", "failed"]))
+                .filter(wd::next_attempt_at.lt(before)),
+        )
+        .execute_direct(conn)
     }
 
     /// A subscription's deliveries, newest first.
