@@ -1172,6 +1172,209 @@
   const omit = (obj, keys) => Object.fromEntries(Object.entries(obj).filter(([k]) => !keys.includes(k)));
   const STAMPS = ['id', 'created_at', 'updated_at'];
 
+  // Rows of inputs that grow and shrink: `make(value)` builds one row and returns
+  // { node, get }; `list.get()` collects every row's value, `list.set(values)` rebuilds.
+  function rowList(id, addLabel, make) {
+    const rows = [];
+    const box = el('div', { class: 'cf-rows', id });
+    const add = (value) => {
+      const r = make(value);
+      const remove = el('button', { type: 'button', class: 'cf-secondary cf-remove-row', text: 'Remove', 'aria-label': 'Remove this row' });
+      const node = el('div', { class: 'cf-row' }, r.node, remove);
+      remove.addEventListener('click', () => {
+        rows.splice(rows.indexOf(r), 1);
+        node.remove();
+      });
+      rows.push(r);
+      box.append(node);
+      return r;
+    };
+    const addButton = el('button', { type: 'button', class: 'cf-secondary', id: id + '-add', text: addLabel, onclick: () => add(undefined) });
+    return {
+      node: el('div', {}, box, addButton),
+      get: () => rows.map((r) => r.get()),
+      set: (values) => {
+        rows.length = 0;
+        clear(box);
+        for (const v of values || []) add(v);
+      },
+    };
+  }
+
+  const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+
+  // SLA calendar: a time zone, opening hours as rows of weekdays and times, holidays and
+  // closures; the JSON the API takes (docs/sla.md), with the server checking it.
+  function calendarForm() {
+    const name = el('input', { id: 'cf-cal-name', required: true, maxlength: 100 });
+    const zones = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [];
+    const zone = el('input', { id: 'cf-cal-zone', list: 'cf-cal-zones', required: true, placeholder: 'Europe/Paris', autocomplete: 'off' });
+    const time = (cls, value, labelText) => el('input', { class: cls, value: value || '', placeholder: 'hh:mm', pattern: '([01][0-9]|2[0-3]):[0-5][0-9]|24:00', size: 5, 'aria-label': labelText });
+    const hours = rowList('cf-cal-hours', 'Add opening hours', (h) => {
+      h = h || { days: ['mon', 'tue', 'wed', 'thu', 'fri'], from: '09:00', to: '17:00' };
+      const days = WEEKDAYS.map((d) => el('input', { type: 'checkbox', class: 'cf-day-' + d, checked: h.days.includes(d), 'aria-label': label(d) }));
+      const from = time('cf-cal-from', h.from, 'Opens');
+      const to = time('cf-cal-to', h.to, 'Closes');
+      return {
+        node: el('div', { class: 'cf-cal-hours-row' },
+          WEEKDAYS.map((d, i) => el('label', { class: 'cf-day' }, days[i], ' ' + d.charAt(0).toUpperCase() + d.slice(1, 3))),
+          el('span', { class: 'cf-muted', text: 'from' }), from, el('span', { class: 'cf-muted', text: 'to' }), to),
+        get: () => ({ days: WEEKDAYS.filter((d, i) => days[i].checked), from: from.value.trim(), to: to.value.trim() }),
+      };
+    });
+    const holidays = rowList('cf-cal-holidays', 'Add holiday', (h) => {
+      h = h || { date: '', name: '', yearly: false };
+      const date = el('input', { type: 'date', class: 'cf-hol-date', value: h.date, 'aria-label': 'Date' });
+      const hname = el('input', { class: 'cf-hol-name', value: h.name || '', placeholder: 'Name', 'aria-label': 'Holiday name' });
+      const yearly = el('input', { type: 'checkbox', class: 'cf-hol-yearly', checked: !!h.yearly });
+      return {
+        node: el('div', { class: 'cf-cal-hours-row' }, date, hname, el('label', {}, yearly, ' every year')),
+        get: () => ({ date: date.value, name: hname.value.trim(), yearly: yearly.checked }),
+      };
+    });
+    const closures = rowList('cf-cal-closures', 'Add closure', (c) => {
+      c = c || { from: '', to: '', reason: '' };
+      const from = el('input', { class: 'cf-clo-from', value: c.from, placeholder: '2026-12-31T12:00:00Z', 'aria-label': 'Closed from (UTC)' });
+      const to = el('input', { class: 'cf-clo-to', value: c.to, placeholder: '2027-01-02T08:00:00Z', 'aria-label': 'Closed until (UTC)' });
+      const reason = el('input', { class: 'cf-clo-reason', value: c.reason || '', placeholder: 'Reason', 'aria-label': 'Reason' });
+      return {
+        node: el('div', { class: 'cf-cal-hours-row' }, from, el('span', { class: 'cf-muted', text: 'to' }), to, reason),
+        get: () => ({ from: from.value.trim(), to: to.value.trim(), reason: reason.value.trim() }),
+      };
+    });
+    const field = (id, text, input) => el('div', { class: 'cf-field' }, el('label', { for: id, text }), input);
+    const group = (text, list) => el('fieldset', { class: 'cf-fieldset' }, el('legend', { text }), list.node);
+    return {
+      node: el('div', { class: 'cf-structured', id: 'cf-cal-form' },
+        field('cf-cal-name', 'Name', name),
+        field('cf-cal-zone', 'Time zone', zone), el('datalist', { id: 'cf-cal-zones' }, zones.map((z) => el('option', { value: z }))),
+        group('Opening hours (several rows a day make split shifts; "to" may be 24:00 or past midnight)', hours),
+        group('Holidays (closed all day, local date)', holidays),
+        group('Closures (instants in UTC)', closures)),
+      get: () => ({ name: name.value.trim(), time_zone: zone.value.trim(), hours: hours.get(), holidays: holidays.get(), closures: closures.get() }),
+      set: (v) => {
+        name.value = v.name || '';
+        zone.value = v.time_zone || '';
+        hours.set(v.hours);
+        holidays.set(v.holidays);
+        closures.set(v.closures);
+      },
+    };
+  }
+
+  const METRICS = ['first_response', 'next_response', 'resolution'];
+  const LADDER_ACTIONS = ['notify_assignee', 'alert_supervisors', 'raise_priority', 'reassign'];
+
+  // A row of checkboxes for a list value: `get` gives the checked values in `values` order.
+  function checks(cls, values, checked, text) {
+    const boxes = values.map((v) => el('input', { type: 'checkbox', class: cls + ' ' + cls + '-' + v, value: v, checked: (checked || []).includes(v) }));
+    return {
+      node: el('span', { class: 'cf-checks' }, values.map((v, i) => el('label', { class: 'cf-day' }, boxes[i], ' ' + (text ? text(v) : label(v))))),
+      get: () => values.filter((v, i) => boxes[i].checked),
+      set: (list) => boxes.forEach((b) => { b.checked = (list || []).includes(b.value); }),
+    };
+  }
+
+  // An optional whole number: empty is "none" (null), anything else is sent as typed and
+  // checked by the server.
+  const numberOrNull = (input) => (input.value.trim() === '' ? null : Number(input.value));
+
+  // SLA policy: what it applies to, its calendar, targets, warning, pauses and the escalation
+  // ladder (docs/sla.md), in the JSON the API takes.
+  function policyForm() {
+    const name = el('input', { id: 'cf-pol-name', required: true, maxlength: 100 });
+    const position = el('input', { id: 'cf-pol-position', type: 'number', step: 1, placeholder: 'after the last' });
+    const priorities = checks('cf-pol-priority', PRIORITIES, []);
+    const tiers = checks('cf-pol-tier', TIERS, []);
+    const channels = checks('cf-pol-channel', CHANNELS, []);
+    const teamIds = [...state.teams.keys()];
+    const teams = checks('cf-pol-team', teamIds, [], (id) => (state.teams.get(id) || {}).name || id);
+    const calendar = el('select', { id: 'cf-pol-calendar' }, option('', 'None: around the clock, UTC', true));
+    let wantedCalendar = null;
+    api('GET', '/sla/calendars').then((list) => {
+      for (const c of list.items) calendar.append(option(c.name, c.name, c.name === wantedCalendar));
+      calendar.value = wantedCalendar || '';
+    }).catch(() => {});
+    const metricSelect = (cls, current) => el('select', { class: cls, 'aria-label': 'Metric' }, METRICS.map((m) => option(m, label(m), m === current)));
+    const targets = rowList('cf-pol-targets', 'Add target', (t) => {
+      t = t || { metric: 'first_response', minutes: 240, business_hours: true };
+      const metric = metricSelect('cf-pol-metric', t.metric);
+      const minutes = el('input', { type: 'number', class: 'cf-pol-minutes', min: 1, step: 1, value: String(t.minutes), 'aria-label': 'Minutes' });
+      const business = el('input', { type: 'checkbox', class: 'cf-pol-business', checked: t.business_hours !== false });
+      return {
+        node: el('div', { class: 'cf-cal-hours-row' }, metric, el('span', { class: 'cf-muted', text: 'within' }), minutes,
+          el('span', { class: 'cf-muted', text: 'minutes' }), el('label', {}, business, ' in business hours')),
+        get: () => ({ metric: metric.value, minutes: Number(minutes.value), business_hours: business.checked }),
+      };
+    });
+    const warnPercent = el('input', { id: 'cf-pol-warn-percent', type: 'number', min: 1, max: 99, step: 1, placeholder: 'none' });
+    const warnBefore = el('input', { id: 'cf-pol-warn-before', type: 'number', min: 0, step: 1, placeholder: 'none' });
+    const pauses = checks('cf-pol-pause', ['pending', 'on_hold'], ['pending', 'on_hold']);
+    const ack = el('input', { id: 'cf-pol-ack', type: 'number', min: 0, step: 1 });
+    const ladder = rowList('cf-pol-ladder', 'Add escalation step', (st) => {
+      st = st || { on: 'breach', after_minutes: 0, action: 'alert_supervisors', metrics: [] };
+      const on = el('select', { class: 'cf-pol-on', 'aria-label': 'On' }, ['warning', 'breach'].map((v) => option(v, 'on ' + v, v === st.on)));
+      const after = el('input', { type: 'number', class: 'cf-pol-after', min: 0, step: 1, value: String(st.after_minutes || 0), 'aria-label': 'Minutes after' });
+      const action = el('select', { class: 'cf-pol-action', 'aria-label': 'Action' }, LADDER_ACTIONS.map((a) => option(a, label(a), a === st.action)));
+      const metrics = checks('cf-pol-step-metric', METRICS, st.metrics);
+      return {
+        node: el('div', { class: 'cf-cal-hours-row' }, on, el('span', { class: 'cf-muted', text: '+' }), after,
+          el('span', { class: 'cf-muted', text: 'min:' }), action, el('span', { class: 'cf-muted', text: 'for' }), metrics.node,
+          el('span', { class: 'cf-muted', text: '(none ticked: every metric)' })),
+        get: () => ({ on: on.value, after_minutes: Number(after.value || 0), action: action.value, metrics: metrics.get() }),
+      };
+    });
+    const field = (id, text, input) => el('div', { class: 'cf-field' }, el('label', { for: id, text }), input);
+    const group = (text, ...nodes) => el('fieldset', { class: 'cf-fieldset' }, el('legend', { text }), ...nodes);
+    const line = (text, node) => el('div', { class: 'cf-cal-hours-row' }, el('span', { class: 'cf-pol-label', text }), node);
+    return {
+      node: el('div', { class: 'cf-structured', id: 'cf-pol-form' },
+        field('cf-pol-name', 'Name', name),
+        field('cf-pol-position', 'Place in the matching order (the first policy that matches applies)', position),
+        group('Applies to (nothing ticked in a line: any)', line('Priority', priorities.node), line('Customer tier', tiers.node),
+          line('Channel', channels.node), teamIds.length ? line('Team', teams.node) : null),
+        field('cf-pol-calendar', 'Business calendar', calendar),
+        group('Targets', targets.node),
+        group('Warning before a breach (with both, the earlier)',
+          line('at % of the target used', warnPercent), line('minutes before the deadline', warnBefore)),
+        group('Clocks pause while the case is', pauses.node),
+        field('cf-pol-ack', 'Acknowledge a new case within (seconds)', ack),
+        group('Escalation ladder', ladder.node)),
+      get: () => {
+        const v = {
+          name: name.value.trim(),
+          conditions: { priorities: priorities.get(), tiers: tiers.get(), channels: channels.get(), teams: teams.get() },
+          calendar: calendar.value || null,
+          targets: targets.get(),
+          warning: { percent: numberOrNull(warnPercent), minutes_before: numberOrNull(warnBefore) },
+          pause_on: pauses.get(),
+          acknowledge_within_secs: numberOrNull(ack) ?? 60,
+          ladder: ladder.get(),
+        };
+        const pos = numberOrNull(position);
+        return pos === null ? v : Object.assign({ position: pos }, v);
+      },
+      set: (v) => {
+        const c = v.conditions || {};
+        name.value = v.name || '';
+        position.value = v.position ?? '';
+        priorities.set(c.priorities);
+        tiers.set(c.tiers);
+        channels.set(c.channels);
+        teams.set(c.teams);
+        wantedCalendar = v.calendar || null;
+        calendar.value = wantedCalendar || '';
+        targets.set(v.targets);
+        const w = v.warning || {};
+        warnPercent.value = w.percent ?? '';
+        warnBefore.value = w.minutes_before ?? '';
+        pauses.set(v.pause_on || ['pending', 'on_hold']);
+        ack.value = v.acknowledge_within_secs ?? 60;
+        ladder.set(v.ladder);
+      },
+    };
+  }
+
   // Everything the API configures, one section each. Most are edited as the JSON the API
   // takes (the server validates it and says what is wrong); canned replies have a form.
   const ADMIN = [
@@ -1190,11 +1393,11 @@
     { key: 'calendars', title: 'SLA calendars', path: '/sla/calendars', update: 'PUT', remove: true,
       columns: [['Name', (x) => x.name], ['Time zone', (x) => x.time_zone], ['Opening hours', (x) => (x.hours || []).map((h) => h.days.join(',') + ' ' + h.from + '–' + h.to).join('; ')]],
       template: { name: 'Support hours', time_zone: 'Europe/Paris', hours: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri'], from: '09:00', to: '17:00' }], holidays: [], closures: [] },
-      editable: (x) => omit(x, STAMPS) },
+      editable: (x) => omit(x, STAMPS), form: calendarForm },
     { key: 'policies', title: 'SLA policies', path: '/sla/policies', update: 'PUT', remove: true,
       columns: [['#', (x) => x.position], ['Name', (x) => x.name], ['Targets', (x) => (x.targets || []).map((t) => label(t.metric) + ' ' + t.minutes + 'm').join(', ')]],
-      template: { name: 'Standard', calendar: null, targets: [{ metric: 'first_response', minutes: 240 }], warning: { percent: 75 }, ladder: [] },
-      editable: (x) => omit(x, STAMPS) },
+      template: { name: 'Standard', calendar: null, targets: [{ metric: 'first_response', minutes: 240, business_hours: false }], warning: { percent: 75 }, ladder: [] },
+      editable: (x) => omit(x, STAMPS), form: policyForm },
     { key: 'webhooks', title: 'Webhooks', path: '/webhooks', update: 'PATCH', remove: true,
       columns: [['URL', (x) => x.url, 'cf-wrap'], ['Events', (x) => x.events.join(', ')], ['Active', (x) => (x.active ? 'yes' : 'no')],
         ['Signing secret', (x) => x.secret, 'cf-wrap'], ['Previous secret signs until', (x) => fmtTime(x.previous_secret_expires_at) || '—']],
@@ -1235,29 +1438,63 @@
     const err = el('p', { class: 'cf-error', role: 'alert', id: 'cf-admin-error' });
     const notice = el('div', { id: 'cf-admin-notice' });
     const editor = el('textarea', { id: 'cf-admin-json', rows: 12, spellcheck: 'false', class: 'cf-json', 'aria-label': 'JSON' });
+    // Sections with a structured form show it; the JSON the API takes stays one click away.
+    const structured = section.form ? section.form() : null;
+    let asJson = !structured;
+    const modeButton = el('button', { type: 'button', class: 'cf-secondary', id: 'cf-admin-mode' });
+    const showMode = () => {
+      editor.hidden = !asJson;
+      if (structured) structured.node.hidden = asJson;
+      modeButton.hidden = !structured;
+      modeButton.textContent = asJson ? 'Edit in the form' : 'Edit as JSON';
+    };
+    modeButton.addEventListener('click', () => {
+      err.textContent = '';
+      if (asJson) {
+        try {
+          structured.set(JSON.parse(editor.value));
+        } catch (ex) {
+          err.textContent = 'Not valid JSON: ' + ex.message;
+          return;
+        }
+      } else {
+        editor.value = JSON.stringify(structured.get(), null, 2);
+      }
+      asJson = !asJson;
+      showMode();
+    });
     let editing = null;
     const heading = el('h2', { id: 'cf-admin-form-title', text: 'New' });
     const setEditing = (item) => {
       editing = item;
       heading.textContent = item ? 'Change ' + (item.name || item.url || item.id) : 'New';
       const template = typeof section.template === 'function' ? section.template() : section.template;
-      editor.value = JSON.stringify(item ? section.editable(item) : template, null, 2);
+      const value = item ? section.editable(item) : template;
+      editor.value = JSON.stringify(value, null, 2);
+      if (structured) structured.set(value);
       err.textContent = '';
     };
-    const form = el('form', { class: 'cf-panel cf-admin-form', id: 'cf-admin-form' }, heading, err, editor,
+    const form = el('form', { class: 'cf-panel cf-admin-form', id: 'cf-admin-form' }, heading, err,
+      structured ? structured.node : null, editor,
       el('div', { class: 'cf-composer-actions' },
-        el('button', { type: 'button', class: 'cf-secondary', text: 'New', onclick: () => setEditing(null) }),
+        el('button', { type: 'button', class: 'cf-secondary', id: 'cf-admin-new', text: 'New', onclick: () => setEditing(null) }),
+        modeButton,
         el('button', { type: 'submit', id: 'cf-admin-save', text: 'Save' })));
-    if (!section.editable) form.querySelector('.cf-secondary').hidden = true;
+    if (!section.editable) form.querySelector('#cf-admin-new').hidden = true;
+    showMode();
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
       err.textContent = '';
       let value;
-      try {
-        value = JSON.parse(editor.value);
-      } catch (ex) {
-        err.textContent = 'Not valid JSON: ' + ex.message;
-        return;
+      if (!asJson) {
+        value = structured.get();
+      } else {
+        try {
+          value = JSON.parse(editor.value);
+        } catch (ex) {
+          err.textContent = 'Not valid JSON: ' + ex.message;
+          return;
+        }
       }
       try {
         const saved = editing
@@ -1281,7 +1518,10 @@
     const rows = list.items.map((item) => {
       const actions = el('td', {});
       if (section.editable) {
-        actions.append(el('button', { type: 'button', class: 'cf-secondary', text: 'Edit', onclick: () => { setEditing(item); editor.focus(); } }), ' ');
+        actions.append(el('button', { type: 'button', class: 'cf-secondary', text: 'Edit', onclick: () => {
+          setEditing(item);
+          (asJson ? editor : form.querySelector('input')).focus();
+        } }), ' ');
       }
       for (const a of section.actions || []) {
         actions.append(el('button', { type: 'button', class: 'cf-secondary ' + a.cls, text: a.label, onclick: async () => {
