@@ -96,9 +96,12 @@ impl Browser {
         self.cmd(reqwest::Method::POST, &format!("/element/{id}/value"), Some(json!({"text": keys}))).await;
     }
 
+    /// Clicks like a user: WebDriver refuses when another element would get the click (an
+    /// overlay, a toast), and that fails the test instead of passing unnoticed.
     pub async fn click(&self, css: &str) {
         let id = self.find(css).await;
-        self.cmd(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({}))).await;
+        let v = self.cmd(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({}))).await;
+        assert!(v.get("error").is_none(), "click on {css} refused: {v}");
     }
 
     pub async fn text(&self, css: &str) -> String {

@@ -320,7 +320,35 @@ async fn an_agent_and_a_supervisor_work_in_chromium() {
     let r = app.call(reqwest::Method::GET, "/api/v1/cases", Some(&token), None).await;
     r.expect(200);
     let teams = app.get("/api/v1/teams").await.expect(200);
-    assert!(teams["items"].as_array().unwrap().iter().any(|t| t["name"] == "Billing"), "{teams}");
+    let billing = teams["items"].as_array().unwrap().iter().find(|t| t["name"] == "Billing").cloned();
+    let billing = billing.unwrap_or_else(|| panic!("{teams}"));
+    // A new agent from the agent form: a supervisor of the new team, with the password the
+    // page generated (read from the form, then used to log in).
+    browser.click("#cf-admin-agents").await;
+    browser
+        .wait_true("the agent form", "const e = document.getElementById('cf-f-agent-email'); return !!e && !document.getElementById('cf-f-agent-form').hidden;")
+        .await;
+    let password = browser
+        .script(&format!(
+            "document.getElementById('cf-f-agent-email').value = 'nina.new@caseflow.test'; document.getElementById('cf-f-agent-name').value = 'Nina New'; document.getElementById('cf-f-agent-role').value = 'supervisor'; document.getElementById('cf-f-agent-team_id').value = '{}'; return document.getElementById('cf-f-agent-password').value;",
+            billing["id"].as_str().unwrap()
+        ))
+        .await;
+    let password = password.as_str().unwrap().to_owned();
+    assert!(password.len() >= 10, "a generated password: {password:?}");
+    assert!(
+        browser.script("return document.getElementById('cf-f-agent-active-field').hidden;").await == true,
+        "no active box on a new agent"
+    );
+    browser.click("#cf-admin-save").await;
+    browser
+        .wait_true("the agent saved, or refused", "return document.getElementById('cf-admin-list').textContent.includes('Nina New') || document.getElementById('cf-admin-error').textContent !== '';")
+        .await;
+    let refused = browser.script("return document.getElementById('cf-admin-error').textContent;").await;
+    assert_eq!(refused, "", "the agent form was refused");
+    let nina = app.login("nina.new@caseflow.test", &password).await;
+    let me = app.call(reqwest::Method::GET, "/api/v1/me", Some(&nina), None).await.expect(200);
+    assert_eq!((&me["role"], &me["team_id"]), (&json!("supervisor"), &billing["id"]), "{me}");
     // A webhook's signing secret rotated from its row; the previous one's end is shown.
     let hook = app
         .post("/api/v1/webhooks", json!({"url": "https://hooks.example.org/caseflow", "events": ["case.created"]}))

@@ -1375,6 +1375,74 @@
     };
   }
 
+  const WEBHOOK_EVENTS = ['*', 'case.created', 'case.assigned', 'case.unassigned', 'case.status_changed',
+    'case.priority_changed', 'message.created', 'sla.warning', 'sla.breached', 'case.escalated'];
+
+  // A form for a flat object, one control per field. Only the fields the edited value has are
+  // shown and sent back: a new agent has an email and a password, a change to one does not.
+  function fieldsForm(prefix, fields) {
+    const controls = fields.map((f) => {
+      const id = prefix + '-' + f.key;
+      let input;
+      let get;
+      let set;
+      if (f.type === 'select') {
+        input = el('select', { id });
+        get = () => (input.value === '' && f.nullable ? null : input.value);
+        set = (v) => {
+          clear(input);
+          for (const [value, text] of f.options()) input.append(option(value, text, false));
+          input.value = v ?? '';
+        };
+      } else if (f.type === 'checkbox') {
+        input = el('input', { type: 'checkbox', id });
+        get = () => input.checked;
+        set = (v) => { input.checked = !!v; };
+      } else if (f.type === 'checks') {
+        const c = checks(id, f.values, [], f.text);
+        input = c.node;
+        get = c.get;
+        set = c.set;
+      } else if (f.type === 'number') {
+        input = el('input', { type: 'number', id, min: f.min, step: 1, placeholder: f.placeholder });
+        get = () => numberOrNull(input);
+        set = (v) => { input.value = v ?? ''; };
+      } else {
+        input = el('input', { id, maxlength: f.max, autocomplete: 'off', spellcheck: 'false' });
+        // A password is sent as typed; an empty optional field is "none".
+        get = () => {
+          const v = f.key === 'password' ? input.value : input.value.trim();
+          return v === '' && f.nullable ? null : v;
+        };
+        set = (v) => { input.value = v ?? ''; };
+      }
+      const hint = f.hint ? el('small', { class: 'cf-muted', text: f.hint }) : null;
+      const wrap = f.type === 'checks' || f.type === 'checkbox'
+        ? el('fieldset', { class: 'cf-fieldset', id: id + '-field' }, el('legend', { text: f.label }),
+          f.type === 'checkbox' ? el('label', {}, input, ' ' + (f.box || f.label)) : input, hint)
+        : el('div', { class: 'cf-field', id: id + '-field' }, el('label', { for: id, text: f.label }), input, hint);
+      return { key: f.key, wrap, get, set };
+    });
+    let keys = [];
+    return {
+      node: el('div', { class: 'cf-structured', id: prefix + '-form' }, controls.map((c) => c.wrap)),
+      get: () => Object.fromEntries(controls.filter((c) => keys.includes(c.key)).map((c) => [c.key, c.get()])),
+      set: (v) => {
+        keys = Object.keys(v);
+        for (const c of controls) {
+          c.wrap.hidden = !keys.includes(c.key);
+          if (!c.wrap.hidden) c.set(v[c.key]);
+        }
+      },
+    };
+  }
+
+  const teamOptions = () => [['', '— no team']].concat([...state.teams.entries()].map(([id, t]) => [id, t.name]));
+  const nameAndDescription = (prefix) => () => fieldsForm(prefix, [
+    { key: 'name', label: 'Name', max: 100 },
+    { key: 'description', label: 'Description', max: 500 },
+  ]);
+
   // Everything the API configures, one section each. Most are edited as the JSON the API
   // takes (the server validates it and says what is wrong); canned replies have a form.
   const ADMIN = [
@@ -1383,13 +1451,22 @@
       columns: [['Name', (x) => x.name], ['Email', (x) => x.email], ['Role', (x) => x.role],
         ['Team', (x) => (x.team_id ? (state.teams.get(x.team_id) || {}).name || x.team_id : '—')], ['Active', (x) => (x.active ? 'yes' : 'no')]],
       template: () => ({ email: 'new.agent@example.org', name: 'New Agent', role: 'agent', password: randomPassword(), team_id: null, max_load: 5 }),
-      editable: (x) => pick(x, ['name', 'role', 'team_id', 'max_load', 'active']) },
+      editable: (x) => pick(x, ['name', 'role', 'team_id', 'max_load', 'active']),
+      form: () => fieldsForm('cf-f-agent', [
+        { key: 'email', label: 'Email (their login)', max: 254 },
+        { key: 'name', label: 'Name', max: 100 },
+        { key: 'role', label: 'Role', type: 'select', options: () => [['agent', 'Agent'], ['supervisor', 'Supervisor'], ['admin', 'Admin']] },
+        { key: 'password', label: 'Password', max: 200, nullable: true, hint: 'Generated in this browser: copy it for them now, it is not shown again. Empty: they cannot log in until one is set.' },
+        { key: 'team_id', label: 'Team', type: 'select', nullable: true, options: teamOptions },
+        { key: 'max_load', label: 'Most open cases at once (routing)', type: 'number', min: 1, placeholder: 'no limit' },
+        { key: 'active', label: 'Active', type: 'checkbox', box: 'can log in and receive cases' },
+      ]) },
     { key: 'teams', title: 'Teams', path: '/teams', update: 'PATCH', remove: true,
       columns: [['Name', (x) => x.name], ['Description', (x) => x.description]],
-      template: { name: 'Billing', description: '' }, editable: (x) => pick(x, ['name', 'description']) },
+      template: { name: 'Billing', description: '' }, editable: (x) => pick(x, ['name', 'description']), form: nameAndDescription('cf-f-team') },
     { key: 'skills', title: 'Skills', path: '/skills', update: 'PATCH', remove: true,
       columns: [['Name', (x) => x.name], ['Description', (x) => x.description]],
-      template: { name: 'german', description: '' }, editable: (x) => pick(x, ['name', 'description']) },
+      template: { name: 'german', description: '' }, editable: (x) => pick(x, ['name', 'description']), form: nameAndDescription('cf-f-skill') },
     { key: 'calendars', title: 'SLA calendars', path: '/sla/calendars', update: 'PUT', remove: true,
       columns: [['Name', (x) => x.name], ['Time zone', (x) => x.time_zone], ['Opening hours', (x) => (x.hours || []).map((h) => h.days.join(',') + ' ' + h.from + '–' + h.to).join('; ')]],
       template: { name: 'Support hours', time_zone: 'Europe/Paris', hours: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri'], from: '09:00', to: '17:00' }], holidays: [], closures: [] },
@@ -1403,6 +1480,12 @@
         ['Signing secret', (x) => x.secret, 'cf-wrap'], ['Previous secret signs until', (x) => fmtTime(x.previous_secret_expires_at) || '—']],
       template: { url: 'https://hooks.example.org/caseflow', events: ['case.created'], description: '' },
       editable: (x) => pick(x, ['url', 'events', 'description', 'active']),
+      form: () => fieldsForm('cf-f-hook', [
+        { key: 'url', label: 'URL that receives the POSTs', max: 2000 },
+        { key: 'events', label: 'Events', type: 'checks', values: WEBHOOK_EVENTS, text: (v) => (v === '*' ? 'every event' : v) },
+        { key: 'description', label: 'Description', max: 500 },
+        { key: 'active', label: 'Active', type: 'checkbox', box: 'deliver new events' },
+      ]),
       // A new secret; the current one keeps signing beside it for a day (docs/webhooks.md).
       actions: [{ label: 'Rotate secret', cls: 'cf-rotate-secret',
         confirm: (x) => 'Give "' + x.url + '" a new signing secret? The current one keeps signing deliveries for a day.',
@@ -1410,7 +1493,12 @@
     { key: 'tokens', title: 'API tokens', path: '/api-tokens', remove: true, removeLabel: 'Revoke',
       columns: [['Name', (x) => x.name], ['Starts with', (x) => x.prefix], ['Scopes', (x) => x.scopes.join(', ')],
         ['Last used', (x) => fmtTime(x.last_used_at) || '—'], ['Revoked', (x) => fmtTime(x.revoked_at) || '—']],
-      template: { name: 'CRM sync', scopes: ['read', 'write'] } },
+      template: { name: 'CRM sync', scopes: ['read', 'write'] },
+      form: () => fieldsForm('cf-f-token', [
+        { key: 'name', label: 'Name', max: 100 },
+        { key: 'scopes', label: 'Scopes', type: 'checks', values: ['read', 'write', 'admin'],
+          text: (v) => ({ read: 'read', write: 'write (cases, messages, customers)', admin: 'admin (everything)' })[v] },
+      ]) },
   ];
 
   async function loadAdmin(key) {
