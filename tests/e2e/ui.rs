@@ -185,6 +185,16 @@ async fn an_agent_and_a_supervisor_work_in_chromium() {
     browser.wait_text("#cf-breaches-teams", "No team").await;
     browser.script("document.getElementById('cf-charts-title').scrollIntoView(); return true;").await;
     browser.screenshot("supervisor-charts").await;
+    // The console narrowed to the cases of no team (Sue has none, so she saw every team): the
+    // breaching case has no team and stays.
+    browser.click("#cf-super-team option[value='none']").await;
+    browser
+        .wait_true(
+            "the console reloaded for no team",
+            "const s = document.getElementById('cf-super-team'); return !!s && s.value === 'none';",
+        )
+        .await;
+    browser.wait_text("#cf-breaching", "Nobody has answered this yet").await;
     // Reassign the breaching case from the console.
     let quiet_case = app.get(&format!("/api/v1/cases/{quiet}")).await.expect(200);
     assert!(quiet_case["assignee_id"].is_null());
@@ -821,7 +831,34 @@ async fn supervisor_overview_figures(db: Db) {
         .collect();
     assert_eq!(per_team, [("Billing".to_owned(), 1), ("No team".to_owned(), 1)]);
     assert_eq!(o["daily"][0]["breaches"], 0);
-    let _ = b;
+
+    // One team's figures: Billing has case b (created at 09:00, waiting, breached) and no
+    // agent; "none" has the other two cases and every agent (none has a team).
+    let only = app.get(&format!("/api/v1/stats/overview?days=3&team={billing}")).await.expect(200);
+    assert_eq!(only["agents"], json!([]), "{only}");
+    assert_eq!(only["waiting_per_team"], json!([{"id": billing, "name": "Billing", "count": 1}]));
+    let nine =
+        only["hourly"].as_array().unwrap().iter().find(|h| h["start"] == "2026-12-07T09:00:00Z").cloned().unwrap();
+    assert_eq!((nine["created"].as_i64(), nine["solved"].as_i64()), (Some(1), Some(0)));
+    assert_eq!((only["daily"][2]["breaches"].as_i64(), only["daily"][2]["answered"].as_i64()), (Some(1), Some(0)));
+    assert_eq!(only["breaches_per_team"], json!([{"id": billing, "name": "Billing", "count": 1}]));
+    let none = app.get("/api/v1/stats/overview?days=3&team=none").await.expect(200);
+    assert!(none["agents"].as_array().unwrap().iter().any(|x| x["agent_id"] == agent_id.as_str()), "{none}");
+    assert_eq!(none["waiting_per_team"], json!([]), "a is assigned, c solved: {none}");
+    let nine =
+        none["hourly"].as_array().unwrap().iter().find(|h| h["start"] == "2026-12-07T09:00:00Z").cloned().unwrap();
+    assert_eq!((nine["created"].as_i64(), nine["solved"].as_i64()), (Some(2), Some(1)));
+    assert_eq!((none["daily"][2]["breaches"].as_i64(), none["daily"][2]["answered"].as_i64()), (Some(1), Some(1)));
+    app.get("/api/v1/stats/overview?team=nope").await.expect_error(422, "validation_failed");
+    // The inbox takes the same team filter.
+    let all = app.get("/api/v1/inbox?view=all").await.expect(200);
+    assert_eq!(all["items"].as_array().unwrap().len(), 3);
+    let billing_cases = app.get(&format!("/api/v1/inbox?view=all&team={billing}")).await.expect(200);
+    let ids: Vec<&str> =
+        billing_cases["items"].as_array().unwrap().iter().map(|i| i["case"]["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [b.as_str()]);
+    let no_team = app.get("/api/v1/inbox?view=all&team=none").await.expect(200);
+    assert_eq!(no_team["items"].as_array().unwrap().len(), 2);
     app.call(reqwest::Method::GET, "/api/v1/stats/overview", Some(&agent), None).await.expect_error(403, "forbidden");
     app.get("/api/v1/stats/overview?days=0").await.expect_error(422, "validation_failed");
     app.stop().await;

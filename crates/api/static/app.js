@@ -188,6 +188,7 @@
 
   function showLogin(notice) {
     stopStreams();
+    state.superTeam = undefined;
     stopViewing(false);
     if (state.chat) state.chat.close();
     state.chat = null;
@@ -930,6 +931,12 @@
 
   // ---------- supervisor console ----------
 
+  // The team the console shows: chosen in its selector, at first the supervisor's own.
+  function superTeamParam() {
+    if (state.superTeam === undefined) state.superTeam = (state.me && state.me.team_id) || '';
+    return state.superTeam ? '&team=' + encodeURIComponent(state.superTeam) : '';
+  }
+
   async function loadSupervisor(refresh) {
     state.current = refresh && state.current && state.current.kind === 'supervisor' ? state.current : { kind: 'supervisor' };
     const current = state.current;
@@ -940,9 +947,9 @@
     try {
       [alerts, breaching, agents, overview] = await Promise.all([
         api('GET', '/alerts?unacknowledged=true'),
-        api('GET', '/inbox?view=breaching&limit=20'),
+        api('GET', '/inbox?view=breaching&limit=20' + superTeamParam()),
         api('GET', '/agents'),
-        api('GET', '/stats/overview?days=7'),
+        api('GET', '/stats/overview?days=7' + superTeamParam()),
       ]);
     } catch (ex) {
       if (ex.status !== 401) toast(ex.message, 'error');
@@ -955,6 +962,14 @@
     state.agents = new Map(agents.items.map((a) => [a.id, a]));
     const main = clear(document.getElementById('cf-main'));
     const log = el('ol', { class: 'cf-alerts', id: 'cf-alerts', role: 'log', 'aria-live': 'assertive', 'aria-label': 'Live SLA alerts' });
+    // Which team the figures and "breaching next" cover (alerts are the supervisor's own).
+    const teamPick = select('cf-super-team', 'Team', [['', 'All teams'], ['none', 'No team']]
+      .concat([...state.teams.entries()].map(([id, t]) => [id, t.name])), state.superTeam, (e) => {
+      state.superTeam = e.target.value;
+      state.overviewAt = 0;
+      loadSupervisor(true);
+    });
+    main.append(el('div', { class: 'cf-super-filter' }, teamPick));
     main.append(el('div', { class: 'cf-super' },
       el('section', { class: 'cf-panel', 'aria-labelledby': 'cf-alerts-title' },
         el('h1', { id: 'cf-alerts-title', text: 'Live SLA alerts' }),
@@ -1059,8 +1074,8 @@
         }, gap - (now - state.overviewAt) + 50);
       }
       const [page, overview] = await Promise.all([
-        api('GET', '/inbox?view=breaching&limit=20'),
-        figures ? api('GET', '/stats/overview?days=7') : Promise.resolve(state.overview),
+        api('GET', '/inbox?view=breaching&limit=20' + superTeamParam()),
+        figures ? api('GET', '/stats/overview?days=7' + superTeamParam()) : Promise.resolve(state.overview),
       ]);
       if (!state.current || state.current.kind !== 'supervisor') return;
       if (figures) {

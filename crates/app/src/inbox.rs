@@ -31,6 +31,8 @@ pub struct InboxQuery {
     pub tier: Option<String>,
     /// A skill id the case requires.
     pub skill: Option<String>,
+    /// Cases of this team (`none`: of no team).
+    pub team: Option<String>,
     /// Text matched against subjects (case-insensitive) and case numbers.
     pub q: Option<String>,
     pub cursor: Option<String>,
@@ -145,6 +147,7 @@ impl App {
             Some(t) => Some(parse_enum::<Tier>("tier", t)?.as_str().to_owned()),
             None => None,
         };
+        let team_id = crate::stats::team_filter(query.team.as_deref())?;
         let skill_id = query.skill.filter(|s| !s.is_empty());
         if let Some(k) = &skill_id {
             check_len("skill", k, 64)?;
@@ -168,7 +171,18 @@ impl App {
                 View::TeamUnassigned(_) => View::TeamUnassigned(team.clone()),
                 v => v,
             };
-            let f = InboxFilter { view, statuses, priority, channel, tier, skill_id, text, after, limit: limit + 1 };
+            let f = InboxFilter {
+                view,
+                statuses,
+                priority,
+                channel,
+                tier,
+                skill_id,
+                team_id,
+                text,
+                after,
+                limit: limit + 1,
+            };
             let rows = inbox::page(conn, &f)?;
             let more = rows.len() > usize::try_from(limit).unwrap_or(0);
             let mut items = Vec::with_capacity(rows.len());

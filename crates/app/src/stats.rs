@@ -17,6 +17,27 @@ pub struct OverviewQuery {
     /// Days of history for the daily figures (1–31, default 7).
     #[param(minimum = 1, maximum = 31)]
     pub days: Option<i64>,
+    /// Only this team's agents and cases (`none`: agents and cases of no team); every team
+    /// when absent.
+    pub team: Option<String>,
+}
+
+/// A team filter from a query parameter: `None` every team, `Some(None)` no team,
+/// `Some(Some(id))` that team (which must exist).
+pub(crate) fn team_filter(team: Option<&str>) -> AppResult<Option<Option<String>>> {
+    match team.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some("none") => Ok(Some(None)),
+        Some(t) => {
+            crate::check_len("team", t, 64)?;
+            Ok(Some(Some(t.to_owned())))
+        }
+    }
+}
+
+/// Whether a row of team `row` passes the filter.
+fn keeps(filter: &Option<Option<String>>, row: &Option<String>) -> bool {
+    filter.as_ref().is_none_or(|f| f == row)
 }
 
 /// An agent and the unsolved cases assigned to them.
@@ -100,9 +121,16 @@ impl App {
             return Err(crate::AppError::invalid("days must be between 1 and 31"));
         }
         let now = self.now_naive();
+        let only = team_filter(q.team.as_deref())?;
         self.read(move |conn| {
             let agents = queries::agents::list(conn)?;
             let teams = queries::teams::list(conn)?;
+            if let Some(Some(t)) = &only {
+                if !teams.iter().any(|x| &x.id == t) {
+                    return Err(crate::AppError::invalid("team: no such team (an id, or none)"));
+                }
+            }
+            let keep = |row: &Option<String>| keeps(&only, row);
             let skills = queries::skills::list(conn)?;
             let team_name = |id: &Option<String>| match id {
                 None => "No team".to_owned(),
@@ -112,7 +140,7 @@ impl App {
                 queries::stats::load_per_agent(conn)?.into_iter().filter_map(|(a, n)| a.map(|a| (a, n))).collect();
             let mut agent_loads: Vec<AgentLoad> = agents
                 .iter()
-                .filter(|a| a.active)
+                .filter(|a| a.active && keep(&a.team_id))
                 .map(|a| AgentLoad {
                     agent_id: a.id.clone(),
                     name: a.name.clone(),
@@ -125,10 +153,17 @@ impl App {
             agent_loads.sort_by(|a, b| a.name.cmp(&b.name).then(a.agent_id.cmp(&b.agent_id)));
             let mut waiting_per_team: Vec<Count> = queries::stats::waiting_per_team(conn)?
                 .into_iter()
+                .filter(|(id, _)| keep(id))
                 .map(|(id, count)| Count { name: team_name(&id), id, count })
                 .collect();
             waiting_per_team.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)));
-            let mut waiting_per_skill: Vec<Count> = queries::stats::waiting_per_skill(conn)?
+            let mut per_skill: BTreeMap<String, i64> = BTreeMap::new();
+            for (skill, team) in queries::stats::waiting_skills(conn)? {
+                if keep(&team) {
+                    *per_skill.entry(skill).or_default() += 1;
+                }
+            }
+            let mut waiting_per_skill: Vec<Count> = per_skill
                 .into_iter()
                 .map(|(id, count)| Count {
                     name: skills.iter().find(|s| s.id == id).map(|s| s.name.clone()).unwrap_or_else(|| id.clone()),
@@ -144,13 +179,13 @@ impl App {
                 (0..24).map(|i| Hour { start: utc(first_hour + Duration::hours(i)), created: 0, solved: 0 }).collect();
             let slot =
                 |t: NaiveDateTime| usize::try_from((hour_of(t) - first_hour).num_hours()).ok().filter(|i| *i < 24);
-            for t in queries::stats::created_since(conn, first_hour)? {
-                if let Some(i) = slot(t) {
+            for (t, team) in queries::stats::created_since(conn, first_hour)? {
+                if let Some(i) = slot(t).filter(|_| keep(&team)) {
                     hourly[i].created += 1;
                 }
             }
-            for t in queries::stats::solved_since(conn, first_hour)? {
-                if let Some(i) = slot(t) {
+            for (t, team) in queries::stats::solved_since(conn, first_hour)? {
+                if let Some(i) = slot(t).filter(|_| keep(&team)) {
                     hourly[i].solved += 1;
                 }
             }
@@ -170,14 +205,14 @@ impl App {
                     breaches_by_channel: BTreeMap::new(),
                 })
                 .collect();
-            for (created, answered, _channel) in queries::stats::first_responses_since(conn, since)? {
-                if let Some(i) = day_slot(created) {
+            for (created, answered, _channel, team) in queries::stats::first_responses_since(conn, since)? {
+                if let Some(i) = day_slot(created).filter(|_| keep(&team)) {
                     responses[i].push((answered - created).num_seconds().max(0) as f64 / 60.0);
                 }
             }
             let mut per_team: BTreeMap<Option<String>, i64> = BTreeMap::new();
             for (due, channel, team) in queries::stats::breaches_since(conn, since)? {
-                if let Some(i) = day_slot(due) {
+                if let Some(i) = day_slot(due).filter(|_| keep(&team)) {
                     daily[i].breaches += 1;
                     *daily[i].breaches_by_channel.entry(channel).or_default() += 1;
                     *per_team.entry(team).or_default() += 1;

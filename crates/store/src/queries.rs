@@ -311,6 +311,8 @@ pub mod inbox {
         pub channel: Option<String>,
         pub tier: Option<String>,
         pub skill_id: Option<String>,
+        /// `Some(None)`: cases of no team; `Some(Some(id))`: of that team.
+        pub team_id: Option<Option<String>>,
         pub text: Option<String>,
         /// Keyset cursor: (due time, id) of the last row of the previous page.
         pub after: Option<(Option<NaiveDateTime>, String)>,
@@ -373,6 +375,11 @@ pub mod inbox {
             }
             if let Some(k) = &f.skill_id {
                 q = q.filter(c::id.eq_any(ks::case_skills.filter(ks::skill_id.eq(k.clone())).select(ks::case_id)));
+            }
+            match &f.team_id {
+                Some(Some(t)) => q = q.filter(c::team_id.eq(t.clone())),
+                Some(None) => q = q.filter(c::team_id.is_null()),
+                None => {}
             }
             if let Some(text) = &f.text {
                 q = case_text_filter!(q, text);
@@ -581,37 +588,38 @@ pub mod stats {
             .load_direct(conn)
     }
 
-    /// Cases waiting for an agent per skill they require.
-    pub fn waiting_per_skill(conn: &mut DbConn) -> QueryResult<Vec<(String, i64)>> {
+    /// (skill, team) of every skill required by a case waiting for an agent (new or open,
+    /// unassigned): one row per case and skill, counted by the caller (waiting cases are the
+    /// queue, not the history).
+    pub fn waiting_skills(conn: &mut DbConn) -> QueryResult<Vec<(String, Option<String>)>> {
         ks::case_skills
             .inner_join(c::cases)
             .filter(ks::required.eq(true))
             .filter(c::status.eq_any(["new", "open"]))
             .filter(c::assignee_id.is_null())
-            .group_by(ks::skill_id)
-            .select((ks::skill_id, diesel::dsl::count_star()))
+            .select((ks::skill_id, c::team_id))
             .load_direct(conn)
     }
 
-    /// Creation times of the cases created since `since`.
-    pub fn created_since(conn: &mut DbConn, since: NaiveDateTime) -> QueryResult<Vec<NaiveDateTime>> {
-        c::cases.filter(c::created_at.ge(since)).select(c::created_at).load_direct(conn)
+    /// (creation time, team) of the cases created since `since`.
+    pub fn created_since(conn: &mut DbConn, since: NaiveDateTime) -> QueryResult<Vec<(NaiveDateTime, Option<String>)>> {
+        c::cases.filter(c::created_at.ge(since)).select((c::created_at, c::team_id)).load_direct(conn)
     }
 
-    /// Solving times of the cases solved since `since`.
-    pub fn solved_since(conn: &mut DbConn, since: NaiveDateTime) -> QueryResult<Vec<NaiveDateTime>> {
-        c::cases.filter(c::solved_at.ge(since)).select(c::solved_at.assume_not_null()).load_direct(conn)
+    /// (solving time, team) of the cases solved since `since`.
+    pub fn solved_since(conn: &mut DbConn, since: NaiveDateTime) -> QueryResult<Vec<(NaiveDateTime, Option<String>)>> {
+        c::cases.filter(c::solved_at.ge(since)).select((c::solved_at.assume_not_null(), c::team_id)).load_direct(conn)
     }
 
-    /// (created, first response, channel) of the cases created since `since` that were answered.
-    pub fn first_responses_since(
-        conn: &mut DbConn,
-        since: NaiveDateTime,
-    ) -> QueryResult<Vec<(NaiveDateTime, NaiveDateTime, String)>> {
+    /// (created, first response, channel, team) of a case.
+    pub type FirstResponse = (NaiveDateTime, NaiveDateTime, String, Option<String>);
+
+    /// The first responses of the cases created since `since` that were answered.
+    pub fn first_responses_since(conn: &mut DbConn, since: NaiveDateTime) -> QueryResult<Vec<FirstResponse>> {
         c::cases
             .filter(c::created_at.ge(since))
             .filter(c::first_response_at.is_not_null())
-            .select((c::created_at, c::first_response_at.assume_not_null(), c::channel))
+            .select((c::created_at, c::first_response_at.assume_not_null(), c::channel, c::team_id))
             .load_direct(conn)
     }
 
