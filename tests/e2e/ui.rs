@@ -34,9 +34,13 @@ fn hostile_email(subject: &str) -> String {
 }
 
 async fn log_in(browser: &Browser, base: &str, email: &str) {
+    log_in_with(browser, base, email, PASSWORD).await;
+}
+
+async fn log_in_with(browser: &Browser, base: &str, email: &str, password: &str) {
     browser.goto(&format!("{base}/app")).await;
     browser.type_into("#cf-email", email).await;
-    browser.type_into("#cf-password", PASSWORD).await;
+    browser.type_into("#cf-password", password).await;
     browser.click("#cf-login-submit").await;
     browser.find("#cf-inbox-title").await;
 }
@@ -185,16 +189,6 @@ async fn an_agent_and_a_supervisor_work_in_chromium() {
     browser.wait_text("#cf-breaches-teams", "No team").await;
     browser.script("document.getElementById('cf-charts-title').scrollIntoView(); return true;").await;
     browser.screenshot("supervisor-charts").await;
-    // The console narrowed to the cases of no team (Sue has none, so she saw every team): the
-    // breaching case has no team and stays.
-    browser.click("#cf-super-team option[value='none']").await;
-    browser
-        .wait_true(
-            "the console reloaded for no team",
-            "const s = document.getElementById('cf-super-team'); return !!s && s.value === 'none';",
-        )
-        .await;
-    browser.wait_text("#cf-breaching", "Nobody has answered this yet").await;
     // Reassign the breaching case from the console.
     let quiet_case = app.get(&format!("/api/v1/cases/{quiet}")).await.expect(200);
     assert!(quiet_case["assignee_id"].is_null());
@@ -283,9 +277,11 @@ async fn an_agent_and_a_supervisor_work_in_chromium() {
     browser
         .script("for (const tr of document.querySelectorAll('#cf-admin-list tbody tr')) if (tr.textContent.includes('Split shift desk')) tr.querySelector('button').click(); return true;")
         .await;
+    // A change made in the form shows in the JSON view.
+    browser.script("document.querySelector('.cf-hol-name').value = 'Noël'; return true;").await;
     browser.click("#cf-admin-mode").await;
     browser
-        .wait_true("the calendar as JSON", "const j = document.getElementById('cf-admin-json'); return !j.hidden && j.value.includes('13:30') && j.value.includes('Christmas');")
+        .wait_true("the calendar as JSON", "const j = document.getElementById('cf-admin-json'); return !j.hidden && j.value.includes('13:30') && j.value.includes('Noël') && !j.value.includes('Christmas');")
         .await;
     // An SLA policy in its form: conditions ticked, the new calendar chosen, a business-hours
     // target and an escalation step.
@@ -302,6 +298,29 @@ async fn an_agent_and_a_supervisor_work_in_chromium() {
     browser.wait_text("#cf-admin-list", "Gold chat").await;
     let policies = app.get("/api/v1/sla/policies").await.expect(200);
     let pol = policies["items"].as_array().unwrap().iter().find(|p| p["name"] == "Gold chat").cloned().unwrap();
+    // Opened and saved unchanged, the policy stays as it was.
+    browser
+        .script("for (const tr of document.querySelectorAll('#cf-admin-list tbody tr')) if (tr.textContent.includes('Gold chat')) tr.querySelector('button').click(); return true;")
+        .await;
+    browser
+        .wait_true("the policy in the form", "return document.getElementById('cf-pol-name').value === 'Gold chat';")
+        .await;
+    browser.wait_text("#cf-admin-form-title", "Change Gold chat").await;
+    browser.click("#cf-admin-save").await;
+    // Saved: the page lists the policies again with an empty form (a refusal would stay).
+    browser
+        .wait_true("the unchanged save", "return document.getElementById('cf-admin-form-title').textContent === 'New' && document.getElementById('cf-admin-error').textContent === '';")
+        .await;
+    let all = app.get("/api/v1/sla/policies").await.expect(200);
+    let unchanged = all["items"].as_array().unwrap().iter().find(|p| p["name"] == "Gold chat").cloned().unwrap();
+    let spec = |p: &Value| {
+        let mut p = p.clone();
+        for k in ["id", "created_at", "updated_at"] {
+            p.as_object_mut().unwrap().remove(k);
+        }
+        p
+    };
+    assert_eq!(spec(&unchanged), spec(&pol));
     assert_eq!(
         (
             &pol["conditions"]["tiers"],
@@ -382,6 +401,31 @@ async fn an_agent_and_a_supervisor_work_in_chromium() {
     assert!(rotated["previous_secret_expires_at"].is_string(), "{rotated}");
     browser.wait_text("#cf-admin-list", rotated["secret"].as_str().unwrap()).await;
     browser.screenshot("admin-webhooks").await;
+    // Nina's console starts on her team: the breaching case of no team is not in it; all
+    // teams brings it back.
+    browser.click("#cf-logout").await;
+    browser.find("#cf-login").await;
+    log_in_with(&browser, &app.base, "nina.new@caseflow.test", &password).await;
+    browser.click("#cf-nav-supervisor").await;
+    let billing_id = billing["id"].as_str().unwrap();
+    browser
+        .wait_true("the console on Billing", &format!("const c = document.querySelector('.cf-super'); return !!c && c.dataset.team === '{billing_id}' && document.getElementById('cf-super-team').value === '{billing_id}';"))
+        .await;
+    let next = browser.text("#cf-breaching").await;
+    assert!(!next.contains("Nobody has answered this yet"), "no case of another team: {next}");
+    browser.click("#cf-super-team option[value='']").await;
+    browser
+        .wait_true(
+            "the console on every team",
+            "const c = document.querySelector('.cf-super'); return !!c && c.dataset.team === '';",
+        )
+        .await;
+    browser.wait_text("#cf-breaching", "Nobody has answered this yet").await;
+    assert_eq!(
+        browser.script("return document.activeElement.id;").await,
+        "cf-super-team",
+        "focus stays on the selector"
+    );
     browser.quit().await;
     app.stop().await;
 }
@@ -798,6 +842,10 @@ async fn supervisor_overview_figures(db: Db) {
         .await
         .expect(201));
     let c = id(&app.new_case("c@example.org", "Answered and solved").await);
+    let german = id(&app.post("/api/v1/skills", json!({"name": "german"})).await.expect(201));
+    app.put(&format!("/api/v1/cases/{b}/skills"), json!({"skills": [{"skill_id": german, "required": true}]}))
+        .await
+        .expect(200);
     app.patch(&format!("/api/v1/cases/{a}"), json!({"assignee_id": agent_id})).await.expect(200);
     clock.set(monday_nine() + Duration::minutes(40));
     app.post(&format!("/api/v1/cases/{c}/messages"), json!({"kind": "reply", "body": "Done.", "status": "solved"}))
@@ -842,9 +890,12 @@ async fn supervisor_overview_figures(db: Db) {
     assert_eq!((nine["created"].as_i64(), nine["solved"].as_i64()), (Some(1), Some(0)));
     assert_eq!((only["daily"][2]["breaches"].as_i64(), only["daily"][2]["answered"].as_i64()), (Some(1), Some(0)));
     assert_eq!(only["breaches_per_team"], json!([{"id": billing, "name": "Billing", "count": 1}]));
+    assert_eq!(only["waiting_per_skill"], json!([{"id": german, "name": "german", "count": 1}]));
     let none = app.get("/api/v1/stats/overview?days=3&team=none").await.expect(200);
     assert!(none["agents"].as_array().unwrap().iter().any(|x| x["agent_id"] == agent_id.as_str()), "{none}");
     assert_eq!(none["waiting_per_team"], json!([]), "a is assigned, c solved: {none}");
+    assert_eq!(none["waiting_per_skill"], json!([]), "the case needing german is Billing's: {none}");
+    assert_eq!(o["waiting_per_skill"], json!([{"id": german, "name": "german", "count": 1}]));
     let nine =
         none["hourly"].as_array().unwrap().iter().find(|h| h["start"] == "2026-12-07T09:00:00Z").cloned().unwrap();
     assert_eq!((nine["created"].as_i64(), nine["solved"].as_i64()), (Some(2), Some(1)));
@@ -859,6 +910,7 @@ async fn supervisor_overview_figures(db: Db) {
     assert_eq!(ids, [b.as_str()]);
     let no_team = app.get("/api/v1/inbox?view=all&team=none").await.expect(200);
     assert_eq!(no_team["items"].as_array().unwrap().len(), 2);
+    app.get("/api/v1/inbox?team=nope").await.expect_error(422, "validation_failed");
     app.call(reqwest::Method::GET, "/api/v1/stats/overview", Some(&agent), None).await.expect_error(403, "forbidden");
     app.get("/api/v1/stats/overview?days=0").await.expect_error(422, "validation_failed");
     app.stop().await;

@@ -937,25 +937,34 @@
     return state.superTeam ? '&team=' + encodeURIComponent(state.superTeam) : '';
   }
 
-  async function loadSupervisor(refresh) {
+  async function loadSupervisor(refresh, focusTeam) {
     state.current = refresh && state.current && state.current.kind === 'supervisor' ? state.current : { kind: 'supervisor' };
     const current = state.current;
+    // Only the latest load draws (a team switch while an older one is on its way).
+    const seq = (state.superSeq = (state.superSeq || 0) + 1);
     state.unseenAlerts = 0;
     document.title = 'Caseflow';
     document.getElementById('cf-alert-badge').hidden = true;
     let alerts, breaching, agents, overview;
+    const team = superTeamParam();
     try {
       [alerts, breaching, agents, overview] = await Promise.all([
         api('GET', '/alerts?unacknowledged=true'),
-        api('GET', '/inbox?view=breaching&limit=20' + superTeamParam()),
+        api('GET', '/inbox?view=breaching&limit=20' + team),
         api('GET', '/agents'),
-        api('GET', '/stats/overview?days=7' + superTeamParam()),
+        api('GET', '/stats/overview?days=7' + team),
       ]);
     } catch (ex) {
+      if (ex.status === 422 && state.superTeam) {
+        // The chosen team is gone (deleted meanwhile): back to every team.
+        state.superTeam = '';
+        toast('That team no longer exists; showing every team.', 'error');
+        return loadSupervisor(true);
+      }
       if (ex.status !== 401) toast(ex.message, 'error');
       return;
     }
-    if (current !== state.current) return;
+    if (current !== state.current || seq !== state.superSeq) return;
     noteServerTime(breaching.as_of);
     state.overview = overview;
     state.overviewAt = Date.now();
@@ -967,10 +976,10 @@
       .concat([...state.teams.entries()].map(([id, t]) => [id, t.name])), state.superTeam, (e) => {
       state.superTeam = e.target.value;
       state.overviewAt = 0;
-      loadSupervisor(true);
+      loadSupervisor(true, true);
     });
     main.append(el('div', { class: 'cf-super-filter' }, teamPick));
-    main.append(el('div', { class: 'cf-super' },
+    main.append(el('div', { class: 'cf-super', 'data-team': state.superTeam },
       el('section', { class: 'cf-panel', 'aria-labelledby': 'cf-alerts-title' },
         el('h1', { id: 'cf-alerts-title', text: 'Live SLA alerts' }),
         el('p', { class: 'cf-muted', text: 'New warnings, breaches and escalations appear here as they happen.' }), log),
@@ -978,6 +987,8 @@
     // Oldest first from the server: prepending each leaves the newest on top.
     for (const a of alerts.items) prependAlert(a, false);
     if (!alerts.items.length) log.append(el('li', { class: 'cf-muted cf-none', text: 'No open alerts.' }));
+    // Redrawn after a choice in the selector: the keyboard stays on it.
+    if (focusTeam) document.getElementById('cf-super-team').focus();
   }
 
   // The soonest deadlines, each with a selector to (re)assign the case at once.
@@ -1073,11 +1084,15 @@
           if (state.current && state.current.kind === 'supervisor') refreshBreaching(alerted);
         }, gap - (now - state.overviewAt) + 50);
       }
+      const team = superTeamParam();
+      const seq = state.superSeq;
       const [page, overview] = await Promise.all([
-        api('GET', '/inbox?view=breaching&limit=20' + superTeamParam()),
-        figures ? api('GET', '/stats/overview?days=7' + superTeamParam()) : Promise.resolve(state.overview),
+        api('GET', '/inbox?view=breaching&limit=20' + team),
+        figures ? api('GET', '/stats/overview?days=7' + team) : Promise.resolve(state.overview),
       ]);
       if (!state.current || state.current.kind !== 'supervisor') return;
+      // Asked for another team than the one now chosen, or a full load ran since: not drawn.
+      if (team !== superTeamParam() || seq !== state.superSeq) return;
       if (figures) {
         state.overview = overview;
         state.overviewAt = now;
@@ -1221,10 +1236,10 @@
   // SLA calendar: a time zone, opening hours as rows of weekdays and times, holidays and
   // closures; the JSON the API takes (docs/sla.md), with the server checking it.
   function calendarForm() {
-    const name = el('input', { id: 'cf-cal-name', required: true, maxlength: 100 });
+    const name = el('input', { id: 'cf-cal-name', required: true, maxlength: 200 });
     const zones = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [];
     const zone = el('input', { id: 'cf-cal-zone', list: 'cf-cal-zones', required: true, placeholder: 'Europe/Paris', autocomplete: 'off' });
-    const time = (cls, value, labelText) => el('input', { class: cls, value: value || '', placeholder: 'hh:mm', pattern: '([01][0-9]|2[0-3]):[0-5][0-9]|24:00', size: 5, 'aria-label': labelText });
+    const time = (cls, value, labelText) => el('input', { class: cls, value: value || '', placeholder: 'hh:mm', pattern: '([01]?[0-9]|2[0-3]):[0-5][0-9]|24:00', size: 5, 'aria-label': labelText });
     const hours = rowList('cf-cal-hours', 'Add opening hours', (h) => {
       h = h || { days: ['mon', 'tue', 'wed', 'thu', 'fri'], from: '09:00', to: '17:00' };
       const days = WEEKDAYS.map((d) => el('input', { type: 'checkbox', class: 'cf-day-' + d, checked: h.days.includes(d), 'aria-label': label(d) }));
@@ -1297,22 +1312,33 @@
   // SLA policy: what it applies to, its calendar, targets, warning, pauses and the escalation
   // ladder (docs/sla.md), in the JSON the API takes.
   function policyForm() {
-    const name = el('input', { id: 'cf-pol-name', required: true, maxlength: 100 });
+    const name = el('input', { id: 'cf-pol-name', required: true, maxlength: 200 });
     const position = el('input', { id: 'cf-pol-position', type: 'number', step: 1, placeholder: 'after the last' });
     const priorities = checks('cf-pol-priority', PRIORITIES, []);
     const tiers = checks('cf-pol-tier', TIERS, []);
     const channels = checks('cf-pol-channel', CHANNELS, []);
-    const teamIds = [...state.teams.keys()];
-    const teams = checks('cf-pol-team', teamIds, [], (id) => (state.teams.get(id) || {}).name || id);
+    // Team boxes are made for the teams known here plus any the policy names (a team this
+    // page has not loaded, or one deleted since), so saving never drops a condition.
+    const teamName = (id) => ((state.teams.get(id) || {}).name || 'unknown team ' + id);
+    let teams = checks('cf-pol-team', [...state.teams.keys()], [], teamName);
+    const teamLine = el('span', {}, teams.node);
+    const setTeams = (wanted) => {
+      teams = checks('cf-pol-team', [...new Set([...state.teams.keys(), ...(wanted || [])])], wanted, teamName);
+      clear(teamLine).append(teams.node);
+    };
     const calendar = el('select', { id: 'cf-pol-calendar' }, option('', 'None: around the clock, UTC', true));
-    let wantedCalendar = null;
+    const ensureCalendar = (n) => {
+      if (n && ![...calendar.options].some((o) => o.value === n)) calendar.append(option(n, n, false));
+    };
     api('GET', '/sla/calendars').then((list) => {
-      for (const c of list.items) calendar.append(option(c.name, c.name, c.name === wantedCalendar));
-      calendar.value = wantedCalendar || '';
-    }).catch(() => {});
+      const wanted = calendar.value;
+      for (const c of list.items) ensureCalendar(c.name);
+      calendar.value = wanted;
+    }).catch((ex) => toast('Calendars: ' + ex.message, 'error'));
     const metricSelect = (cls, current) => el('select', { class: cls, 'aria-label': 'Metric' }, METRICS.map((m) => option(m, label(m), m === current)));
     const targets = rowList('cf-pol-targets', 'Add target', (t) => {
-      t = t || { metric: 'first_response', minutes: 240, business_hours: true };
+      // A new target counts business hours when the policy has a calendar (it needs one).
+      t = t || { metric: 'first_response', minutes: 240, business_hours: calendar.value !== '' };
       const metric = metricSelect('cf-pol-metric', t.metric);
       const minutes = el('input', { type: 'number', class: 'cf-pol-minutes', min: 1, step: 1, value: String(t.minutes), 'aria-label': 'Minutes' });
       const business = el('input', { type: 'checkbox', class: 'cf-pol-business', checked: t.business_hours !== false });
@@ -1341,17 +1367,23 @@
     });
     const field = (id, text, input) => el('div', { class: 'cf-field' }, el('label', { for: id, text }), input);
     const group = (text, ...nodes) => el('fieldset', { class: 'cf-fieldset' }, el('legend', { text }), ...nodes);
-    const line = (text, node) => el('div', { class: 'cf-cal-hours-row' }, el('span', { class: 'cf-pol-label', text }), node);
+    // A labelled line: the text labels the input (by id) or names the group of boxes.
+    let lines = 0;
+    const line = (text, node, inputId) => {
+      const labelId = 'cf-pol-line-' + (++lines);
+      return el('div', { class: 'cf-cal-hours-row', role: inputId ? null : 'group', 'aria-labelledby': inputId ? null : labelId },
+        inputId ? el('label', { class: 'cf-pol-label', for: inputId, text }) : el('span', { class: 'cf-pol-label', id: labelId, text }), node);
+    };
     return {
       node: el('div', { class: 'cf-structured', id: 'cf-pol-form' },
         field('cf-pol-name', 'Name', name),
         field('cf-pol-position', 'Place in the matching order (the first policy that matches applies)', position),
         group('Applies to (nothing ticked in a line: any)', line('Priority', priorities.node), line('Customer tier', tiers.node),
-          line('Channel', channels.node), teamIds.length ? line('Team', teams.node) : null),
+          line('Channel', channels.node), line('Team', teamLine)),
         field('cf-pol-calendar', 'Business calendar', calendar),
         group('Targets', targets.node),
         group('Warning before a breach (with both, the earlier)',
-          line('at % of the target used', warnPercent), line('minutes before the deadline', warnBefore)),
+          line('at % of the target used', warnPercent, 'cf-pol-warn-percent'), line('minutes before the deadline', warnBefore, 'cf-pol-warn-before')),
         group('Clocks pause while the case is', pauses.node),
         field('cf-pol-ack', 'Acknowledge a new case within (seconds)', ack),
         group('Escalation ladder', ladder.node)),
@@ -1376,11 +1408,12 @@
         priorities.set(c.priorities);
         tiers.set(c.tiers);
         channels.set(c.channels);
-        teams.set(c.teams);
-        wantedCalendar = v.calendar || null;
-        calendar.value = wantedCalendar || '';
+        setTeams(c.teams);
+        ensureCalendar(v.calendar);
+        calendar.value = v.calendar || '';
         targets.set(v.targets);
-        const w = v.warning || {};
+        // No warning given means the server's default: at 75 % of the target.
+        const w = v.warning || { percent: 75 };
         warnPercent.value = w.percent ?? '';
         warnBefore.value = w.minutes_before ?? '';
         pauses.set(v.pause_on || ['pending', 'on_hold']);
@@ -1406,7 +1439,10 @@
         get = () => (input.value === '' && f.nullable ? null : input.value);
         set = (v) => {
           clear(input);
-          for (const [value, text] of f.options()) input.append(option(value, text, false));
+          const opts = f.options();
+          // A value this page does not know (a team not loaded here) stays as it is.
+          if (v && !opts.some(([value]) => value === v)) opts.push([v, f.unknown ? f.unknown(v) : v]);
+          for (const [value, text] of opts) input.append(option(value, text, false));
           input.value = v ?? '';
         };
       } else if (f.type === 'checkbox') {
@@ -1431,7 +1467,8 @@
         };
         set = (v) => { input.value = v ?? ''; };
       }
-      const hint = f.hint ? el('small', { class: 'cf-muted', text: f.hint }) : null;
+      const hint = f.hint ? el('small', { class: 'cf-muted', id: id + '-hint', text: f.hint }) : null;
+      if (hint) input.setAttribute('aria-describedby', id + '-hint');
       const wrap = f.type === 'checks' || f.type === 'checkbox'
         ? el('fieldset', { class: 'cf-fieldset', id: id + '-field' }, el('legend', { text: f.label }),
           f.type === 'checkbox' ? el('label', {}, input, ' ' + (f.box || f.label)) : input, hint)
@@ -1455,7 +1492,7 @@
   const teamOptions = () => [['', '— no team']].concat([...state.teams.entries()].map(([id, t]) => [id, t.name]));
   const nameAndDescription = (prefix) => () => fieldsForm(prefix, [
     { key: 'name', label: 'Name', max: 100 },
-    { key: 'description', label: 'Description', max: 500 },
+    { key: 'description', label: 'Description', max: 2000 },
   ]);
 
   // Everything the API configures, one section each. Most are edited as the JSON the API
@@ -1469,11 +1506,11 @@
       editable: (x) => pick(x, ['name', 'role', 'team_id', 'max_load', 'active']),
       form: () => fieldsForm('cf-f-agent', [
         { key: 'email', label: 'Email (their login)', max: 254 },
-        { key: 'name', label: 'Name', max: 100 },
+        { key: 'name', label: 'Name', max: 200 },
         { key: 'role', label: 'Role', type: 'select', options: () => [['agent', 'Agent'], ['supervisor', 'Supervisor'], ['admin', 'Admin']] },
         { key: 'password', label: 'Password', max: 200, nullable: true, hint: 'Generated in this browser: copy it for them now, it is not shown again. Empty: they cannot log in until one is set.' },
-        { key: 'team_id', label: 'Team', type: 'select', nullable: true, options: teamOptions },
-        { key: 'max_load', label: 'Most open cases at once (routing)', type: 'number', min: 1, placeholder: 'no limit' },
+        { key: 'team_id', label: 'Team', type: 'select', nullable: true, options: teamOptions, unknown: (id) => 'unknown team ' + id },
+        { key: 'max_load', label: 'Most open cases at once (routing; 0 takes none)', type: 'number', min: 0, placeholder: 'default 5' },
         { key: 'active', label: 'Active', type: 'checkbox', box: 'can log in and receive cases' },
       ]) },
     { key: 'teams', title: 'Teams', path: '/teams', update: 'PATCH', remove: true,
@@ -1546,6 +1583,8 @@
     let asJson = !structured;
     const modeButton = el('button', { type: 'button', class: 'cf-secondary', id: 'cf-admin-mode' });
     const showMode = () => {
+      // The hidden side is not what is saved: its checks must not block the save.
+      form.noValidate = asJson;
       editor.hidden = !asJson;
       if (structured) structured.node.hidden = asJson;
       modeButton.hidden = !structured;
@@ -1554,10 +1593,17 @@
     modeButton.addEventListener('click', () => {
       err.textContent = '';
       if (asJson) {
+        let parsed;
         try {
-          structured.set(JSON.parse(editor.value));
+          parsed = JSON.parse(editor.value);
         } catch (ex) {
           err.textContent = 'Not valid JSON: ' + ex.message;
+          return;
+        }
+        try {
+          structured.set(parsed);
+        } catch (ex) {
+          err.textContent = 'This JSON does not fit the form (' + ex.message + '); fix it here or save it as it is.';
           return;
         }
       } else {
@@ -1623,7 +1669,8 @@
       if (section.editable) {
         actions.append(el('button', { type: 'button', class: 'cf-secondary', text: 'Edit', onclick: () => {
           setEditing(item);
-          (asJson ? editor : form.querySelector('input')).focus();
+          const first = [...form.querySelectorAll('input, select')].find((i) => !i.closest('[hidden]'));
+          (asJson || !first ? editor : first).focus();
         } }), ' ');
       }
       for (const a of section.actions || []) {

@@ -162,6 +162,11 @@ impl App {
         };
         let first_page = after.is_none();
         self.read(move |conn| {
+            if let Some(Some(t)) = &team_id {
+                if queries::teams::get(conn, t)?.is_none() {
+                    return Err(AppError::invalid("team: no such team (an id, or none)"));
+                }
+            }
             // The agent's team, as it is now.
             let team = match &agent {
                 Some(a) => queries::agents::get(conn, a)?.and_then(|r| r.team_id),
