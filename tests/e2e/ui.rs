@@ -37,6 +37,14 @@ async fn log_in(browser: &Browser, base: &str, email: &str) {
     log_in_with(browser, base, email, PASSWORD).await;
 }
 
+/// Clicks "Edit" on the admin list's row that shows `text`.
+async fn edit_admin_row(browser: &Browser, text: &str) {
+    let js = format!(
+        "for (const tr of document.querySelectorAll('#cf-admin-list tbody tr')) if (tr.textContent.includes({text:?})) {{ tr.querySelector('button').click(); return true; }} return false;"
+    );
+    assert_eq!(browser.script(&js).await, true, "no admin row shows {text:?}");
+}
+
 async fn log_in_with(browser: &Browser, base: &str, email: &str, password: &str) {
     browser.goto(&format!("{base}/app")).await;
     browser.type_into("#cf-email", email).await;
@@ -274,9 +282,7 @@ async fn an_agent_and_a_supervisor_work_in_chromium() {
         ),
         "{cal}"
     );
-    browser
-        .script("for (const tr of document.querySelectorAll('#cf-admin-list tbody tr')) if (tr.textContent.includes('Split shift desk')) tr.querySelector('button').click(); return true;")
-        .await;
+    edit_admin_row(&browser, "Split shift desk").await;
     // A change made in the form shows in the JSON view.
     browser.script("document.querySelector('.cf-hol-name').value = 'Noël'; return true;").await;
     browser.click("#cf-admin-mode").await;
@@ -299,9 +305,7 @@ async fn an_agent_and_a_supervisor_work_in_chromium() {
     let policies = app.get("/api/v1/sla/policies").await.expect(200);
     let pol = policies["items"].as_array().unwrap().iter().find(|p| p["name"] == "Gold chat").cloned().unwrap();
     // Opened and saved unchanged, the policy stays as it was.
-    browser
-        .script("for (const tr of document.querySelectorAll('#cf-admin-list tbody tr')) if (tr.textContent.includes('Gold chat')) tr.querySelector('button').click(); return true;")
-        .await;
+    edit_admin_row(&browser, "Gold chat").await;
     browser
         .wait_true("the policy in the form", "return document.getElementById('cf-pol-name').value === 'Gold chat';")
         .await;

@@ -1590,16 +1590,20 @@
       modeButton.hidden = !structured;
       modeButton.textContent = asJson ? 'Edit in the form' : 'Edit as JSON';
     };
+    // The editor's JSON, or undefined with the reason shown.
+    const editorValue = () => {
+      try {
+        return JSON.parse(editor.value);
+      } catch (ex) {
+        err.textContent = 'Not valid JSON: ' + ex.message;
+        return undefined;
+      }
+    };
     modeButton.addEventListener('click', () => {
       err.textContent = '';
       if (asJson) {
-        let parsed;
-        try {
-          parsed = JSON.parse(editor.value);
-        } catch (ex) {
-          err.textContent = 'Not valid JSON: ' + ex.message;
-          return;
-        }
+        const parsed = editorValue();
+        if (parsed === undefined) return;
         try {
           structured.set(parsed);
         } catch (ex) {
@@ -1634,17 +1638,8 @@
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
       err.textContent = '';
-      let value;
-      if (!asJson) {
-        value = structured.get();
-      } else {
-        try {
-          value = JSON.parse(editor.value);
-        } catch (ex) {
-          err.textContent = 'Not valid JSON: ' + ex.message;
-          return;
-        }
-      }
+      const value = asJson ? editorValue() : structured.get();
+      if (value === undefined) return;
       try {
         const saved = editing
           ? await api(section.update, section.path + '/' + encodeURIComponent(editing.id), value)
