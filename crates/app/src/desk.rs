@@ -64,7 +64,10 @@ impl From<MacroRow> for MacroView {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MacroInput {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
+    /// The text, with `{{placeholders}}` (docs/ui.md lists them).
+    #[schema(min_length = 1, max_length = 20000)]
     pub body: String,
     /// When replacing: the version read (optimistic concurrency).
     #[serde(default)]

@@ -56,6 +56,7 @@ pub struct WebhookView {
 pub struct RotateSecret {
     /// How long the previous secret keeps signing deliveries beside the new one, in seconds:
     /// 0 to 604800 (7 days); 86400 when absent. 0 drops it at once.
+    #[schema(minimum = 0, maximum = 604800)]
     pub expire_previous_in_secs: Option<i64>,
 }
 
@@ -67,10 +68,13 @@ const MAX_SECRET_OVERLAP_SECS: i64 = 7 * 86_400;
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
     /// `https://` (or `http://`) URL that receives `POST`s.
+    #[schema(min_length = 1, max_length = 2000)]
     pub url: String,
     /// Event types (see the list in docs/webhooks.md), or `["*"]`.
+    #[schema(min_items = 1)]
     pub events: Vec<String>,
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub description: String,
 }
 
