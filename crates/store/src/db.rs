@@ -30,8 +30,8 @@ pub enum DbConn {
 /// statement cache is keyed by the query's type (reads: no SQL written after the first time;
 /// diesel still writes the text of updates, optional-field inserts and SQLite `IN` lists once
 /// per execution, instead of three times).
-/// Queries whose type is bound to the multi-backend (boxed ones, built piecewise) keep using
-/// diesel's own methods.
+/// Boxed queries (built piecewise, their backend fixed when boxed) are built inside the store's
+/// `on_backend!` macro instead.
 pub trait Direct: Sized {
     /// Like `RunQueryDsl::load`.
     fn load_direct<'q, U>(self, conn: &mut DbConn) -> diesel::QueryResult<Vec<U>>

@@ -106,6 +106,18 @@ pub fn next_case_numbers(conn: &mut DbConn, n: i64) -> QueryResult<Vec<i64>> {
 
 /// A multi-row INSERT. `MultiConnection` cannot express one (its backend has no batch-insert
 /// syntax), so it is written once per concrete connection; the SQL is the same.
+/// Runs `$body` with `$c` bound to the concrete connection behind a [`DbConn`]. The body is
+/// compiled once per backend, so a boxed query built inside it is typed for that backend and
+/// runs without `MultiConnection`'s per-execution SQL rendering (ADR 0013).
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            DbConn::Pg($c) => $body,
+            DbConn::Sqlite($c) => $body,
+        }
+    };
+}
+
 macro_rules! insert_rows {
     ($conn:expr, $table:expr, $rows:expr) => {
         match $conn {
@@ -174,47 +186,49 @@ pub mod cases {
 
     /// One page of cases, ordered by id (ids are time-ordered UUIDv7).
     pub fn list(conn: &mut DbConn, f: &CaseFilter) -> QueryResult<Vec<CaseRow>> {
-        let mut q = c::cases.select(cols::<CaseRow>()).into_boxed();
-        if !f.statuses.is_empty() {
-            q = q.filter(c::status.eq_any(f.statuses.clone()));
-        }
-        match &f.assignee_id {
-            Some(Some(a)) => q = q.filter(c::assignee_id.eq(a.clone())),
-            Some(None) => q = q.filter(c::assignee_id.is_null()),
-            None => {}
-        }
-        match &f.team_id {
-            Some(Some(t)) => q = q.filter(c::team_id.eq(t.clone())),
-            Some(None) => q = q.filter(c::team_id.is_null()),
-            None => {}
-        }
-        if let Some(p) = &f.priority {
-            q = q.filter(c::priority.eq(p.clone()));
-        }
-        if let Some(cu) = &f.customer_id {
-            q = q.filter(c::customer_id.eq(cu.clone()));
-        }
-        if let Some(ch) = &f.channel {
-            q = q.filter(c::channel.eq(ch.clone()));
-        }
-        if let Some(a) = &f.offered_to {
-            q = q.filter(c::offered_to.eq(a.clone())).filter(c::assignee_id.is_null());
-        }
-        if let Some(text) = &f.text {
-            q = case_text_filter!(q, text);
-        }
-        if f.ascending {
-            if let Some(a) = &f.after {
-                q = q.filter(c::id.gt(a.clone()));
+        on_backend!(conn, |db| {
+            let mut q = c::cases.select(cols::<CaseRow>()).into_boxed();
+            if !f.statuses.is_empty() {
+                q = q.filter(c::status.eq_any(f.statuses.clone()));
             }
-            q = q.order(c::id.asc());
-        } else {
-            if let Some(a) = &f.after {
-                q = q.filter(c::id.lt(a.clone()));
+            match &f.assignee_id {
+                Some(Some(a)) => q = q.filter(c::assignee_id.eq(a.clone())),
+                Some(None) => q = q.filter(c::assignee_id.is_null()),
+                None => {}
             }
-            q = q.order(c::id.desc());
-        }
-        q.limit(f.limit).load(conn)
+            match &f.team_id {
+                Some(Some(t)) => q = q.filter(c::team_id.eq(t.clone())),
+                Some(None) => q = q.filter(c::team_id.is_null()),
+                None => {}
+            }
+            if let Some(p) = &f.priority {
+                q = q.filter(c::priority.eq(p.clone()));
+            }
+            if let Some(cu) = &f.customer_id {
+                q = q.filter(c::customer_id.eq(cu.clone()));
+            }
+            if let Some(ch) = &f.channel {
+                q = q.filter(c::channel.eq(ch.clone()));
+            }
+            if let Some(a) = &f.offered_to {
+                q = q.filter(c::offered_to.eq(a.clone())).filter(c::assignee_id.is_null());
+            }
+            if let Some(text) = &f.text {
+                q = case_text_filter!(q, text);
+            }
+            if f.ascending {
+                if let Some(a) = &f.after {
+                    q = q.filter(c::id.gt(a.clone()));
+                }
+                q = q.order(c::id.asc());
+            } else {
+                if let Some(a) = &f.after {
+                    q = q.filter(c::id.lt(a.clone()));
+                }
+                q = q.order(c::id.desc());
+            }
+            q.limit(f.limit).load(db)
+        })
     }
 
     /// Writes `row` if the stored version is still `expected_version`; returns whether it did.
@@ -399,32 +413,37 @@ pub mod inbox {
             None => Some(None),
         };
         if let Some(after) = after_due {
-            let q = c::cases
-                .inner_join(cu::customers)
-                .inner_join(s::case_sla.on(s::case_id.eq(c::id)))
-                .filter(s::due_at.is_not_null())
-                .select((cols::<CaseRow>(), cu::name, cu::tier, s::due_at, s::breached.nullable()))
-                .into_boxed();
-            let mut q = extra_filters!(q, f);
-            if let Some((due, id)) = after {
-                // `>=` first: the range the index scan starts from; then the tie-break.
-                q = q.filter(s::due_at.ge(due)).filter(s::due_at.gt(due).or(s::case_id.gt(id)));
-            }
-            rows = q.order((s::due_at.asc(), s::case_id.asc())).limit(f.limit).load(conn)?;
+            rows = on_backend!(&mut *conn, |db| {
+                let q = c::cases
+                    .inner_join(cu::customers)
+                    .inner_join(s::case_sla.on(s::case_id.eq(c::id)))
+                    .filter(s::due_at.is_not_null())
+                    .select((cols::<CaseRow>(), cu::name, cu::tier, s::due_at, s::breached.nullable()))
+                    .into_boxed();
+                let mut q = extra_filters!(q, f);
+                if let Some((due, id)) = after.clone() {
+                    // `>=` first: the range the index scan starts from; then the tie-break.
+                    q = q.filter(s::due_at.ge(due)).filter(s::due_at.gt(due).or(s::case_id.gt(id)));
+                }
+                q.order((s::due_at.asc(), s::case_id.asc())).limit(f.limit).load(db)
+            })?;
         }
         let left = f.limit - rows.len() as i64;
         if left > 0 {
-            let q = c::cases
-                .inner_join(cu::customers)
-                .left_join(s::case_sla.on(s::case_id.eq(c::id)))
-                .filter(s::due_at.is_null())
-                .select((cols::<CaseRow>(), cu::name, cu::tier, s::due_at.nullable(), s::breached.nullable()))
-                .into_boxed();
-            let mut q = extra_filters!(q, f);
-            if let Some((None, id)) = &f.after {
-                q = q.filter(c::id.gt(id.clone()));
-            }
-            rows.extend(q.order(c::id.asc()).limit(left).load::<InboxRow>(conn)?);
+            let more: Vec<InboxRow> = on_backend!(conn, |db| {
+                let q = c::cases
+                    .inner_join(cu::customers)
+                    .left_join(s::case_sla.on(s::case_id.eq(c::id)))
+                    .filter(s::due_at.is_null())
+                    .select((cols::<CaseRow>(), cu::name, cu::tier, s::due_at.nullable(), s::breached.nullable()))
+                    .into_boxed();
+                let mut q = extra_filters!(q, f);
+                if let Some((None, id)) = &f.after {
+                    q = q.filter(c::id.gt(id.clone()));
+                }
+                q.order(c::id.asc()).limit(left).load(db)
+            })?;
+            rows.extend(more);
         }
         Ok(rows)
     }
@@ -433,15 +452,19 @@ pub mod inbox {
     pub fn count(conn: &mut DbConn, view: &View) -> QueryResult<i64> {
         if let View::Breaching(_) = view {
             // From the deadlines (few are near) to their cases.
-            let q = c::cases
-                .inner_join(s::case_sla.on(s::case_id.eq(c::id)))
-                .select(diesel::dsl::count_star())
-                .into_boxed();
-            return view_filter!(q, view).get_result(conn);
+            return on_backend!(conn, |db| {
+                let q = c::cases
+                    .inner_join(s::case_sla.on(s::case_id.eq(c::id)))
+                    .select(diesel::dsl::count_star())
+                    .into_boxed();
+                view_filter!(q, view).get_result(db)
+            });
         }
         // The other views need the cases table alone (and its indexes).
-        let q = c::cases.select(diesel::dsl::count_star()).into_boxed();
-        case_view_filter!(q, view).get_result(conn)
+        on_backend!(conn, |db| {
+            let q = c::cases.select(diesel::dsl::count_star()).into_boxed();
+            case_view_filter!(q, view).get_result(db)
+        })
     }
 }
 
@@ -651,11 +674,13 @@ pub mod messages {
         after: Option<&str>,
         limit: i64,
     ) -> QueryResult<Vec<MessageRow>> {
-        let mut q = m::messages.filter(m::case_id.eq(case_id)).select(cols::<MessageRow>()).into_boxed();
-        if let Some(a) = after {
-            q = q.filter(m::id.gt(a.to_owned()));
-        }
-        q.order(m::id.asc()).limit(limit).load(conn)
+        on_backend!(conn, |db| {
+            let mut q = m::messages.filter(m::case_id.eq(case_id)).select(cols::<MessageRow>()).into_boxed();
+            if let Some(a) = after {
+                q = q.filter(m::id.gt(a.to_owned()));
+            }
+            q.order(m::id.asc()).limit(limit).load(db)
+        })
     }
 
     pub fn find_by_external_id(conn: &mut DbConn, channel: &str, external_id: &str) -> QueryResult<Option<MessageRow>> {
@@ -686,7 +711,7 @@ pub mod messages {
     /// transaction that moves the case's version, so that concurrent writers conflict.
     pub fn next_seq(conn: &mut DbConn, case_id: &str) -> QueryResult<i64> {
         let max: Option<i64> =
-            m::messages.filter(m::case_id.eq(case_id)).select(diesel::dsl::max(m::seq)).first(conn)?;
+            m::messages.filter(m::case_id.eq(case_id)).select(diesel::dsl::max(m::seq)).get_result_direct(conn)?;
         Ok(max.unwrap_or(0) + 1)
     }
 
@@ -783,11 +808,13 @@ pub mod events {
         limit: i64,
     ) -> QueryResult<Vec<CaseEventRow>> {
         use schema::case_events::dsl as e;
-        let mut q = e::case_events.filter(e::case_id.eq(case_id)).select(cols::<CaseEventRow>()).into_boxed();
-        if let Some(a) = after {
-            q = q.filter(e::id.gt(a.to_owned()));
-        }
-        q.order(e::id.asc()).limit(limit).load(conn)
+        on_backend!(conn, |db| {
+            let mut q = e::case_events.filter(e::case_id.eq(case_id)).select(cols::<CaseEventRow>()).into_boxed();
+            if let Some(a) = after {
+                q = q.filter(e::id.gt(a.to_owned()));
+            }
+            q.order(e::id.asc()).limit(limit).load(db)
+        })
     }
 
     /// Case events of every case created at or after `since` and after the key `after`, in
@@ -799,11 +826,13 @@ pub mod events {
         limit: i64,
     ) -> QueryResult<Vec<(String, String, String, NaiveDateTime)>> {
         use schema::case_events::dsl as e;
-        let mut q = e::case_events.filter(e::created_at.ge(since)).into_boxed();
-        if let Some((t, id)) = after {
-            q = q.filter(e::created_at.gt(t).or(e::created_at.eq(t).and(e::id.gt(id))));
-        }
-        q.order((e::created_at, e::id)).limit(limit).select((e::id, e::case_id, e::kind, e::created_at)).load(conn)
+        on_backend!(conn, |db| {
+            let mut q = e::case_events.filter(e::created_at.ge(since)).into_boxed();
+            if let Some((t, id)) = after {
+                q = q.filter(e::created_at.gt(t).or(e::created_at.eq(t).and(e::id.gt(id))));
+            }
+            q.order((e::created_at, e::id)).limit(limit).select((e::id, e::case_id, e::kind, e::created_at)).load(db)
+        })
     }
 
     /// When a case event was created (to resume a stream from its id).
@@ -983,17 +1012,19 @@ pub mod customers {
         after: Option<&str>,
         limit: i64,
     ) -> QueryResult<Vec<CustomerRow>> {
-        let mut q = cu::customers.filter(cu::merged_into.is_null()).select(cols::<CustomerRow>()).into_boxed();
-        if let Some(t) = text {
-            let p = like_pattern(t.trim());
-            let by_identity =
-                i::customer_identities.filter(lower(i::value).like(p.clone()).escape('\\')).select(i::customer_id);
-            q = q.filter(lower(cu::name).like(p).escape('\\').or(cu::id.eq_any(by_identity)));
-        }
-        if let Some(a) = after {
-            q = q.filter(cu::id.lt(a.to_owned()));
-        }
-        q.order(cu::id.desc()).limit(limit).load(conn)
+        on_backend!(conn, |db| {
+            let mut q = cu::customers.filter(cu::merged_into.is_null()).select(cols::<CustomerRow>()).into_boxed();
+            if let Some(t) = text {
+                let p = like_pattern(t.trim());
+                let by_identity =
+                    i::customer_identities.filter(lower(i::value).like(p.clone()).escape('\\')).select(i::customer_id);
+                q = q.filter(lower(cu::name).like(p).escape('\\').or(cu::id.eq_any(by_identity)));
+            }
+            if let Some(a) = after {
+                q = q.filter(cu::id.lt(a.to_owned()));
+            }
+            q.order(cu::id.desc()).limit(limit).load(db)
+        })
     }
 
     pub fn update_if_version(conn: &mut DbConn, row: &CustomerRow, expected_version: i64) -> QueryResult<bool> {
@@ -1107,11 +1138,13 @@ pub mod agents {
         limit: i64,
     ) -> QueryResult<Vec<AgentEventRow>> {
         use schema::agent_events::dsl as e;
-        let mut q = e::agent_events.filter(e::agent_id.eq(agent_id)).into_boxed();
-        if let Some(a) = after {
-            q = q.filter(e::id.gt(a.to_owned()));
-        }
-        q.order(e::id.asc()).limit(limit).select(cols::<AgentEventRow>()).load(conn)
+        on_backend!(conn, |db| {
+            let mut q = e::agent_events.filter(e::agent_id.eq(agent_id)).into_boxed();
+            if let Some(a) = after {
+                q = q.filter(e::id.gt(a.to_owned()));
+            }
+            q.order(e::id.asc()).limit(limit).select(cols::<AgentEventRow>()).load(db)
+        })
     }
 
     /// Replaces the agent's whole skill set.
@@ -1280,14 +1313,16 @@ pub mod inbound {
         after: Option<&str>,
         limit: i64,
     ) -> QueryResult<Vec<InboundMeta>> {
-        let mut q = i::inbound_messages.select(cols::<InboundMeta>()).into_boxed();
-        if let Some(o) = outcome {
-            q = q.filter(i::outcome.eq(o.to_owned()));
-        }
-        if let Some(a) = after {
-            q = q.filter(i::id.lt(a.to_owned()));
-        }
-        q.order(i::id.desc()).limit(limit).load(conn)
+        on_backend!(conn, |db| {
+            let mut q = i::inbound_messages.select(cols::<InboundMeta>()).into_boxed();
+            if let Some(o) = outcome {
+                q = q.filter(i::outcome.eq(o.to_owned()));
+            }
+            if let Some(a) = after {
+                q = q.filter(i::id.lt(a.to_owned()));
+            }
+            q.order(i::id.desc()).limit(limit).load(db)
+        })
     }
 }
 
@@ -1726,11 +1761,13 @@ pub mod routing {
     /// The agent's unstarted cases (status `new`; pinned ones only when `with_pinned`):
     /// re-routed when they go away or are deactivated.
     pub fn unstarted(conn: &mut DbConn, agent_id: &str, with_pinned: bool) -> QueryResult<Vec<CaseRow>> {
-        let mut q = c::cases.filter(c::assignee_id.eq(agent_id)).filter(c::status.eq("new")).into_boxed();
-        if !with_pinned {
-            q = q.filter(c::pinned.eq(false));
-        }
-        q.select(cols::<CaseRow>()).load(conn)
+        on_backend!(conn, |db| {
+            let mut q = c::cases.filter(c::assignee_id.eq(agent_id)).filter(c::status.eq("new")).into_boxed();
+            if !with_pinned {
+                q = q.filter(c::pinned.eq(false));
+            }
+            q.select(cols::<CaseRow>()).load(db)
+        })
     }
 
     pub fn insert_decisions(conn: &mut DbConn, rows: &[RoutingDecisionRow]) -> QueryResult<()> {
@@ -1926,7 +1963,7 @@ pub mod sla {
 
     /// The earliest `next_at` (for the scheduler's sleep).
     pub fn next_due(conn: &mut DbConn) -> QueryResult<Option<NaiveDateTime>> {
-        cs::case_sla.filter(cs::next_at.is_not_null()).select(diesel::dsl::min(cs::next_at)).first(conn)
+        cs::case_sla.filter(cs::next_at.is_not_null()).select(diesel::dsl::min(cs::next_at)).get_result_direct(conn)
     }
 
     /// How many cases wait for the scheduler now (a gauge).
@@ -1995,27 +2032,29 @@ pub mod sla {
         unacknowledged_only: bool,
         limit: i64,
     ) -> QueryResult<Vec<AlertRow>> {
-        let mut q = al::alerts.filter(al::created_at.ge(since)).into_boxed();
-        match scope {
-            AlertScope::All => {}
-            AlertScope::Supervisor { team, agent } => {
-                let mine = al::agent_id.eq(agent.clone());
-                q = match team {
-                    Some(t) => q.filter(
-                        mine.or(al::agent_id.is_null().and(al::team_id.is_null().or(al::team_id.eq(t.clone())))),
-                    ),
-                    None => q.filter(mine.or(al::agent_id.is_null().and(al::team_id.is_null()))),
-                };
+        on_backend!(conn, |db| {
+            let mut q = al::alerts.filter(al::created_at.ge(since)).into_boxed();
+            match scope {
+                AlertScope::All => {}
+                AlertScope::Supervisor { team, agent } => {
+                    let mine = al::agent_id.eq(agent.clone());
+                    q = match team {
+                        Some(t) => q.filter(
+                            mine.or(al::agent_id.is_null().and(al::team_id.is_null().or(al::team_id.eq(t.clone())))),
+                        ),
+                        None => q.filter(mine.or(al::agent_id.is_null().and(al::team_id.is_null()))),
+                    };
+                }
+                AlertScope::Agent { agent } => q = q.filter(al::agent_id.eq(agent.clone())),
             }
-            AlertScope::Agent { agent } => q = q.filter(al::agent_id.eq(agent.clone())),
-        }
-        if let Some((t, id)) = after {
-            q = q.filter(al::created_at.gt(t).or(al::created_at.eq(t).and(al::id.gt(id))));
-        }
-        if unacknowledged_only {
-            q = q.filter(al::acknowledged_at.is_null());
-        }
-        q.order((al::created_at, al::id)).limit(limit).select(cols::<AlertRow>()).load(conn)
+            if let Some((t, id)) = after {
+                q = q.filter(al::created_at.gt(t).or(al::created_at.eq(t).and(al::id.gt(id))));
+            }
+            if unacknowledged_only {
+                q = q.filter(al::acknowledged_at.is_null());
+            }
+            q.order((al::created_at, al::id)).limit(limit).select(cols::<AlertRow>()).load(db)
+        })
     }
 
     /// Acknowledges an alert if it is not yet; returns whether this call did.
