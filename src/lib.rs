@@ -111,6 +111,9 @@ pub async fn start_with_clock(
     let hooks = app.clone();
     let rx = shutdown_rx.clone();
     workers.push(tokio::spawn(async move { hooks.run_webhooks(rx).await }));
+    let surveys = app.clone();
+    let rx = shutdown_rx.clone();
+    workers.push(tokio::spawn(async move { surveys.run_satisfaction(rx).await }));
     workers.extend(app.spawn_listener(shutdown_rx));
     Ok(Running { addr, app, metrics_addr, handle, metrics_handle, task, shutdown, workers })
 }

@@ -175,6 +175,11 @@ impl TestApp {
         r.expect(200)["access_token"].as_str().expect("token").to_owned()
     }
 
+    /// Logs the admin in again (after a test moved the clock past the session's lifetime).
+    pub async fn relogin(&mut self) {
+        self.admin = self.login(ADMIN_EMAIL, PASSWORD).await;
+    }
+
     pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {

@@ -21,6 +21,7 @@ mod mail;
 mod mailservers;
 mod openapi;
 mod routing;
+mod satisfaction;
 mod sla;
 mod ui;
 mod webform;

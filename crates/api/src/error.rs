@@ -47,6 +47,7 @@ pub fn status_for(e: &AppError) -> StatusCode {
         | AppError::AlreadyExists(_)
         | AppError::InvalidTransition(_)
         | AppError::InUse(_) => StatusCode::CONFLICT,
+        AppError::Expired(_) => StatusCode::GONE,
         AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -144,6 +145,7 @@ mod tests {
             AppError::AlreadyExists("x".into()),
             AppError::InvalidTransition("x".into()),
             AppError::InUse("x".into()),
+            AppError::Expired("survey"),
             AppError::Unavailable("x".into()),
             AppError::Internal("secret detail".into()),
         ];

@@ -13,6 +13,7 @@ pub mod inbox;
 pub mod live;
 pub mod openapi;
 pub mod pages;
+pub mod satisfaction;
 pub mod session;
 pub mod sla;
 mod telemetry;
@@ -58,6 +59,7 @@ api_routes! {
     "/cases/{id}/offer/accept" { post => h::accept_offer }
     "/cases/{id}/offer/decline" { post => h::decline_offer }
     "/cases/{id}/sla" { get => crate::sla::case_sla }
+    "/cases/{id}/satisfaction" { get => crate::satisfaction::case_satisfaction }
     "/cases/{id}/viewers/me" { put => crate::desk::view_case, delete => crate::desk::leave_case }
     "/cases/{id}/macros/{macro_id}/render" { post => crate::desk::render_macro }
     "/macros" { get => crate::desk::list_macros, post => crate::desk::create_macro }
@@ -99,6 +101,7 @@ api_routes! {
     "/chat/ws" { get => crate::chat::agent_ws }
     "/public/topics" { get => h::list_topics }
     "/public/support" { post => h::submit_support_json }
+    "/public/satisfaction/{token}" { get => crate::satisfaction::get_survey, post => crate::satisfaction::rate }
 }
 
 /// Routes outside `/api/v1` that belong in the spec.
@@ -112,6 +115,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(res("/healthz").route(web::get().to(h::healthz)))
         .service(res("/readyz").route(web::get().to(h::readyz)))
         .service(res("/support").route(web::get().to(pages::support_form)).route(web::post().to(pages::support_submit)))
+        .service(
+            res("/satisfaction/{token}")
+                .route(web::get().to(satisfaction::survey_page))
+                .route(web::post().to(satisfaction::survey_submit)),
+        )
         .service(res("/chat").route(web::get().to(pages::chat_page)))
         .service(res("/chat/widget.js").route(web::get().to(pages::widget_js)))
         .service(res("/chat/ws").route(web::get().to(chat::visitor_ws)))

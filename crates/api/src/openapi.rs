@@ -25,6 +25,7 @@ pub enum ErrorCode {
     AlreadyExists,
     InvalidTransition,
     InUse,
+    Expired,
     IdempotencyInProgress,
     IdempotencyKeyReused,
     PayloadTooLarge,
@@ -38,7 +39,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// All codes, for documentation and tests.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidParameter,
         ErrorCode::Unauthenticated,
@@ -52,6 +53,7 @@ impl ErrorCode {
         ErrorCode::AlreadyExists,
         ErrorCode::InvalidTransition,
         ErrorCode::InUse,
+        ErrorCode::Expired,
         ErrorCode::IdempotencyInProgress,
         ErrorCode::IdempotencyKeyReused,
         ErrorCode::PayloadTooLarge,
@@ -168,6 +170,7 @@ pub async fn serve_spec(spec: actix_web::web::Data<SpecJson>) -> actix_web::Http
         crate::webhooks::create_webhook, crate::webhooks::list_webhooks, crate::webhooks::get_webhook,
         crate::webhooks::update_webhook, crate::webhooks::delete_webhook, crate::webhooks::list_deliveries,
         crate::webhooks::replay_delivery, crate::webhooks::rotate_secret,
+        crate::satisfaction::case_satisfaction, crate::satisfaction::get_survey, crate::satisfaction::rate,
     ),
     components(schemas(ErrorBody, ErrorCode)),
     modifiers(&Conventions),
@@ -179,6 +182,7 @@ pub async fn serve_spec(spec: actix_web::web::Data<SpecJson>) -> actix_web::Http
         (name = "sla", description = "Business calendars, SLA policies, case clocks, alerts and their live stream"),
         (name = "webhooks", description = "Signed event deliveries to integrators, with a delivery log and replay"),
         (name = "macros", description = "Canned replies with placeholders"),
+        (name = "satisfaction", description = "Customer satisfaction: the survey of a solved case and the customer's answer"),
         (name = "stats", description = "Figures for supervisors: queues, load, cases per hour, first responses and breaches per day"),
         (name = "teams"), (name = "skills"),
         (name = "api-tokens", description = "Integrator credentials"),
@@ -250,6 +254,7 @@ mod tests {
             AppError::AlreadyExists(String::new()).code(),
             AppError::InvalidTransition(String::new()).code(),
             AppError::InUse(String::new()).code(),
+            AppError::Expired("x").code(),
             AppError::Unavailable(String::new()).code(),
             AppError::Internal(String::new()).code(),
         ];
@@ -266,6 +271,7 @@ mod tests {
             include_str!("guard.rs"),
             include_str!("session.rs"),
             include_str!("pages.rs"),
+            include_str!("satisfaction.rs"),
         ];
         let mut seen = 0;
         for src in sources {

@@ -1424,7 +1424,7 @@
   }
 
   const WEBHOOK_EVENTS = ['*', 'case.created', 'case.assigned', 'case.unassigned', 'case.status_changed',
-    'case.priority_changed', 'message.created', 'sla.warning', 'sla.breached', 'case.escalated'];
+    'case.priority_changed', 'message.created', 'sla.warning', 'sla.breached', 'case.escalated', 'case.rated'];
 
   // A form for a flat object, one control per field. Only the fields the edited value has are
   // shown and sent back: a new agent has an email and a password, a change to one does not.

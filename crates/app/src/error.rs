@@ -36,6 +36,9 @@ pub enum AppError {
     /// The resource is still referenced and cannot be deleted.
     #[error("{0}")]
     InUse(String),
+    /// The thing existed but may no longer be used (an expired survey link).
+    #[error("this {0} has expired")]
+    Expired(&'static str),
     /// The database (or another dependency) is not reachable right now.
     #[error("service temporarily unavailable")]
     Unavailable(String),
@@ -58,6 +61,7 @@ impl AppError {
             AppError::AlreadyExists(_) => "already_exists",
             AppError::InvalidTransition(_) => "invalid_transition",
             AppError::InUse(_) => "in_use",
+            AppError::Expired(_) => "expired",
             AppError::Unavailable(_) => "service_unavailable",
             AppError::Internal(_) => "internal_error",
         }

@@ -20,6 +20,7 @@ pub(crate) mod journal;
 pub mod metrics;
 pub mod outbox;
 pub mod routing;
+pub mod satisfaction;
 pub mod settings;
 pub mod sla;
 pub mod stats;

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub messages_ignored: IntCounterVec,
     pub sla_warnings: IntCounter,
     pub sla_breaches: IntCounter,
+    pub satisfaction_surveys: IntCounter,
+    pub satisfaction_ratings: IntCounterVec,
     pub rate_limited: IntCounterVec,
     pub idempotent_replays: IntCounter,
     pub outbox_deliveries: IntCounterVec,
@@ -113,6 +115,13 @@ impl Metrics {
             )?,
             sla_warnings: counter(&r, "sla_warnings_total", "SLA warnings raised")?,
             sla_breaches: counter(&r, "sla_breaches_total", "SLA breaches raised")?,
+            satisfaction_surveys: counter(&r, "satisfaction_surveys_total", "Satisfaction surveys sent")?,
+            satisfaction_ratings: counter_vec(
+                &r,
+                "satisfaction_ratings_total",
+                "Satisfaction answers recorded (given or changed), by rating",
+                &["rating"],
+            )?,
             rate_limited: counter_vec(
                 &r,
                 "rate_limited_total",

@@ -51,6 +51,7 @@ pub struct Settings {
     pub routing: RoutingSettings,
     pub sla: SlaSettings,
     pub webhooks: WebhookSettings,
+    pub satisfaction: SatisfactionSettings,
     pub clock: ClockSettings,
     pub demo: DemoSettings,
 }
@@ -83,6 +84,24 @@ pub struct WebhookSettings {
     /// Days a finished delivery (delivered, or failed for good) stays in the delivery log;
     /// 0 keeps them forever.
     pub retention_days: u32,
+}
+
+/// Customer satisfaction surveys; see `config/default.toml` and `docs/satisfaction.md`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SatisfactionSettings {
+    pub enabled: bool,
+    /// How long after a case is solved its survey is sent (a reopen within it cancels).
+    pub delay_secs: u64,
+    /// Cases solved longer ago than `delay_secs` + this are not surveyed (an upgrade, an
+    /// outage).
+    pub window_secs: u64,
+    /// How long the customer may answer (and change the answer).
+    pub valid_days: u32,
+    pub tick_ms: u64,
+    pub batch: u32,
+    /// The survey (`{name}`, `{number}`, `{subject}`, `{link}`, `{good_link}`, `{bad_link}`).
+    pub template: String,
 }
 
 /// This node's clock.
@@ -673,6 +692,25 @@ impl Settings {
         }
         if w.retention_days > 36_500 {
             return Err(invalid("webhooks.retention_days", "must be between 0 (keep forever) and 36500"));
+        }
+        let c = &self.satisfaction;
+        if c.delay_secs > 30 * 86_400 {
+            return Err(invalid("satisfaction.delay_secs", "must be at most 2592000 (30 days)"));
+        }
+        if !(60..=90 * 86_400).contains(&c.window_secs) {
+            return Err(invalid("satisfaction.window_secs", "must be between 60 and 7776000 (90 days)"));
+        }
+        if !(1..=365).contains(&c.valid_days) {
+            return Err(invalid("satisfaction.valid_days", "must be between 1 and 365"));
+        }
+        if !(100..=600_000).contains(&c.tick_ms) {
+            return Err(invalid("satisfaction.tick_ms", "must be between 100 and 600000"));
+        }
+        if !(1..=10_000).contains(&c.batch) {
+            return Err(invalid("satisfaction.batch", "must be between 1 and 10000"));
+        }
+        if c.enabled && !["{link}", "{good_link}", "{bad_link}"].iter().any(|p| c.template.contains(p)) {
+            return Err(invalid("satisfaction.template", "must contain {link}, {good_link} or {bad_link}"));
         }
         if self.clock.offset_secs != 0 && self.server.environment == RunMode::Production {
             return Err(invalid("clock.offset_secs", "a shifted clock is for demos and tests, not production"));

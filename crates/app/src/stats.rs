@@ -81,6 +81,36 @@ pub struct Day {
     pub breaches_by_channel: BTreeMap<String, i64>,
 }
 
+/// Satisfaction answers under a name (a team or an agent; `id` absent for none).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Ratings {
+    pub id: Option<String>,
+    pub name: String,
+    pub good: i64,
+    pub bad: i64,
+    /// Good answers in percent of all answers (CSAT), rounded to one decimal.
+    pub score: Option<f64>,
+}
+
+impl Ratings {
+    fn new(id: Option<String>, name: String, good: i64, bad: i64) -> Self {
+        let total = good + bad;
+        let score = (total > 0).then(|| (good as f64 * 1000.0 / total as f64).round() / 10.0);
+        Self { id, name, good, bad, score }
+    }
+}
+
+/// Customer satisfaction of the window: answers given in it (a changed answer counts once,
+/// as it stands), for the team and agent who had the case when it was rated.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Satisfaction {
+    pub good: i64,
+    pub bad: i64,
+    pub score: Option<f64>,
+    pub per_team: Vec<Ratings>,
+    pub per_agent: Vec<Ratings>,
+}
+
 /// The supervisor console's figures.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Overview {
@@ -97,6 +127,8 @@ pub struct Overview {
     pub daily: Vec<Day>,
     /// Breaches of the whole window per team.
     pub breaches_per_team: Vec<Count>,
+    /// Satisfaction answers of the whole window.
+    pub satisfaction: Satisfaction,
 }
 
 fn hour_of(t: NaiveDateTime) -> NaiveDateTime {
@@ -225,6 +257,46 @@ impl App {
             let mut breaches_per_team: Vec<Count> =
                 per_team.into_iter().map(|(id, count)| Count { name: team_name(&id), id, count }).collect();
             breaches_per_team.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)));
+
+            let mut by_team: BTreeMap<Option<String>, (i64, i64)> = BTreeMap::new();
+            let mut by_agent: BTreeMap<Option<String>, (i64, i64)> = BTreeMap::new();
+            let (mut good, mut bad) = (0, 0);
+            for (rating, team, agent) in queries::satisfaction::rated_since(conn, since)? {
+                if !keep(&team) {
+                    continue;
+                }
+                let is_good = rating == "good";
+                let add = |m: &mut BTreeMap<Option<String>, (i64, i64)>, k: Option<String>| {
+                    let e = m.entry(k).or_default();
+                    if is_good {
+                        e.0 += 1;
+                    } else {
+                        e.1 += 1;
+                    }
+                };
+                add(&mut by_team, team);
+                add(&mut by_agent, agent);
+                if is_good {
+                    good += 1;
+                } else {
+                    bad += 1;
+                }
+            }
+            let agent_name = |id: &Option<String>| match id {
+                None => "Unassigned".to_owned(),
+                Some(a) => agents.iter().find(|x| &x.id == a).map(|x| x.name.clone()).unwrap_or_else(|| a.clone()),
+            };
+            let rank = |v: &mut Vec<Ratings>| {
+                v.sort_by(|a, b| (b.good + b.bad).cmp(&(a.good + a.bad)).then(a.name.cmp(&b.name)));
+            };
+            let mut per_team: Vec<Ratings> =
+                by_team.into_iter().map(|(id, (g, b))| Ratings::new(id.clone(), team_name(&id), g, b)).collect();
+            let mut per_agent: Vec<Ratings> =
+                by_agent.into_iter().map(|(id, (g, b))| Ratings::new(id.clone(), agent_name(&id), g, b)).collect();
+            rank(&mut per_team);
+            rank(&mut per_agent);
+            let total = Ratings::new(None, String::new(), good, bad);
+            let satisfaction = Satisfaction { good, bad, score: total.score, per_team, per_agent };
             Ok(Overview {
                 as_of: utc(now),
                 agents: agent_loads,
@@ -233,6 +305,7 @@ impl App {
                 hourly,
                 daily,
                 breaches_per_team,
+                satisfaction,
             })
         })
         .await
@@ -251,5 +324,13 @@ mod tests {
         assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
         let t = NaiveDate::from_ymd_opt(2026, 12, 7).and_then(|d| d.and_hms_opt(9, 41, 7));
         assert_eq!(t.map(hour_of), NaiveDate::from_ymd_opt(2026, 12, 7).and_then(|d| d.and_hms_opt(9, 0, 0)));
+    }
+
+    #[test]
+    fn scores_are_good_answers_in_percent() {
+        assert_eq!(Ratings::new(None, String::new(), 0, 0).score, None);
+        assert_eq!(Ratings::new(None, String::new(), 2, 1).score, Some(66.7));
+        assert_eq!(Ratings::new(None, String::new(), 0, 3).score, Some(0.0));
+        assert_eq!(Ratings::new(None, String::new(), 5, 0).score, Some(100.0));
     }
 }

@@ -142,6 +142,13 @@ pub struct MessageView {
 
 impl MessageView {
     pub(crate) fn from_row(r: MessageRow, attachments: Vec<AttachmentView>) -> AppResult<Self> {
+        // A satisfaction survey's links are the customer's to answer: the desk sees them
+        // masked (ADR 0014).
+        let body_text = if r.author_kind == "system" && r.direction == "outbound" {
+            crate::satisfaction::mask_links(&r.body_text)
+        } else {
+            r.body_text
+        };
         Ok(Self {
             direction: stored("messages.direction", &r.direction)?,
             channel: stored("messages.channel", &r.channel)?,
@@ -149,7 +156,7 @@ impl MessageView {
             id: MessageId::new(r.id),
             case_id: CaseId::new(r.case_id),
             author_id: r.author_id,
-            body_text: r.body_text,
+            body_text,
             body_html: r.body_html,
             body_full: r.body_full,
             external_id: r.external_id,

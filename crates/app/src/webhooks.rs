@@ -30,6 +30,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "sla.warning",
     "sla.breached",
     "case.escalated",
+    "case.rated",
 ];
 
 /// A subscription as the API shows it (the secret only to admins).

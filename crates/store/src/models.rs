@@ -417,7 +417,7 @@ pub struct AlertRow {
     pub case_id: String,
     pub team_id: Option<String>,
     pub agent_id: Option<String>,
-    /// `warning`, `breach` or `escalation`.
+    /// `warning`, `breach`, `escalation` (SLA) or `bad_rating` (customer satisfaction).
     pub kind: String,
     pub metric: Option<String>,
     pub action: Option<String>,
@@ -491,4 +491,23 @@ pub struct MacroRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub version: i64,
+}
+
+/// The satisfaction survey of a solved case (one per case) and the customer's answer.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = satisfaction_surveys)]
+pub struct SatisfactionRow {
+    pub case_id: String,
+    /// SHA-256 (hex) of the link's token; the token itself is only in the message sent.
+    pub token_hash: String,
+    pub channel: String,
+    pub sent_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    /// `good` or `bad`; `None` until answered.
+    pub rating: Option<String>,
+    pub comment: Option<String>,
+    pub rated_at: Option<NaiveDateTime>,
+    /// The case's team and assignee when it was rated: whom the rating counts for.
+    pub team_id: Option<String>,
+    pub agent_id: Option<String>,
 }

@@ -2098,6 +2098,83 @@ pub mod notify {
     }
 }
 
+pub mod satisfaction {
+    use super::*;
+    use schema::cases::dsl as c;
+    use schema::satisfaction_surveys::dsl as ss;
+
+    /// Cases to survey now: solved within `(solved_after, solved_until]`, still solved, that
+    /// came by one of `channels`, and have no survey yet; oldest first, at most `limit`.
+    pub fn due(
+        conn: &mut DbConn,
+        solved_after: NaiveDateTime,
+        solved_until: NaiveDateTime,
+        channels: &[&str],
+        limit: i64,
+    ) -> QueryResult<Vec<String>> {
+        c::cases
+            .filter(c::solved_at.gt(solved_after))
+            .filter(c::solved_at.le(solved_until))
+            .filter(c::status.eq("solved"))
+            .filter(c::channel.eq_any(channels))
+            .filter(diesel::dsl::not(diesel::dsl::exists(ss::satisfaction_surveys.filter(ss::case_id.eq(c::id)))))
+            .order((c::solved_at, c::id))
+            .select(c::id)
+            .limit(limit)
+            .load_direct(conn)
+    }
+
+    /// Records a survey; false when the case already has one (another node sent it).
+    pub fn insert(conn: &mut DbConn, row: &SatisfactionRow) -> QueryResult<bool> {
+        let n = match conn {
+            DbConn::Pg(c) => {
+                diesel::insert_into(ss::satisfaction_surveys).values(row).on_conflict_do_nothing().execute(c)?
+            }
+            DbConn::Sqlite(c) => diesel::insert_or_ignore_into(ss::satisfaction_surveys).values(row).execute(c)?,
+        };
+        Ok(n == 1)
+    }
+
+    pub fn get(conn: &mut DbConn, case_id: &str) -> QueryResult<Option<SatisfactionRow>> {
+        ss::satisfaction_surveys
+            .filter(ss::case_id.eq(case_id))
+            .select(cols::<SatisfactionRow>())
+            .load_direct(conn)
+            .map(first)
+    }
+
+    pub fn by_token_hash(conn: &mut DbConn, hash: &str) -> QueryResult<Option<SatisfactionRow>> {
+        ss::satisfaction_surveys
+            .filter(ss::token_hash.eq(hash))
+            .select(cols::<SatisfactionRow>())
+            .load_direct(conn)
+            .map(first)
+    }
+
+    /// Writes the customer's answer and whom it counts for.
+    pub fn rate(conn: &mut DbConn, row: &SatisfactionRow) -> QueryResult<usize> {
+        diesel::update(ss::satisfaction_surveys.filter(ss::case_id.eq(&row.case_id)))
+            .set((
+                ss::rating.eq(&row.rating),
+                ss::comment.eq(&row.comment),
+                ss::rated_at.eq(row.rated_at),
+                ss::team_id.eq(&row.team_id),
+                ss::agent_id.eq(&row.agent_id),
+            ))
+            .execute_direct(conn)
+    }
+
+    /// (rating, team, agent) of the answers given since `since`.
+    pub type Rated = (String, Option<String>, Option<String>);
+
+    pub fn rated_since(conn: &mut DbConn, since: NaiveDateTime) -> QueryResult<Vec<Rated>> {
+        ss::satisfaction_surveys
+            .filter(ss::rated_at.ge(since))
+            .select((ss::rating.assume_not_null(), ss::team_id, ss::agent_id))
+            .load_direct(conn)
+    }
+}
+
 pub mod webhooks {
     use super::*;
     use schema::webhook_deliveries::dsl as wd;

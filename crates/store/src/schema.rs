@@ -202,6 +202,7 @@ diesel::joinable!(cases -> customers (customer_id));
 diesel::joinable!(messages -> cases (case_id));
 diesel::joinable!(attachments -> messages (message_id));
 diesel::joinable!(case_events -> cases (case_id));
+diesel::joinable!(satisfaction_surveys -> cases (case_id));
 
 diesel::joinable!(case_skills -> cases (case_id));
 
@@ -289,6 +290,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    satisfaction_surveys (case_id) {
+        case_id -> Text,
+        token_hash -> Text,
+        channel -> Text,
+        sent_at -> Timestamp,
+        expires_at -> Timestamp,
+        rating -> Nullable<Text>,
+        comment -> Nullable<Text>,
+        rated_at -> Nullable<Timestamp>,
+        team_id -> Nullable<Text>,
+        agent_id -> Nullable<Text>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     counters,
     teams,
@@ -323,6 +339,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     case_viewers,
     macros,
     revoked_sessions,
+    satisfaction_surveys,
 );
 
 diesel::table! {

@@ -1,0 +1,456 @@
+//! Customer satisfaction (CSAT, ADR 0014): a survey some time after a case is solved, sent on
+//! the case's channel, answered on a public page reached through a random link; the answer
+//! (good or bad, and a comment) is private to the desk, on the case's timeline, a webhook
+//! event, counted per team and agent, and a bad one alerts the team's supervisors.
+
+use crate::cases::{append_message, event, Append, Appended, MessageKind, ReplyRules};
+use crate::error::{AppError, AppResult};
+use crate::{check_len, clean, new_id, utc, App, Principal};
+use caseflow_core::*;
+use caseflow_store::models::{AlertRow, SatisfactionRow};
+use caseflow_store::{queries, DbConn};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The channels whose cases are surveyed (the API's belong to the integrator).
+const CHANNELS: [&str; 3] = ["email", "web", "chat"];
+
+/// The path of the public rating page; the token follows it.
+pub const PAGE_PATH: &str = "/satisfaction/";
+
+/// Hex digits in a survey token (256 random bits).
+const TOKEN_HEX: usize = 64;
+
+/// Longest comment kept, in bytes.
+pub const MAX_COMMENT_BYTES: usize = 4000;
+
+/// The customer's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Rating {
+    Good,
+    Bad,
+}
+
+impl Rating {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rating::Good => "good",
+            Rating::Bad => "bad",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "good" => Some(Rating::Good),
+            "bad" => Some(Rating::Bad),
+            _ => None,
+        }
+    }
+}
+
+/// What the rating page shows the customer (through its link; nothing about the desk).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SurveyPage {
+    pub case_number: i64,
+    pub subject: String,
+    pub rating: Option<Rating>,
+    pub comment: Option<String>,
+    pub rated_at: Option<DateTime<Utc>>,
+    /// Until when the answer can be given or changed.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An answer as the customer sends it.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRating {
+    pub rating: Rating,
+    /// Optional; at most 4000 bytes.
+    pub comment: Option<String>,
+}
+
+/// A case's survey as agents and supervisors see it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SatisfactionView {
+    pub case_id: CaseId,
+    /// The channel the survey went out on.
+    pub channel: Channel,
+    pub sent_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub rating: Option<Rating>,
+    pub comment: Option<String>,
+    pub rated_at: Option<DateTime<Utc>>,
+    /// The team and agent the case had when it was rated: whom the rating counts for.
+    pub team_id: Option<TeamId>,
+    pub agent_id: Option<AgentId>,
+}
+
+impl SatisfactionView {
+    fn from_row(r: SatisfactionRow) -> AppResult<Self> {
+        Ok(Self {
+            case_id: CaseId::new(r.case_id),
+            channel: crate::views::stored("satisfaction_surveys.channel", &r.channel)?,
+            sent_at: utc(r.sent_at),
+            expires_at: utc(r.expires_at),
+            rating: r.rating.as_deref().and_then(Rating::parse),
+            comment: r.comment,
+            rated_at: r.rated_at.map(utc),
+            team_id: r.team_id.map(TeamId::new),
+            agent_id: r.agent_id.map(AgentId::new),
+        })
+    }
+}
+
+/// What one round of the survey sender did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SurveyReport {
+    pub considered: usize,
+    pub sent: usize,
+}
+
+/// The survey text with its placeholders filled.
+fn survey_text(template: &str, name: &str, number: i64, subject: &str, link: &str) -> String {
+    template
+        .replace("{name}", if name.is_empty() { "there" } else { name })
+        .replace("{number}", &number.to_string())
+        .replace("{subject}", subject)
+        .replace("{good_link}", &format!("{link}?rating=good"))
+        .replace("{bad_link}", &format!("{link}?rating=bad"))
+        .replace("{link}", link)
+}
+
+/// Hides the token of every survey link in `text` (`/satisfaction/…`): agents read the
+/// survey on the timeline, but answering it is the customer's, so the desk never sees a
+/// working link (the message sent keeps it).
+pub fn mask_links(text: &str) -> String {
+    if !text.contains(PAGE_PATH) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(PAGE_PATH) {
+        let (head, tail) = rest.split_at(i + PAGE_PATH.len());
+        out.push_str(head);
+        let token_len = tail.bytes().take_while(u8::is_ascii_hexdigit).count();
+        if token_len == TOKEN_HEX {
+            out.push('…');
+        } else {
+            out.push_str(&tail[..token_len]);
+        }
+        rest = &tail[token_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The stored form of a survey token.
+fn token_hash(token: &str) -> String {
+    crate::auth::hash_api_token(token)
+}
+
+/// A token is 64 lower-case hex digits; anything else is not looked up.
+fn well_formed(token: &str) -> bool {
+    token.len() == TOKEN_HEX && token.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// What the sender needs from the settings, copied out for the blocking closure.
+#[derive(Debug, Clone)]
+struct SendRules {
+    rules: ReplyRules,
+    template: String,
+    base_url: String,
+    delay: chrono::Duration,
+    valid: chrono::Duration,
+}
+
+/// Surveys one case in the caller's transaction, if it is still due: locks the case, checks
+/// that it is still solved since long enough, records the survey (once per case: the primary
+/// key; another node that got there first wins) and appends the survey as a system message
+/// on the case's channel, which the outbox (email) or the chat delivers.
+fn survey_case(conn: &mut DbConn, r: &SendRules, case_id: &str, now: NaiveDateTime) -> AppResult<Option<Appended>> {
+    let Some(case) = queries::cases::get_for_update(conn, case_id)? else { return Ok(None) };
+    if case.status != CaseStatus::Solved.as_str() || case.solved_at.is_none_or(|t| t + r.delay > now) {
+        return Ok(None);
+    }
+    let token = crate::auth::generate_api_token().trim_start_matches(crate::auth::API_TOKEN_PREFIX).to_owned();
+    let expires_at = now + r.valid;
+    let row = SatisfactionRow {
+        case_id: case.id.clone(),
+        token_hash: token_hash(&token),
+        channel: case.channel.clone(),
+        sent_at: now,
+        expires_at,
+        rating: None,
+        comment: None,
+        rated_at: None,
+        team_id: None,
+        agent_id: None,
+    };
+    if !queries::satisfaction::insert(conn, &row)? {
+        return Ok(None);
+    }
+    let name = queries::customers::get(conn, &case.customer_id)?.map(|c| c.name).unwrap_or_default();
+    let link = format!("{}{PAGE_PATH}{token}", r.base_url.trim_end_matches('/'));
+    let body = survey_text(&r.template, &name, case.number, &case.subject, &link);
+    let a = Append {
+        kind: MessageKind::Reply,
+        body: clean(&body),
+        status: None,
+        external_id: None,
+        actor: (ActorKind::System, None),
+    };
+    let done = append_message(conn, &r.rules, &case.id, a, now)?;
+    let data = serde_json::json!({
+        "channel": case.channel, "message_id": done.message.id, "expires_at": utc(expires_at),
+    });
+    event(conn, &case.id, "satisfaction_survey_sent", &(ActorKind::System, None), data, now)?;
+    Ok(Some(done))
+}
+
+impl App {
+    /// Sends the surveys that are due (tests and the worker): cases solved at least
+    /// `satisfaction.delay_secs` ago (and not longer than the window before that), still
+    /// solved, of the email, web-form and chat channels, with no survey yet; each in its own
+    /// transaction.
+    pub async fn satisfaction_tick(&self) -> AppResult<SurveyReport> {
+        let s = &self.settings().satisfaction;
+        let mut report = SurveyReport::default();
+        if !s.enabled {
+            return Ok(report);
+        }
+        let secs = |v: u64| chrono::Duration::seconds(i64::try_from(v).unwrap_or(i64::MAX / 1000));
+        let rules = std::sync::Arc::new(SendRules {
+            rules: ReplyRules::from_settings(self.settings()),
+            template: s.template.clone(),
+            base_url: self.settings().server.public_url.clone(),
+            delay: secs(s.delay_secs),
+            valid: chrono::Duration::days(i64::from(s.valid_days)),
+        });
+        let now = self.now_naive();
+        let until = now - rules.delay;
+        let after = until - secs(s.window_secs);
+        let limit = i64::from(s.batch);
+        let ids = self.read(move |conn| Ok(queries::satisfaction::due(conn, after, until, &CHANNELS, limit)?)).await?;
+        report.considered = ids.len();
+        let mut lines = Vec::new();
+        for id in ids {
+            let (app, rules, case_id) = (self.clone(), rules.clone(), id.clone());
+            match self.write(move |conn| survey_case(conn, &rules, &case_id, app.now_naive())).await {
+                Ok(Some(done)) => {
+                    report.sent += 1;
+                    if done.case.channel == Channel::Chat.as_str() {
+                        lines.extend(crate::chat::ChatLine::from_row(&done.message, &done.author_name));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(case.id = %id, error = %e, "satisfaction survey failed; retried next round"),
+            }
+        }
+        if report.sent > 0 {
+            self.wake_outbox();
+            self.metrics().satisfaction_surveys.inc_by(u64::try_from(report.sent).unwrap_or(0));
+        }
+        for line in lines {
+            self.chat_hub().publish(crate::chat::ChatEvent::Message(line));
+        }
+        Ok(report)
+    }
+
+    /// The survey sender: a round every `satisfaction.tick_ms`, more at once while a round
+    /// was full. Every node runs it; the survey's primary key keeps each case to one survey.
+    pub async fn run_satisfaction(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        if !self.settings().satisfaction.enabled {
+            return;
+        }
+        let pause = Duration::from_millis(self.settings().satisfaction.tick_ms);
+        let batch = usize::try_from(self.settings().satisfaction.batch).unwrap_or(usize::MAX);
+        loop {
+            loop {
+                if *shutdown.borrow() {
+                    return;
+                }
+                match self.satisfaction_tick().await {
+                    Ok(r) if r.considered >= batch && r.sent > 0 => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "satisfaction survey round failed");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// The rating page's content for a survey link (public: the token is the credential).
+    pub async fn survey(&self, token: String) -> AppResult<SurveyPage> {
+        if !well_formed(&token) {
+            return Err(AppError::NotFound("survey"));
+        }
+        let now = self.now_naive();
+        self.read(move |conn| {
+            let row =
+                queries::satisfaction::by_token_hash(conn, &token_hash(&token))?.ok_or(AppError::NotFound("survey"))?;
+            let case = queries::cases::get(conn, &row.case_id)?.ok_or(AppError::NotFound("survey"))?;
+            if row.expires_at < now {
+                return Err(AppError::Expired("survey"));
+            }
+            Ok(page_of(&row, &case))
+        })
+        .await
+    }
+
+    /// Records (or changes) the customer's answer: on the survey, counted for the case's team
+    /// and assignee now, as a `case_rated` event on the timeline (and the `case.rated`
+    /// webhook); a new bad rating alerts the team's supervisors.
+    pub async fn rate(&self, token: String, answer: NewRating) -> AppResult<SurveyPage> {
+        if !well_formed(&token) {
+            return Err(AppError::NotFound("survey"));
+        }
+        let comment = answer.comment.as_deref().map(clean).filter(|c| !c.is_empty());
+        if let Some(c) = &comment {
+            check_len("comment", c, MAX_COMMENT_BYTES)?;
+        }
+        let app = self.clone();
+        let (page, alerted) = self
+            .write(move |conn| {
+                let now = app.now_naive();
+                let row = queries::satisfaction::by_token_hash(conn, &token_hash(&token))?
+                    .ok_or(AppError::NotFound("survey"))?;
+                // Lock the case: two answers at once are applied one after the other, so the
+                // "previous" of each event and the alert on a new bad rating are exact.
+                let case = queries::cases::get_for_update(conn, &row.case_id)?.ok_or(AppError::NotFound("survey"))?;
+                let row = queries::satisfaction::get(conn, &row.case_id)?.ok_or(AppError::NotFound("survey"))?;
+                if row.expires_at < now {
+                    return Err(AppError::Expired("survey"));
+                }
+                let previous = row.rating.clone();
+                if previous.as_deref() == Some(answer.rating.as_str()) && row.comment == comment {
+                    return Ok((page_of(&row, &case), false));
+                }
+                let rated = SatisfactionRow {
+                    rating: Some(answer.rating.as_str().to_owned()),
+                    comment: comment.clone(),
+                    rated_at: Some(now),
+                    team_id: case.team_id.clone(),
+                    agent_id: case.assignee_id.clone(),
+                    ..row
+                };
+                queries::satisfaction::rate(conn, &rated)?;
+                let data = serde_json::json!({
+                    "rating": answer.rating.as_str(), "previous": previous, "comment": comment,
+                    "team_id": case.team_id, "agent_id": case.assignee_id,
+                });
+                event(conn, &case.id, "case_rated", &(ActorKind::Customer, Some(case.customer_id.clone())), data, now)?;
+                let alert = answer.rating == Rating::Bad && previous.as_deref() != Some("bad");
+                if alert {
+                    let mut message = format!("Case #{}: the customer rated the support bad", case.number);
+                    if let Some(c) = &comment {
+                        let short: String = c.chars().take(140).collect();
+                        let more = if short.len() < c.len() { "…" } else { "" };
+                        message.push_str(&format!(": \"{short}{more}\""));
+                    }
+                    queries::sla::insert_alert(
+                        conn,
+                        &AlertRow {
+                            id: new_id(),
+                            case_id: case.id.clone(),
+                            team_id: case.team_id.clone(),
+                            agent_id: None,
+                            kind: "bad_rating".into(),
+                            metric: None,
+                            action: None,
+                            message,
+                            due_at: None,
+                            created_at: now,
+                            acknowledged_by: None,
+                            acknowledged_at: None,
+                        },
+                    )?;
+                }
+                Ok((page_of(&rated, &case), alert))
+            })
+            .await?;
+        self.metrics().satisfaction_ratings.with_label_values(&[answer.rating.as_str()]).inc();
+        if alerted {
+            self.notify_alerts();
+        }
+        Ok(page)
+    }
+
+    /// A case's survey and answer (agents, supervisors, integrators with read scope).
+    pub async fn case_satisfaction(&self, who: &Principal, case_id: String) -> AppResult<SatisfactionView> {
+        who.require_read()?;
+        self.read(move |conn| {
+            if queries::cases::get(conn, &case_id)?.is_none() {
+                return Err(AppError::NotFound("case"));
+            }
+            let row = queries::satisfaction::get(conn, &case_id)?.ok_or(AppError::NotFound("survey"))?;
+            SatisfactionView::from_row(row)
+        })
+        .await
+    }
+}
+
+fn page_of(row: &SatisfactionRow, case: &caseflow_store::models::CaseRow) -> SurveyPage {
+    SurveyPage {
+        case_number: case.number,
+        subject: case.subject.clone(),
+        rating: row.rating.as_deref().and_then(Rating::parse),
+        comment: row.comment.clone(),
+        rated_at: row.rated_at.map(utc),
+        expires_at: utc(row.expires_at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn the_survey_text_fills_every_placeholder() {
+        let t = "Hi {name}, #{number} {subject}: {link} | {good_link} | {bad_link}";
+        let out = survey_text(t, "", 42, "Printer", "https://h/satisfaction/x");
+        assert_eq!(
+            out,
+            "Hi there, #42 Printer: https://h/satisfaction/x | https://h/satisfaction/x?rating=good | \
+             https://h/satisfaction/x?rating=bad"
+        );
+    }
+
+    #[test]
+    fn links_are_masked_and_other_text_is_kept() {
+        let text =
+            format!("Good: https://h/satisfaction/{TOKEN}?rating=good\nBad: https://h/satisfaction/{TOKEN}?rating=bad");
+        let masked = mask_links(&text);
+        assert!(!masked.contains(TOKEN), "{masked}");
+        assert_eq!(masked, "Good: https://h/satisfaction/…?rating=good\nBad: https://h/satisfaction/…?rating=bad");
+        // Not a token: left alone.
+        assert_eq!(mask_links("see /satisfaction/abc and /satisfaction/"), "see /satisfaction/abc and /satisfaction/");
+        assert_eq!(mask_links("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn only_well_formed_tokens_are_looked_up() {
+        assert!(well_formed(TOKEN));
+        assert!(!well_formed(&TOKEN.to_uppercase()));
+        assert!(!well_formed(&TOKEN[1..]));
+        assert!(!well_formed(&format!("{}g", &TOKEN[1..])));
+        assert!(!well_formed("../../etc/passwd"));
+    }
+
+    #[test]
+    fn ratings_read_back() {
+        for r in [Rating::Good, Rating::Bad] {
+            assert_eq!(Rating::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Rating::parse("meh"), None);
+    }
+}

@@ -1,0 +1,343 @@
+//! Customer satisfaction against the real servers: a case that came by email (real Dovecot)
+//! is solved, its survey reaches the real SMTP sink a day later and only once, the link opens
+//! the rating page without recording anything, the customer's answer lands on the case (for
+//! the team and agent who had it), on the timeline, at a webhook receiver, and a bad answer
+//! alerts the team's supervisors only. Reopened, API-made and long-solved cases get no survey.
+
+use crate::both_backends;
+use crate::helpers::*;
+use actix_web::{web, App as Actix, HttpResponse, HttpServer};
+use caseflow_core::FixedClock;
+use chrono::{Duration, TimeZone, Utc};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+type Bodies = Arc<Mutex<Vec<Value>>>;
+
+/// A webhook receiver on loopback that keeps every body and answers 200.
+async fn receiver() -> (String, Bodies, actix_web::dev::ServerHandle) {
+    let bodies: Bodies = Arc::new(Mutex::new(Vec::new()));
+    let data = web::Data::new(bodies.clone());
+    let server = HttpServer::new(move || {
+        Actix::new().app_data(data.clone()).route(
+            "/hook",
+            web::post().to(|body: String, bodies: web::Data<Bodies>| async move {
+                bodies.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::Null));
+                HttpResponse::Ok().finish()
+            }),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (format!("http://{addr}/hook"), bodies, handle)
+}
+
+fn monday_nine() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 7, 9, 0, 0).unwrap()
+}
+
+async fn html(app: &TestApp, method: reqwest::Method, path: &str, form: Option<&str>) -> (u16, String) {
+    let mut req = app.client.request(method, format!("{}{path}", app.base));
+    if let Some(f) = form {
+        req = req.header("Content-Type", "application/x-www-form-urlencoded").body(f.to_owned());
+    }
+    let r = req.send().await.expect("request");
+    let status = r.status().as_u16();
+    let ctype = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(ctype.starts_with("text/html"), "{path}: {ctype}");
+    (status, r.text().await.expect("body"))
+}
+
+/// Opens a case through the JSON web form; returns its id.
+async fn web_case(app: &TestApp, email: &str, subject: &str) -> String {
+    let form =
+        json!({"name": "Wes Form", "email": email, "subject": subject, "message": "Hello there.", "topic": "general"});
+    let r = app.call(reqwest::Method::POST, "/api/v1/public/support", None, Some(form)).await.expect(201);
+    let n = r["case_number"].as_i64().expect("number");
+    let cases = app.get("/api/v1/cases?limit=100").await.expect(200);
+    id(cases["items"].as_array().expect("cases").iter().find(|c| c["number"] == n).expect("case"))
+}
+
+async fn set_status(app: &TestApp, case_id: &str, to: &str) {
+    app.patch(&format!("/api/v1/cases/{case_id}"), json!({"status": to})).await.expect(200);
+}
+
+async fn survey_of(app: &TestApp, case_id: &str) -> Resp {
+    app.get(&format!("/api/v1/cases/{case_id}/satisfaction")).await
+}
+
+async fn a_solved_email_case_is_surveyed_once_and_rated_privately(db: Db) {
+    let servers = crate::mailservers::MailServers::start();
+    let mut s = servers.settings(db, 50);
+    s.server.public_url = "https://help.example.org/".into();
+    s.satisfaction.tick_ms = 600_000;
+    s.webhooks.allow_private_targets = true;
+    s.webhooks.poll_ms = 100;
+    let clock = Arc::new(FixedClock::new(monday_nine()));
+    let mut app = spawn_with_clock(s, clock.clone()).await;
+    let (url, hooks, hook_server) = receiver().await;
+    app.post("/api/v1/webhooks", json!({"url": url, "events": ["case.rated"]})).await.expect(201);
+    let billing = app.post("/api/v1/teams", json!({"name": "Billing"})).await.expect(201);
+    let team = id(&billing);
+    let ann = app
+        .post(
+            "/api/v1/agents",
+            json!({"email": "ann@example.com", "name": "Ann Agent", "role": "agent", "password": PASSWORD, "team_id": team}),
+        )
+        .await
+        .expect(201);
+    let ann_token = app.login("ann@example.com", PASSWORD).await;
+    app.post(
+        "/api/v1/agents",
+        json!({"email": "sue@example.com", "name": "Sue Supervisor", "role": "supervisor", "password": PASSWORD, "team_id": team}),
+    )
+    .await
+    .expect(201);
+    app.agent("otto@example.com", "supervisor").await;
+
+    let (_, raw) = email("Dana Example <dana@example.org>", "Invoice twice", "", "I was charged twice.");
+    servers.append(&[raw]).await;
+    let case = eventually(30, "the email case", || async {
+        let l = app.get("/api/v1/cases").await.expect(200);
+        l["items"].as_array().and_then(|a| a.first().cloned())
+    })
+    .await;
+    let (case_id, number) = (id(&case), case["number"].as_i64().expect("number"));
+    app.patch(&format!("/api/v1/cases/{case_id}"), json!({"team_id": team, "assignee_id": id(&ann)})).await.expect(200);
+    app.call(
+        reqwest::Method::POST,
+        &format!("/api/v1/cases/{case_id}/messages"),
+        Some(&ann_token),
+        Some(json!({"kind": "reply", "body": "Refunded the second charge.", "status": "solved"})),
+    )
+    .await
+    .expect(201);
+    eventually(30, "the reply in the SMTP sink", || async { (servers.sent().len() == 1).then_some(()) }).await;
+
+    // Not before the delay (a day); then once, however often the sender runs.
+    clock.advance(Duration::hours(23));
+    app.relogin().await;
+    assert_eq!(app.app().satisfaction_tick().await.expect("tick").sent, 0);
+    survey_of(&app, &case_id).await.expect_error(404, "not_found");
+    let _ = ann_token;
+    clock.advance(Duration::hours(2));
+    app.relogin().await;
+    assert_eq!(app.app().satisfaction_tick().await.expect("tick").sent, 1);
+    // A day on: sessions from this morning have expired.
+    let (sue, other_supervisor) =
+        (app.login("sue@example.com", PASSWORD).await, app.login("otto@example.com", PASSWORD).await);
+    let ann_token = app.login("ann@example.com", PASSWORD).await;
+    for _ in 0..2 {
+        assert_eq!(app.app().satisfaction_tick().await.expect("tick").sent, 0);
+    }
+    let sent = eventually(30, "the survey in the SMTP sink", || async {
+        let s = servers.sent();
+        (s.len() == 2).then_some(s)
+    })
+    .await;
+    // The sink's files are not in arrival order: the survey is the one that is not Ann's reply.
+    let texts: Vec<String> = sent.iter().map(|m| String::from_utf8_lossy(m).to_string()).collect();
+    let text = texts.iter().find(|t| !t.contains("Refunded the second charge")).expect("the survey").clone();
+    let parsed = mail_parser::MessageParser::default().parse(text.as_bytes()).expect("parsable");
+    assert_eq!(parsed.subject(), Some(format!("Re: Invoice twice [#{number}]").as_str()));
+    assert_eq!(parsed.to().and_then(|a| a.first()).and_then(|a| a.address()), Some("dana@example.org"));
+    assert!(text.contains("Auto-Submitted: auto-replied"), "{text}");
+    let body = parsed.body_text(0).expect("text").to_string();
+    assert!(body.contains("Hello Dana Example,") && body.contains(&format!("#{number}")), "{body}");
+    let prefix = "https://help.example.org/satisfaction/";
+    let at = body.find(prefix).expect("a survey link");
+    let token: String = body[at + prefix.len()..].chars().take_while(char::is_ascii_hexdigit).collect();
+    assert_eq!(token.len(), 64, "{body}");
+    assert!(
+        body.contains(&format!("{prefix}{token}?rating=good")) && body.contains(&format!("{prefix}{token}?rating=bad"))
+    );
+
+    // The desk sees the survey on the case, but not a working link.
+    let msgs = messages(&app, &case_id).await;
+    let on_case =
+        msgs.iter().find(|m| m["body_text"].as_str().is_some_and(|b| b.contains("/satisfaction/"))).expect("survey");
+    assert_eq!(on_case["author_kind"], "system");
+    assert!(!on_case["body_text"].as_str().unwrap_or_default().contains(&token), "{on_case}");
+    let survey = survey_of(&app, &case_id).await.expect(200);
+    assert_eq!((&survey["channel"], &survey["rating"]), (&json!("email"), &Value::Null), "{survey}");
+
+    // Opening the link (a mail scanner would) records nothing; the page shows the case and
+    // preselects the answer of the link.
+    let (status, page) = html(&app, reqwest::Method::GET, &format!("/satisfaction/{token}?rating=bad"), None).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(&format!("#{number}</strong>: Invoice twice")), "{page}");
+    assert!(page.contains("value=\"bad\" required checked"), "{page}");
+    assert_eq!(survey_of(&app, &case_id).await.expect(200)["rating"], Value::Null);
+
+    // The answer, sent from the page.
+    let (status, page) = html(
+        &app,
+        reqwest::Method::POST,
+        &format!("/satisfaction/{token}"),
+        Some("rating=bad&comment=Still+charged+%3Cb%3Etwice%3C%2Fb%3E"),
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Thank you! We have your answer: Bad"), "{page}");
+    assert!(page.contains("Still charged &lt;b&gt;twice&lt;/b&gt;"), "escaped: {page}");
+    let survey = survey_of(&app, &case_id).await.expect(200);
+    assert_eq!(survey["rating"], "bad");
+    assert_eq!(survey["comment"], "Still charged <b>twice</b>");
+    assert_eq!((&survey["agent_id"], &survey["team_id"]), (&ann["id"], &billing["id"]), "{survey}");
+
+    // On the timeline, as the customer's.
+    let events = app.get(&format!("/api/v1/cases/{case_id}/events?limit=100")).await.expect(200);
+    let rated: Vec<&Value> =
+        events["items"].as_array().expect("events").iter().filter(|e| e["kind"] == "case_rated").collect();
+    assert_eq!(rated.len(), 1, "{events}");
+    assert_eq!((&rated[0]["actor_kind"], &rated[0]["data"]["rating"]), (&json!("customer"), &json!("bad")));
+    assert!(events["items"].as_array().expect("events").iter().any(|e| e["kind"] == "satisfaction_survey_sent"));
+
+    // A bad answer alerts the team's supervisor, not another team's, not the agent.
+    let alerts_of = |token: String| {
+        let app = &app;
+        async move {
+            let r = app.call(reqwest::Method::GET, "/api/v1/alerts", Some(&token), None).await.expect(200);
+            r["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|a| a["kind"] == "bad_rating")
+                .collect::<Vec<_>>()
+        }
+    };
+    let seen = alerts_of(sue.clone()).await;
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0]["message"].as_str().unwrap_or_default().contains(&format!("Case #{number}")), "{seen:?}");
+    assert!(alerts_of(ann_token.clone()).await.is_empty());
+    assert!(alerts_of(other_supervisor.clone()).await.is_empty());
+
+    // The webhook.
+    let delivered = eventually(30, "case.rated at the receiver", || async {
+        let all = hooks.lock().unwrap().clone();
+        (!all.is_empty()).then_some(all)
+    })
+    .await;
+    assert_eq!(delivered[0]["type"], "case.rated");
+    assert_eq!((&delivered[0]["case_id"], &delivered[0]["data"]["rating"]), (&json!(case_id), &json!("bad")));
+
+    // Changed to good through the JSON endpoint: recorded, no second alert; the console counts
+    // the answer as it stands, for Ann and Billing.
+    let r = app
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/public/satisfaction/{token}"),
+            None,
+            Some(json!({"rating": "good", "comment": "They called me back, all fine."})),
+        )
+        .await
+        .expect(200);
+    assert_eq!((&r["rating"], &r["case_number"]), (&json!("good"), &json!(number)));
+    assert_eq!(alerts_of(sue.clone()).await.len(), 1);
+    let events = app.get(&format!("/api/v1/cases/{case_id}/events?limit=100")).await.expect(200);
+    let last = events["items"].as_array().expect("events").iter().rev().find(|e| e["kind"] == "case_rated").cloned();
+    assert_eq!(last.map(|e| e["data"]["previous"].clone()), Some(json!("bad")));
+    let o = app.call(reqwest::Method::GET, "/api/v1/stats/overview", Some(&sue), None).await.expect(200);
+    let sat = &o["satisfaction"];
+    assert_eq!((&sat["good"], &sat["bad"], &sat["score"]), (&json!(1), &json!(0), &json!(100.0)), "{sat}");
+    assert_eq!((&sat["per_agent"][0]["name"], &sat["per_agent"][0]["good"]), (&json!("Ann Agent"), &json!(1)), "{sat}");
+    assert_eq!(sat["per_team"][0]["name"], "Billing", "{sat}");
+    let none = app.get("/api/v1/stats/overview?team=none").await.expect(200);
+    assert_eq!(none["satisfaction"]["good"], 0, "another team's answer is not counted");
+
+    // Wrong input, unknown and expired links.
+    app.call(
+        reqwest::Method::POST,
+        &format!("/api/v1/public/satisfaction/{token}"),
+        None,
+        Some(json!({"rating": "meh"})),
+    )
+    .await
+    .expect_error(422, "validation_failed");
+    let (status, page) = html(&app, reqwest::Method::POST, &format!("/satisfaction/{token}"), Some("comment=x")).await;
+    assert_eq!(status, 422, "no rating chosen: {page}");
+    let unknown = "f".repeat(64);
+    app.call(reqwest::Method::GET, &format!("/api/v1/public/satisfaction/{unknown}"), None, None)
+        .await
+        .expect_error(404, "not_found");
+    assert_eq!(html(&app, reqwest::Method::GET, &format!("/satisfaction/{unknown}"), None).await.0, 404);
+    clock.advance(Duration::days(29));
+    app.relogin().await;
+    app.call(reqwest::Method::GET, &format!("/api/v1/public/satisfaction/{token}"), None, None)
+        .await
+        .expect_error(410, "expired");
+    app.call(
+        reqwest::Method::POST,
+        &format!("/api/v1/public/satisfaction/{token}"),
+        None,
+        Some(json!({"rating": "bad"})),
+    )
+    .await
+    .expect_error(410, "expired");
+    assert_eq!(html(&app, reqwest::Method::POST, &format!("/satisfaction/{token}"), Some("rating=bad")).await.0, 410);
+    assert_eq!(survey_of(&app, &case_id).await.expect(200)["rating"], "good", "an expired link changes nothing");
+    assert_eq!(servers.sent().len(), 2, "one survey, ever");
+    hook_server.stop(true).await;
+    app.stop().await;
+}
+
+/// Cases reopened before the delay are surveyed only when solved again; cases made through the
+/// API, and cases solved longer ago than the window, never are.
+async fn only_cases_still_solved_after_the_delay_are_surveyed(db: Db) {
+    let clock = Arc::new(FixedClock::new(monday_nine()));
+    let mut app = spawn_with_clock(
+        settings(db, &[("CASEFLOW__SATISFACTION__TICK_MS", "600000"), ("CASEFLOW__SATISFACTION__DELAY_SECS", "3600")]),
+        clock.clone(),
+    )
+    .await;
+    let reopened = web_case(&app, "wes@example.org", "Reopened").await;
+    let long_ago = web_case(&app, "old@example.org", "Long ago").await;
+    let api = id(&app.new_case("api@example.org", "Made by an integrator").await);
+    for c in [&reopened, &long_ago, &api] {
+        set_status(&app, c, "solved").await;
+    }
+    // The long-solved one: past delay + window (a week) before any sender runs.
+    clock.advance(Duration::minutes(30));
+    app.relogin().await;
+    set_status(&app, &reopened, "open").await;
+    clock.advance(Duration::days(8));
+    app.relogin().await;
+    assert_eq!(app.app().satisfaction_tick().await.expect("tick").sent, 0);
+    for c in [&reopened, &long_ago, &api] {
+        survey_of(&app, c).await.expect_error(404, "not_found");
+    }
+    // Solved again: surveyed an hour later, by email (the web form's channel for replies).
+    set_status(&app, &reopened, "solved").await;
+    clock.advance(Duration::minutes(59));
+    app.relogin().await;
+    assert_eq!(app.app().satisfaction_tick().await.expect("tick").sent, 0);
+    clock.advance(Duration::minutes(2));
+    app.relogin().await;
+    assert_eq!(app.app().satisfaction_tick().await.expect("tick").sent, 1);
+    assert_eq!(survey_of(&app, &reopened).await.expect(200)["channel"], "web");
+    // Reopened and solved once more: still one survey per case.
+    set_status(&app, &reopened, "open").await;
+    set_status(&app, &reopened, "solved").await;
+    clock.advance(Duration::hours(2));
+    app.relogin().await;
+    assert_eq!(app.app().satisfaction_tick().await.expect("tick").sent, 0);
+    let surveys = messages(&app, &reopened)
+        .await
+        .iter()
+        .filter(|m| m["body_text"].as_str().is_some_and(|b| b.contains("/satisfaction/")))
+        .count();
+    assert_eq!(surveys, 1);
+    survey_of(&app, &api).await.expect_error(404, "not_found");
+    app.stop().await;
+}
+
+both_backends!(
+    db: a_solved_email_case_is_surveyed_once_and_rated_privately,
+    only_cases_still_solved_after_the_delay_are_surveyed
+);
