@@ -341,3 +341,139 @@ both_backends!(
     db: a_solved_email_case_is_surveyed_once_and_rated_privately,
     only_cases_still_solved_after_the_delay_are_surveyed
 );
+
+/// The token of the survey link in a chat line (the visitor's copy is the working one).
+fn token_in(body: &str) -> String {
+    let at = body.find("/satisfaction/").expect("a survey link") + "/satisfaction/".len();
+    body[at..].chars().take_while(char::is_ascii_hexdigit).collect()
+}
+
+/// Opens a chat, solves its case and moves a day on: the survey arrives in the conversation,
+/// live, with a working link. Returns (case id, case number, token).
+/// With `watch_desk`, an agent's chat socket open at the time gets the line with the link
+/// masked.
+async fn surveyed_chat(
+    app: &mut TestApp,
+    clock: &FixedClock,
+    visitor: &mut crate::chat::Ws,
+    watch_desk: bool,
+) -> (String, i64, String) {
+    visitor.send(json!({"type": "start", "name": "Vic Visitor"})).await;
+    visitor.recv_type("session").await;
+    visitor.send(json!({"type": "message", "client_id": "v-1", "body": "My parcel is lost."})).await;
+    let ack = visitor.recv_type("ack").await;
+    let case_id = ack["case_id"].as_str().expect("case").to_owned();
+    let number = ack["case_number"].as_i64().expect("number");
+    set_status(app, &case_id, "solved").await;
+    clock.advance(Duration::hours(25));
+    app.relogin().await;
+    let mut desk = if watch_desk {
+        let ws = crate::chat::Ws::agent(app, &app.admin.clone()).await;
+        // The server subscribes the socket just after the handshake.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        Some(ws)
+    } else {
+        None
+    };
+    assert_eq!(app.app().satisfaction_tick().await.expect("tick").sent, 1);
+    let line = loop {
+        let m = visitor.recv_type("message").await;
+        if m["body"].as_str().is_some_and(|b| b.contains("/satisfaction/")) {
+            break m;
+        }
+    };
+    assert_eq!(line["author"], "system", "{line}");
+    let token = token_in(line["body"].as_str().unwrap_or_default());
+    assert_eq!(token.len(), 64, "{line}");
+    if let Some(mut ws) = desk.take() {
+        let seen = loop {
+            let m = ws.recv_type("message").await;
+            if m["body"].as_str().is_some_and(|b| b.contains("/satisfaction/")) {
+                break m;
+            }
+        };
+        assert_eq!(seen["message_id"], line["message_id"]);
+        assert!(!seen["body"].as_str().unwrap_or_default().contains(&token), "the desk's socket: {seen}");
+        assert!(seen["body"].as_str().unwrap_or_default().contains("/satisfaction/…?rating=good"), "{seen}");
+        ws.close().await;
+    }
+    (case_id, number, token)
+}
+
+/// A chat case is surveyed in the conversation (the visitor is still there); the desk's copy
+/// of the line has no working link; the answer counts for the chat's agent.
+async fn a_chat_is_surveyed_in_the_conversation(db: Db) {
+    let clock = Arc::new(FixedClock::new(monday_nine()));
+    let mut app = spawn_with_clock(settings(db, &[("CASEFLOW__SATISFACTION__TICK_MS", "600000")]), clock.clone()).await;
+    let mut visitor = crate::chat::Ws::visitor(&app).await;
+    let (case_id, number, token) = surveyed_chat(&mut app, &clock, &mut visitor, true).await;
+    let desk = messages(&app, &case_id).await;
+    let copy =
+        desk.iter().find(|m| m["body_text"].as_str().is_some_and(|b| b.contains("/satisfaction/"))).expect("line");
+    assert_eq!(copy["channel"], "chat");
+    assert!(!copy["body_text"].as_str().unwrap_or_default().contains(&token));
+    let r = app
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/public/satisfaction/{token}"),
+            None,
+            Some(json!({"rating": "good"})),
+        )
+        .await
+        .expect(200);
+    assert_eq!((&r["case_number"], &r["rating"], &r["comment"]), (&json!(number), &json!("good"), &Value::Null));
+    let survey = survey_of(&app, &case_id).await.expect(200);
+    assert_eq!((&survey["channel"], &survey["rating"]), (&json!("chat"), &json!("good")));
+    visitor.close().await;
+    app.stop().await;
+}
+
+both_backends!(db: a_chat_is_surveyed_in_the_conversation);
+
+/// In Chromium: a bad answer reaches the supervisor's console live (alert, figures) and the
+/// case view (panel and timeline) shows it with its comment, as text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_rating_shows_in_the_console_and_the_case_view() {
+    use crate::browser::Browser;
+    let clock = Arc::new(FixedClock::new(Utc::now()));
+    let mut app =
+        spawn_with_clock(settings(Db::Sqlite, &[("CASEFLOW__SATISFACTION__TICK_MS", "600000")]), clock.clone()).await;
+    let mut visitor = crate::chat::Ws::visitor(&app).await;
+    let (case_id, number, token) = surveyed_chat(&mut app, &clock, &mut visitor, false).await;
+    app.agent("sue.supervisor@caseflow.test", "supervisor").await;
+    let browser = Browser::start().await;
+    browser.goto(&format!("{}/app", app.base)).await;
+    browser.type_into("#cf-email", "sue.supervisor@caseflow.test").await;
+    browser.type_into("#cf-password", PASSWORD).await;
+    browser.click("#cf-login-submit").await;
+    browser.find("#cf-inbox-title").await;
+    browser.click("#cf-nav-supervisor").await;
+    browser.wait_text("#cf-csat-total", "0 good, 0 bad").await;
+    app.call(
+        reqwest::Method::POST,
+        &format!("/api/v1/public/satisfaction/{token}"),
+        None,
+        Some(json!({"rating": "bad", "comment": "Nobody <b>found</b> it."})),
+    )
+    .await
+    .expect(200);
+    let log = browser.wait_text("#cf-alerts", &format!("Case #{number}")).await;
+    assert!(log.to_lowercase().contains("bad rating"), "{log}");
+    browser.wait_text("#cf-csat-total", "0 % satisfied · 0 good, 1 bad").await;
+    browser.wait_text("#cf-csat-agents", "Unassigned").await;
+    browser.script("document.getElementById('cf-sec-csat').scrollIntoView(); return true;").await;
+    browser.screenshot("supervisor-satisfaction").await;
+    browser.goto(&format!("{}/app#/case/{case_id}", app.base)).await;
+    browser.wait_text("#cf-csat", "Nobody <b>found</b> it.").await;
+    browser.wait_text("#cf-timeline", "Customer rated the support bad").await;
+    assert_eq!(browser.script("return document.querySelectorAll('#cf-csat b, #cf-timeline b').length;").await, 0);
+    browser.screenshot("case-satisfaction").await;
+    // The customer's page: the answer given, changeable.
+    browser.goto(&format!("{}/satisfaction/{token}", app.base)).await;
+    browser.wait_text("main", "Your answer: Bad, I'm not satisfied.").await;
+    assert_eq!(browser.script("return document.querySelector('input[value=bad]').checked;").await, true);
+    browser.screenshot("satisfaction-page").await;
+    visitor.close().await;
+    browser.quit().await;
+    app.stop().await;
+}

@@ -108,6 +108,18 @@ fn line_frame(l: &ChatLine) -> serde_json::Value {
     typed("message", l)
 }
 
+/// A line as the desk sees it: the token of a satisfaction survey's link masked, as in every
+/// other view of the desk (ADR 0014); the visitor's copy keeps the working link.
+fn desk_line_frame(l: &ChatLine) -> serde_json::Value {
+    let mut v = line_frame(l);
+    if let Some(body) = v.get_mut("body") {
+        if let Some(text) = body.as_str() {
+            *body = serde_json::Value::String(caseflow_app::satisfaction::mask_links(text));
+        }
+    }
+    v
+}
+
 async fn send(session: &mut Session, v: &serde_json::Value) -> bool {
     session.text(v.to_string()).await.is_ok()
 }
@@ -563,7 +575,7 @@ async fn agent_loop(
             }
             event = next_event(&mut rx) => match event {
                 Ok(e) => match e.as_ref() {
-                    ChatEvent::Message(line) => send(&mut ws, &line_frame(line)).await,
+                    ChatEvent::Message(line) => send(&mut ws, &desk_line_frame(line)).await,
                     ChatEvent::Typing { case_id, from: ChatAuthor::Customer, name, typing } => {
                         send(&mut ws, &json!({"type": "typing", "case_id": case_id, "name": name, "typing": typing})).await
                     }

@@ -676,7 +676,7 @@
     });
 
     const side = el('aside', { class: 'cf-case-side', 'aria-label': 'Customer, SLA and routing' },
-      customerPanel(c, customer), slaPanel(sla), routingPanel(routing));
+      customerPanel(c, customer), satisfactionPanel(events), slaPanel(sla), routingPanel(routing));
     const shown = main.querySelector('.cf-case');
     if (!focus && shown && shown.dataset.case === c.id) {
       // A live refresh of the case on screen: new timeline, state and side panels; the
@@ -878,6 +878,14 @@
     const d = e.data || {};
     const name = (v) => (v && state.agents.has(v) ? agentName(v) : label(v || 'none'));
     if (d.from !== undefined && d.to !== undefined) what += ': ' + name(d.from) + ' → ' + name(d.to);
+    if (e.kind === 'case_rated') {
+      // The customer's answer to the satisfaction survey: private to the desk.
+      what = 'Customer rated the support ' + (d.rating === 'good' ? 'good' : 'bad') +
+        (d.previous ? ' (was ' + d.previous + ')' : '') + (d.comment ? ': “' + d.comment + '”' : '');
+      return el('li', { class: 'cf-event cf-rated cf-rated-' + (d.rating === 'good' ? 'good' : 'bad') },
+        el('time', { datetime: e.created_at, text: fmtTime(e.created_at) }), ' ', what);
+    }
+    if (e.kind === 'satisfaction_survey_sent') what = 'Satisfaction survey sent (' + (d.channel || 'email') + ')';
     return el('li', { class: 'cf-event' }, el('time', { datetime: e.created_at, text: fmtTime(e.created_at) }), ' ', what, ' — ', by);
   }
 
@@ -894,6 +902,25 @@
       past.length ? el('ul', { class: 'cf-past' }, past.slice(0, 20).map((x) => el('li', {},
         el('a', { href: '#/case/' + x.id, text: '#' + x.number + ' ' + x.subject }), ' ',
         el('span', { class: 'cf-status cf-status-' + x.status, text: label(x.status) }), ' · ', x.channel))) : el('p', { class: 'cf-muted', text: 'None.' }));
+    return p;
+  }
+
+  // The survey and the answer as it stands, from the case's audit log (nothing when no
+  // survey was sent).
+  function satisfactionPanel(events) {
+    const sent = events.find((e) => e.kind === 'satisfaction_survey_sent');
+    if (!sent) return null;
+    const rated = events.filter((e) => e.kind === 'case_rated').pop();
+    const p = el('section', { class: 'cf-panel', 'aria-labelledby': 'cf-csat-title', id: 'cf-csat' },
+      el('h2', { id: 'cf-csat-title', text: 'Satisfaction' }));
+    if (!rated) {
+      p.append(el('p', { class: 'cf-muted', text: 'Survey sent ' + fmtTime(sent.created_at) + '; no answer yet.' }));
+      return p;
+    }
+    const d = rated.data || {};
+    p.append(el('p', {}, el('strong', { class: 'cf-rated-' + (d.rating === 'good' ? 'good' : 'bad'), text: d.rating === 'good' ? 'Good' : 'Bad' }),
+      ' · ' + fmtTime(rated.created_at)));
+    if (d.comment) p.append(el('blockquote', { class: 'cf-csat-comment', text: d.comment }));
     return p;
   }
 
@@ -970,7 +997,7 @@
     state.overviewAt = Date.now();
     state.agents = new Map(agents.items.map((a) => [a.id, a]));
     const main = clear(document.getElementById('cf-main'));
-    const log = el('ol', { class: 'cf-alerts', id: 'cf-alerts', role: 'log', 'aria-live': 'assertive', 'aria-label': 'Live SLA alerts' });
+    const log = el('ol', { class: 'cf-alerts', id: 'cf-alerts', role: 'log', 'aria-live': 'assertive', 'aria-label': 'Live alerts' });
     // Which team the figures and "breaching next" cover (alerts are the supervisor's own).
     const teamPick = select('cf-super-team', 'Team', [['', 'All teams'], ['none', 'No team']]
       .concat([...state.teams.entries()].map(([id, t]) => [id, t.name])), state.superTeam, (e) => {
@@ -981,7 +1008,7 @@
     main.append(el('div', { class: 'cf-super-filter' }, teamPick));
     main.append(el('div', { class: 'cf-super', 'data-team': state.superTeam },
       el('section', { class: 'cf-panel', 'aria-labelledby': 'cf-alerts-title' },
-        el('h1', { id: 'cf-alerts-title', text: 'Live SLA alerts' }),
+        el('h1', { id: 'cf-alerts-title', text: 'Live alerts' }),
         el('p', { class: 'cf-muted', text: 'New warnings, breaches and escalations appear here as they happen.' }), log),
       supervisorSections(breaching, overview)));
     // Oldest first from the server: prepending each leaves the newest on top.
@@ -1066,6 +1093,7 @@
           }),
           el('div', {}, el('h3', { text: 'Breaches per team (7 days)' }),
             countTable('cf-breaches-teams', 'Team', overview.breaches_per_team, 'No breaches.')))),
+      satisfactionSection(overview.satisfaction),
     ];
   }
 
@@ -1113,6 +1141,22 @@
 
   function fmtDay(day) {
     return new Date(day + 'T00:00:00Z').toLocaleDateString(undefined, { month: 'short', day: 'numeric', timeZone: 'UTC' });
+  }
+
+  // Customer satisfaction of the window: good answers in percent, per team and per agent.
+  function satisfactionSection(sat) {
+    const score = (v) => (v === null || v === undefined ? '–' : v + ' %');
+    const table = (id, what, rows) => (rows.length
+      ? el('table', { class: 'cf-cases cf-compact', id },
+        el('thead', {}, el('tr', {}, ['', 'Good', 'Bad', 'CSAT'].map((h, i) => el('th', { scope: 'col', text: i ? h : what })))),
+        el('tbody', {}, rows.map((r) => el('tr', {}, el('td', { text: r.name }), el('td', { text: r.good }), el('td', { text: r.bad }), el('td', { text: score(r.score) })))))
+      : el('p', { class: 'cf-muted', id, text: 'No answers yet.' }));
+    return el('section', { class: 'cf-panel', 'aria-labelledby': 'cf-csat-sec-title', id: 'cf-sec-csat' },
+      el('h2', { id: 'cf-csat-sec-title', text: 'Customer satisfaction (7 days)' }),
+      el('p', { id: 'cf-csat-total' }, el('strong', { text: score(sat.score) }), ' satisfied · ' + sat.good + ' good, ' + sat.bad + ' bad'),
+      el('div', { class: 'cf-chart-grid' },
+        el('div', {}, el('h3', { text: 'Per team' }), table('cf-csat-teams', 'Team', sat.per_team)),
+        el('div', {}, el('h3', { text: 'Per agent' }), table('cf-csat-agents', 'Agent', sat.per_agent))));
   }
 
   function countTable(id, what, rows, none) {
