@@ -169,7 +169,12 @@ struct SendRules {
 /// that it is still solved since long enough, records the survey (once per case: the primary
 /// key; another node that got there first wins) and appends the survey as a system message
 /// on the case's channel, which the outbox (email) or the chat delivers.
-fn survey_case(conn: &mut DbConn, r: &SendRules, case_id: &str, now: NaiveDateTime) -> AppResult<Option<Appended>> {
+fn survey_case(
+    conn: &mut DbConn,
+    r: &SendRules,
+    case_id: &str,
+    now: NaiveDateTime,
+) -> AppResult<Option<(Appended, String)>> {
     let Some(case) = queries::cases::get_for_update(conn, case_id)? else { return Ok(None) };
     if case.status != CaseStatus::Solved.as_str() || case.solved_at.is_none_or(|t| t + r.delay > now) {
         return Ok(None);
@@ -206,7 +211,7 @@ fn survey_case(conn: &mut DbConn, r: &SendRules, case_id: &str, now: NaiveDateTi
         "channel": case.channel, "message_id": done.message.id, "expires_at": utc(expires_at),
     });
     event(conn, &case.id, "satisfaction_survey_sent", &(ActorKind::System, None), data, now)?;
-    Ok(Some(done))
+    Ok(Some((done, token)))
 }
 
 impl App {
@@ -220,17 +225,10 @@ impl App {
         if !s.enabled {
             return Ok(report);
         }
-        let secs = |v: u64| chrono::Duration::seconds(i64::try_from(v).unwrap_or(i64::MAX / 1000));
-        let rules = std::sync::Arc::new(SendRules {
-            rules: ReplyRules::from_settings(self.settings()),
-            template: s.template.clone(),
-            base_url: self.settings().server.public_url.clone(),
-            delay: secs(s.delay_secs),
-            valid: chrono::Duration::days(i64::from(s.valid_days)),
-        });
+        let rules = std::sync::Arc::new(self.send_rules());
         let now = self.now_naive();
         let until = now - rules.delay;
-        let after = until - secs(s.window_secs);
+        let after = until - chrono::Duration::seconds(i64::try_from(s.window_secs).unwrap_or(i64::MAX / 1000));
         let limit = i64::from(s.batch);
         let ids = self.read(move |conn| Ok(queries::satisfaction::due(conn, after, until, &CHANNELS, limit)?)).await?;
         report.considered = ids.len();
@@ -238,7 +236,7 @@ impl App {
         for id in ids {
             let (app, rules, case_id) = (self.clone(), rules.clone(), id.clone());
             match self.write(move |conn| survey_case(conn, &rules, &case_id, app.now_naive())).await {
-                Ok(Some(done)) => {
+                Ok(Some((done, _))) => {
                     report.sent += 1;
                     if done.case.channel == Channel::Chat.as_str() {
                         lines.extend(crate::chat::ChatLine::from_row(&done.message, &done.author_name));
@@ -256,6 +254,29 @@ impl App {
             self.chat_hub().publish(crate::chat::ChatEvent::Message(line));
         }
         Ok(report)
+    }
+
+    fn send_rules(&self) -> SendRules {
+        let s = &self.settings().satisfaction;
+        SendRules {
+            rules: ReplyRules::from_settings(self.settings()),
+            template: s.template.clone(),
+            base_url: self.settings().server.public_url.clone(),
+            delay: chrono::Duration::seconds(i64::try_from(s.delay_secs).unwrap_or(i64::MAX / 1000)),
+            valid: chrono::Duration::days(i64::from(s.valid_days)),
+        }
+    }
+
+    /// Demo data: surveys a solved case at once and records the customer's answer through the
+    /// same paths a real survey and answer take.
+    pub(crate) async fn demo_rating(&self, case_id: String, rating: Rating, comment: &str) -> AppResult<()> {
+        let rules = SendRules { delay: chrono::Duration::zero(), ..self.send_rules() };
+        let app = self.clone();
+        let sent = self.write(move |conn| survey_case(conn, &rules, &case_id, app.now_naive())).await?;
+        if let Some((_, token)) = sent {
+            self.rate(token, NewRating { rating, comment: Some(comment.to_owned()) }).await?;
+        }
+        Ok(())
     }
 
     /// The survey sender: a round every `satisfaction.tick_ms`, more at once while a round
