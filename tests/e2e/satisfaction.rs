@@ -67,6 +67,16 @@ async fn set_status(app: &TestApp, case_id: &str, to: &str) {
     app.patch(&format!("/api/v1/cases/{case_id}"), json!({"status": to})).await.expect(200);
 }
 
+/// An agent (the admin) answers the customer and solves the case in the same step.
+async fn answer_and_solve(app: &TestApp, case_id: &str) {
+    app.post(
+        &format!("/api/v1/cases/{case_id}/messages"),
+        json!({"kind": "reply", "body": "Sorted, thank you for waiting.", "status": "solved"}),
+    )
+    .await
+    .expect(201);
+}
+
 async fn survey_of(app: &TestApp, case_id: &str) -> Resp {
     app.get(&format!("/api/v1/cases/{case_id}/satisfaction")).await
 }
@@ -98,7 +108,7 @@ async fn a_solved_email_case_is_surveyed_once_and_rated_privately(db: Db) {
     )
     .await
     .expect(201);
-    app.agent("otto@example.com", "supervisor").await;
+    let (otto_id, _) = app.agent("otto@example.com", "supervisor").await;
 
     let (_, raw) = email("Dana Example <dana@example.org>", "Invoice twice", "", "I was charged twice.");
     servers.append(&[raw]).await;
@@ -251,6 +261,51 @@ async fn a_solved_email_case_is_surveyed_once_and_rated_privately(db: Db) {
     let none = app.get("/api/v1/stats/overview?team=none").await.expect(200);
     assert_eq!(none["satisfaction"]["good"], 0, "another team's answer is not counted");
 
+    // The case moves on to Otto; the answer changes back to bad. The credit stays with Ann and
+    // Billing, and no second alert is raised while the first is unacknowledged; once it is
+    // acknowledged, a new bad answer raises one again.
+    app.patch(&format!("/api/v1/cases/{case_id}"), json!({"assignee_id": otto_id})).await.expect(200);
+    let rate_json = |rating: &'static str| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            app.call(
+                reqwest::Method::POST,
+                &format!("/api/v1/public/satisfaction/{token}"),
+                None,
+                Some(json!({"rating": rating})),
+            )
+            .await
+            .expect(200)
+        }
+    };
+    rate_json("bad").await;
+    let survey = survey_of(&app, &case_id).await.expect(200);
+    assert_eq!(
+        (&survey["rating"], &survey["agent_id"], &survey["team_id"]),
+        (&json!("bad"), &ann["id"], &billing["id"])
+    );
+    let alerts = alerts_of(sue.clone()).await;
+    assert_eq!(alerts.len(), 1, "toggling does not raise another: {alerts:?}");
+    app.call(reqwest::Method::POST, &format!("/api/v1/alerts/{}/acknowledge", id(&alerts[0])), Some(&sue), None)
+        .await
+        .expect(200);
+    rate_json("good").await;
+    rate_json("bad").await;
+    assert_eq!(alerts_of(sue.clone()).await.len(), 2);
+
+    // The customer answers the survey email, quoting it: the desk sees the quote, not the link.
+    let quoted = format!("Thanks!\r\n\r\n> Good, I'm satisfied: {prefix}{token}?rating=good\r\n");
+    let (_, reply) = email("dana@example.org", &format!("Re: Invoice twice [#{number}]"), "", &quoted);
+    servers.append(&[reply]).await;
+    let msgs = eventually(30, "the customer's reply on the case", || async {
+        let m = messages(&app, &case_id).await;
+        (m.iter().filter(|m| m["direction"] == "inbound").count() == 2).then_some(m)
+    })
+    .await;
+    let all = serde_json::to_string(&msgs).expect("json");
+    assert!(!all.contains(&token), "a quoted link reaches the desk: {all}");
+    assert!(msgs.iter().filter(|m| m["direction"] == "inbound").any(|m| m.to_string().contains("/satisfaction/…")));
+
     // Wrong input, unknown and expired links.
     app.call(
         reqwest::Method::POST,
@@ -281,7 +336,7 @@ async fn a_solved_email_case_is_surveyed_once_and_rated_privately(db: Db) {
     .await
     .expect_error(410, "expired");
     assert_eq!(html(&app, reqwest::Method::POST, &format!("/satisfaction/{token}"), Some("rating=bad")).await.0, 410);
-    assert_eq!(survey_of(&app, &case_id).await.expect(200)["rating"], "good", "an expired link changes nothing");
+    assert_eq!(survey_of(&app, &case_id).await.expect(200)["rating"], "bad", "an expired link changes nothing");
     assert_eq!(servers.sent().len(), 2, "one survey, ever");
     hook_server.stop(true).await;
     app.stop().await;
@@ -298,9 +353,8 @@ async fn only_cases_still_solved_after_the_delay_are_surveyed(db: Db) {
     .await;
     let reopened = web_case(&app, "wes@example.org", "Reopened").await;
     let long_ago = web_case(&app, "old@example.org", "Long ago").await;
-    let api = id(&app.new_case("api@example.org", "Made by an integrator").await);
-    for c in [&reopened, &long_ago, &api] {
-        set_status(&app, c, "solved").await;
+    for c in [&reopened, &long_ago] {
+        answer_and_solve(&app, c).await;
     }
     // The long-solved one: past delay + window (a week) before any sender runs.
     clock.advance(Duration::minutes(30));
@@ -308,8 +362,16 @@ async fn only_cases_still_solved_after_the_delay_are_surveyed(db: Db) {
     set_status(&app, &reopened, "open").await;
     clock.advance(Duration::days(8));
     app.relogin().await;
+    // Within the window now: an answered case made through the API, and a web case solved
+    // without a word to the customer (spam, a duplicate).
+    let api = id(&app.new_case("api@example.org", "Made by an integrator").await);
+    answer_and_solve(&app, &api).await;
+    let unanswered = web_case(&app, "spam@example.org", "Cheap watches").await;
+    set_status(&app, &unanswered, "solved").await;
+    clock.advance(Duration::hours(2));
+    app.relogin().await;
     assert_eq!(app.app().satisfaction_tick().await.expect("tick").sent, 0);
-    for c in [&reopened, &long_ago, &api] {
+    for c in [&reopened, &long_ago, &api, &unanswered] {
         survey_of(&app, c).await.expect_error(404, "not_found");
     }
     // Solved again: surveyed an hour later, by email (the web form's channel for replies).
@@ -364,7 +426,7 @@ async fn surveyed_chat(
     let ack = visitor.recv_type("ack").await;
     let case_id = ack["case_id"].as_str().expect("case").to_owned();
     let number = ack["case_number"].as_i64().expect("number");
-    set_status(app, &case_id, "solved").await;
+    answer_and_solve(app, &case_id).await;
     clock.advance(Duration::hours(25));
     app.relogin().await;
     let mut desk = if watch_desk {
@@ -395,13 +457,19 @@ async fn surveyed_chat(
         assert_eq!(seen["message_id"], line["message_id"]);
         assert!(!seen["body"].as_str().unwrap_or_default().contains(&token), "the desk's socket: {seen}");
         assert!(seen["body"].as_str().unwrap_or_default().contains("/satisfaction/…?rating=good"), "{seen}");
+        // The conversation replayed to the desk: masked as well.
+        ws.send(json!({"type": "history", "case_id": case_id, "after_seq": 0})).await;
+        let history = ws.recv_type("history").await;
+        let lines = history["lines"].as_array().expect("lines");
+        assert!(lines.iter().any(|l| l["body"].as_str().is_some_and(|b| b.contains("/satisfaction/…"))), "{history}");
+        assert!(!history.to_string().contains(&token), "the desk's history: {history}");
         ws.close().await;
     }
     (case_id, number, token)
 }
 
-/// A chat case is surveyed in the conversation (the visitor is still there); the desk's copy
-/// of the line has no working link; the answer counts for the chat's agent.
+/// A chat case is surveyed in the conversation (the visitor is still there, without an email
+/// address); the desk's copy of the line, live and replayed, has no working link.
 async fn a_chat_is_surveyed_in_the_conversation(db: Db) {
     let clock = Arc::new(FixedClock::new(monday_nine()));
     let mut app = spawn_with_clock(settings(db, &[("CASEFLOW__SATISFACTION__TICK_MS", "600000")]), clock.clone()).await;
@@ -428,7 +496,39 @@ async fn a_chat_is_surveyed_in_the_conversation(db: Db) {
     app.stop().await;
 }
 
-both_backends!(db: a_chat_is_surveyed_in_the_conversation);
+/// An anonymous visitor who has left cannot be reached: nothing is sent (no delivery fails
+/// for it), the survey is recorded as unreachable and the case is not looked at again.
+async fn an_anonymous_chat_that_ended_is_not_surveyed(db: Db) {
+    let clock = Arc::new(FixedClock::new(monday_nine()));
+    let mut app = spawn_with_clock(settings(db, &[("CASEFLOW__SATISFACTION__TICK_MS", "600000")]), clock.clone()).await;
+    let mut visitor = crate::chat::Ws::visitor(&app).await;
+    visitor.send(json!({"type": "start", "name": "Anon"})).await;
+    visitor.recv_type("session").await;
+    visitor.send(json!({"type": "message", "client_id": "v-1", "body": "Quick question."})).await;
+    let case_id = visitor.recv_type("ack").await["case_id"].as_str().expect("case").to_owned();
+    visitor.send(json!({"type": "end"})).await;
+    visitor.recv_type("ended").await;
+    answer_and_solve(&app, &case_id).await;
+    clock.advance(Duration::hours(25));
+    app.relogin().await;
+    let r = app.app().satisfaction_tick().await.expect("tick");
+    assert_eq!((r.sent, r.unreachable), (0, 1));
+    assert_eq!(app.app().satisfaction_tick().await.expect("tick").considered, 0, "not looked at again");
+    let survey = survey_of(&app, &case_id).await.expect(200);
+    assert_eq!((&survey["status"], &survey["channel"]), (&json!("unreachable"), &json!("chat")), "{survey}");
+    let events = app.get(&format!("/api/v1/cases/{case_id}/events?limit=100")).await.expect(200);
+    let kinds: Vec<&str> =
+        events["items"].as_array().expect("events").iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert!(
+        kinds.contains(&"satisfaction_survey_skipped") && !kinds.contains(&"satisfaction_survey_sent"),
+        "{kinds:?}"
+    );
+    let msgs = messages(&app, &case_id).await;
+    assert!(!msgs.iter().any(|m| m["body_text"].as_str().is_some_and(|b| b.contains("/satisfaction/"))));
+    app.stop().await;
+}
+
+both_backends!(db: a_chat_is_surveyed_in_the_conversation, an_anonymous_chat_that_ended_is_not_surveyed);
 
 /// In Chromium: a bad answer reaches the supervisor's console live (alert, figures) and the
 /// case view (panel and timeline) shows it with its comment, as text.

@@ -35,6 +35,8 @@ pub(crate) fn html(status: StatusCode, body: String) -> HttpResponse {
             "default-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors 'none'",
         ))
         .insert_header(("X-Content-Type-Options", "nosniff"))
+        // A survey page's URL carries its token: never sent on as a referrer.
+        .insert_header(("Referrer-Policy", "no-referrer"))
         .body(body)
 }
 

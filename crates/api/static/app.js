@@ -886,6 +886,7 @@
         el('time', { datetime: e.created_at, text: fmtTime(e.created_at) }), ' ', what);
     }
     if (e.kind === 'satisfaction_survey_sent') what = 'Satisfaction survey sent (' + (d.channel || 'email') + ')';
+    if (e.kind === 'satisfaction_survey_skipped') what = 'No satisfaction survey: ' + (d.reason || 'the customer cannot be reached');
     return el('li', { class: 'cf-event' }, el('time', { datetime: e.created_at, text: fmtTime(e.created_at) }), ' ', what, ' — ', by);
   }
 
@@ -1009,7 +1010,7 @@
     main.append(el('div', { class: 'cf-super', 'data-team': state.superTeam },
       el('section', { class: 'cf-panel', 'aria-labelledby': 'cf-alerts-title' },
         el('h1', { id: 'cf-alerts-title', text: 'Live alerts' }),
-        el('p', { class: 'cf-muted', text: 'New warnings, breaches and escalations appear here as they happen.' }), log),
+        el('p', { class: 'cf-muted', text: 'New SLA warnings, breaches, escalations and bad satisfaction ratings appear here as they happen.' }), log),
       supervisorSections(breaching, overview)));
     // Oldest first from the server: prepending each leaves the newest on top.
     for (const a of alerts.items) prependAlert(a, false);

@@ -98,7 +98,17 @@
   function addLine(author, who, body, extraClass) {
     var li = el("li", { "class": "cf-line cf-line-" + author + (extraClass ? " " + extraClass : "") });
     if (who) { li.appendChild(el("span", { "class": "cf-who" }, who)); }
-    li.appendChild(document.createTextNode(body));
+    if (author === "system") {
+      // The service's own lines (the greeting, a satisfaction survey) may carry links to this
+      // server's pages: those become links; everything else stays text.
+      body.split(/(https?:\/\/[^\s]+)/).forEach(function (part, i) {
+        var ours = false;
+        try { ours = i % 2 === 1 && new URL(part).origin === origin; } catch (e) { ours = false; }
+        li.appendChild(ours ? el("a", { href: part, target: "_blank", rel: "noopener noreferrer" }, part) : document.createTextNode(part));
+      });
+    } else {
+      li.appendChild(document.createTextNode(body));
+    }
     log.appendChild(li);
     log.scrollTop = log.scrollHeight;
     return li;

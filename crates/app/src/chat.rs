@@ -648,7 +648,12 @@ impl App {
         who.require_read()?;
         self.read(move |conn| {
             queries::cases::get(conn, &case_id)?.ok_or(AppError::NotFound("case"))?;
-            history(conn, &case_id, after, limit)
+            // The desk's copy: survey links masked (ADR 0014).
+            let mut lines = history(conn, &case_id, after, limit)?;
+            for l in &mut lines {
+                l.body = crate::satisfaction::mask_links(&l.body);
+            }
+            Ok(lines)
         })
         .await
     }

@@ -75,8 +75,10 @@ pub struct NewRating {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SatisfactionView {
     pub case_id: CaseId,
-    /// The channel the survey went out on.
+    /// The case's channel (the survey went out on it, or by email).
     pub channel: Channel,
+    /// `sent`, or `unreachable`: nothing could be sent (no email address, the chat had ended).
+    pub status: String,
     pub sent_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub rating: Option<Rating>,
@@ -92,6 +94,7 @@ impl SatisfactionView {
         Ok(Self {
             case_id: CaseId::new(r.case_id),
             channel: crate::views::stored("satisfaction_surveys.channel", &r.channel)?,
+            status: r.status,
             sent_at: utc(r.sent_at),
             expires_at: utc(r.expires_at),
             rating: r.rating.as_deref().and_then(Rating::parse),
@@ -108,6 +111,8 @@ impl SatisfactionView {
 pub struct SurveyReport {
     pub considered: usize,
     pub sent: usize,
+    /// Recorded without sending: nobody to send it to.
+    pub unreachable: usize,
 }
 
 /// The survey text with its placeholders filled.
@@ -165,26 +170,45 @@ struct SendRules {
     valid: chrono::Duration,
 }
 
+/// What surveying one case came to.
+enum Outcome {
+    /// Sent: the message and the link's token.
+    Sent(Box<Appended>, String),
+    /// Recorded as `unreachable`: no address and no live chat to send it to.
+    Unreachable,
+    /// No longer due (reopened, surveyed by another node, gone).
+    NotDue,
+}
+
+/// Whether the customer can get the survey on this case's channel: by email (every channel's
+/// fallback; the customer's address), or in a chat the visitor is still in.
+fn reachable(conn: &mut DbConn, case: &caseflow_store::models::CaseRow) -> AppResult<bool> {
+    if queries::customers::identities(conn, &case.customer_id)?.iter().any(|i| i.kind == IdentityKind::Email.as_str()) {
+        return Ok(true);
+    }
+    Ok(case.channel == Channel::Chat.as_str()
+        && queries::chat::latest_for_case(conn, &case.id)?.is_some_and(|s| s.status == "active"))
+}
+
 /// Surveys one case in the caller's transaction, if it is still due: locks the case, checks
 /// that it is still solved since long enough, records the survey (once per case: the primary
 /// key; another node that got there first wins) and appends the survey as a system message
-/// on the case's channel, which the outbox (email) or the chat delivers.
-fn survey_case(
-    conn: &mut DbConn,
-    r: &SendRules,
-    case_id: &str,
-    now: NaiveDateTime,
-) -> AppResult<Option<(Appended, String)>> {
-    let Some(case) = queries::cases::get_for_update(conn, case_id)? else { return Ok(None) };
+/// on the case's channel, which the outbox (email) or the chat delivers. A customer who cannot
+/// be reached (an anonymous chat that has ended) gets nothing: the survey is recorded as
+/// `unreachable`, so the case is not looked at again, and no delivery fails for it.
+fn survey_case(conn: &mut DbConn, r: &SendRules, case_id: &str, now: NaiveDateTime) -> AppResult<Outcome> {
+    let Some(case) = queries::cases::get_for_update(conn, case_id)? else { return Ok(Outcome::NotDue) };
     if case.status != CaseStatus::Solved.as_str() || case.solved_at.is_none_or(|t| t + r.delay > now) {
-        return Ok(None);
+        return Ok(Outcome::NotDue);
     }
+    let reach = reachable(conn, &case)?;
     let token = crate::auth::generate_api_token().trim_start_matches(crate::auth::API_TOKEN_PREFIX).to_owned();
     let expires_at = now + r.valid;
     let row = SatisfactionRow {
         case_id: case.id.clone(),
         token_hash: token_hash(&token),
         channel: case.channel.clone(),
+        status: if reach { "sent" } else { "unreachable" }.to_owned(),
         sent_at: now,
         expires_at,
         rating: None,
@@ -194,7 +218,12 @@ fn survey_case(
         agent_id: None,
     };
     if !queries::satisfaction::insert(conn, &row)? {
-        return Ok(None);
+        return Ok(Outcome::NotDue);
+    }
+    if !reach {
+        let data = serde_json::json!({"channel": case.channel, "reason": "no email address, and the chat has ended"});
+        event(conn, &case.id, "satisfaction_survey_skipped", &(ActorKind::System, None), data, now)?;
+        return Ok(Outcome::Unreachable);
     }
     let name = queries::customers::get(conn, &case.customer_id)?.map(|c| c.name).unwrap_or_default();
     let link = format!("{}{PAGE_PATH}{token}", r.base_url.trim_end_matches('/'));
@@ -211,7 +240,7 @@ fn survey_case(
         "channel": case.channel, "message_id": done.message.id, "expires_at": utc(expires_at),
     });
     event(conn, &case.id, "satisfaction_survey_sent", &(ActorKind::System, None), data, now)?;
-    Ok(Some((done, token)))
+    Ok(Outcome::Sent(Box::new(done), token))
 }
 
 impl App {
@@ -236,13 +265,14 @@ impl App {
         for id in ids {
             let (app, rules, case_id) = (self.clone(), rules.clone(), id.clone());
             match self.write(move |conn| survey_case(conn, &rules, &case_id, app.now_naive())).await {
-                Ok(Some((done, _))) => {
+                Ok(Outcome::Sent(done, _)) => {
                     report.sent += 1;
                     if done.case.channel == Channel::Chat.as_str() {
                         lines.extend(crate::chat::ChatLine::from_row(&done.message, &done.author_name));
                     }
                 }
-                Ok(None) => {}
+                Ok(Outcome::Unreachable) => report.unreachable += 1,
+                Ok(Outcome::NotDue) => {}
                 Err(e) => tracing::warn!(case.id = %id, error = %e, "satisfaction survey failed; retried next round"),
             }
         }
@@ -273,7 +303,7 @@ impl App {
         let rules = SendRules { delay: chrono::Duration::zero(), ..self.send_rules() };
         let app = self.clone();
         let sent = self.write(move |conn| survey_case(conn, &rules, &case_id, app.now_naive())).await?;
-        if let Some((_, token)) = sent {
+        if let Outcome::Sent(_, token) = sent {
             self.rate(token, NewRating { rating, comment: Some(comment.to_owned()) }).await?;
         }
         Ok(())
@@ -293,7 +323,7 @@ impl App {
                     return;
                 }
                 match self.satisfaction_tick().await {
-                    Ok(r) if r.considered >= batch && r.sent > 0 => continue,
+                    Ok(r) if r.considered >= batch && r.sent + r.unreachable > 0 => continue,
                     Ok(_) => break,
                     Err(e) => {
                         tracing::warn!(error = %e, "satisfaction survey round failed");
@@ -338,10 +368,11 @@ impl App {
             check_len("comment", c, MAX_COMMENT_BYTES)?;
         }
         let app = self.clone();
-        let (page, alerted) = self
+        let (page, alerted, changed) = self
             .write(move |conn| {
                 let now = app.now_naive();
                 let row = queries::satisfaction::by_token_hash(conn, &token_hash(&token))?
+                    .filter(|r| r.status == "sent")
                     .ok_or(AppError::NotFound("survey"))?;
                 // Lock the case: two answers at once are applied one after the other, so the
                 // "previous" of each event and the alert on a new bad rating are exact.
@@ -352,23 +383,31 @@ impl App {
                 }
                 let previous = row.rating.clone();
                 if previous.as_deref() == Some(answer.rating.as_str()) && row.comment == comment {
-                    return Ok((page_of(&row, &case), false));
+                    return Ok((page_of(&row, &case), false, false));
                 }
+                // The first answer fixes when it was given and whom it counts for (the team and
+                // agent who had the case then); a change later alters the answer only, so the
+                // credit does not follow a reassignment and the figures do not move in time.
+                let first = row.rated_at.is_none();
                 let rated = SatisfactionRow {
                     rating: Some(answer.rating.as_str().to_owned()),
                     comment: comment.clone(),
-                    rated_at: Some(now),
-                    team_id: case.team_id.clone(),
-                    agent_id: case.assignee_id.clone(),
+                    rated_at: row.rated_at.or(Some(now)),
+                    team_id: if first { case.team_id.clone() } else { row.team_id.clone() },
+                    agent_id: if first { case.assignee_id.clone() } else { row.agent_id.clone() },
                     ..row
                 };
                 queries::satisfaction::rate(conn, &rated)?;
                 let data = serde_json::json!({
                     "rating": answer.rating.as_str(), "previous": previous, "comment": comment,
-                    "team_id": case.team_id, "agent_id": case.assignee_id,
+                    "team_id": rated.team_id, "agent_id": rated.agent_id,
                 });
                 event(conn, &case.id, "case_rated", &(ActorKind::Customer, Some(case.customer_id.clone())), data, now)?;
-                let alert = answer.rating == Rating::Bad && previous.as_deref() != Some("bad");
+                // A new bad answer alerts, unless the case's last bad-rating alert is still
+                // unacknowledged (toggling the answer does not flood the console).
+                let alert = answer.rating == Rating::Bad
+                    && previous.as_deref() != Some("bad")
+                    && !queries::satisfaction::open_bad_rating_alert(conn, &case.id)?;
                 if alert {
                     let mut message = format!("Case #{}: the customer rated the support bad", case.number);
                     if let Some(c) = &comment {
@@ -394,10 +433,12 @@ impl App {
                         },
                     )?;
                 }
-                Ok((page_of(&rated, &case), alert))
+                Ok((page_of(&rated, &case), alert, true))
             })
             .await?;
-        self.metrics().satisfaction_ratings.with_label_values(&[answer.rating.as_str()]).inc();
+        if changed {
+            self.metrics().satisfaction_ratings.with_label_values(&[answer.rating.as_str()]).inc();
+        }
         if alerted {
             self.notify_alerts();
         }

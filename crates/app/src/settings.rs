@@ -709,6 +709,9 @@ impl Settings {
         if !(1..=10_000).contains(&c.batch) {
             return Err(invalid("satisfaction.batch", "must be between 1 and 10000"));
         }
+        if c.window_secs.saturating_mul(1000) < c.tick_ms.saturating_mul(2) {
+            return Err(invalid("satisfaction.window_secs", "must cover at least two rounds (2 × tick_ms)"));
+        }
         if c.enabled && !["{link}", "{good_link}", "{bad_link}"].iter().any(|p| c.template.contains(p)) {
             return Err(invalid("satisfaction.template", "must contain {link}, {good_link} or {bad_link}"));
         }
@@ -796,6 +799,9 @@ mod tests {
             ("CASEFLOW__DATABASE__URL", "mysql://x/y", "database.url"),
             ("CASEFLOW__AUTH__JWT_SECRET", "short", "auth.jwt_secret"),
             ("CASEFLOW__LIMITS__DEFAULT_PAGE_SIZE", "500", "limits.default_page_size"),
+            ("CASEFLOW__SATISFACTION__VALID_DAYS", "0", "satisfaction.valid_days"),
+            ("CASEFLOW__SATISFACTION__WINDOW_SECS", "100", "satisfaction.window_secs"),
+            ("CASEFLOW__SATISFACTION__TEMPLATE", "How did we do?", "satisfaction.template"),
         ];
         for (k, v, key) in cases {
             let err = Settings::load_with_env(None, env(&[(k, v)])).unwrap_err();

@@ -601,7 +601,7 @@ pub struct AlertView {
     pub team_id: Option<String>,
     /// The one agent the alert is for (notify the assignee).
     pub agent_id: Option<String>,
-    /// `warning`, `breach` or `escalation`.
+    /// `warning`, `breach`, `escalation` (SLA) or `bad_rating` (a customer's bad satisfaction answer).
     pub kind: String,
     pub metric: Option<String>,
     pub action: Option<String>,

@@ -143,12 +143,8 @@ pub struct MessageView {
 impl MessageView {
     pub(crate) fn from_row(r: MessageRow, attachments: Vec<AttachmentView>) -> AppResult<Self> {
         // A satisfaction survey's links are the customer's to answer: the desk sees them
-        // masked (ADR 0014).
-        let body_text = if r.author_kind == "system" && r.direction == "outbound" {
-            crate::satisfaction::mask_links(&r.body_text)
-        } else {
-            r.body_text
-        };
+        // masked (ADR 0014), in the survey and in any reply that quotes it.
+        let mask = crate::satisfaction::mask_links;
         Ok(Self {
             direction: stored("messages.direction", &r.direction)?,
             channel: stored("messages.channel", &r.channel)?,
@@ -156,9 +152,9 @@ impl MessageView {
             id: MessageId::new(r.id),
             case_id: CaseId::new(r.case_id),
             author_id: r.author_id,
-            body_text,
-            body_html: r.body_html,
-            body_full: r.body_full,
+            body_text: mask(&r.body_text),
+            body_html: r.body_html.as_deref().map(mask),
+            body_full: r.body_full.as_deref().map(mask),
             external_id: r.external_id,
             delivery_status: r.delivery_status,
             delivery_error: r.delivery_error,

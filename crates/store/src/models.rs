@@ -501,6 +501,8 @@ pub struct SatisfactionRow {
     /// SHA-256 (hex) of the link's token; the token itself is only in the message sent.
     pub token_hash: String,
     pub channel: String,
+    /// `sent`, or `unreachable` (nothing could be sent; never looked at again).
+    pub status: String,
     pub sent_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
     /// `good` or `bad`; `None` until answered.

@@ -2117,6 +2117,9 @@ pub mod satisfaction {
             .filter(c::solved_at.le(solved_until))
             .filter(c::status.eq("solved"))
             .filter(c::channel.eq_any(channels))
+            // Only cases someone answered: a case solved without a word to the customer
+            // (spam, a duplicate) is not surveyed.
+            .filter(c::first_response_at.is_not_null())
             .filter(diesel::dsl::not(diesel::dsl::exists(ss::satisfaction_surveys.filter(ss::case_id.eq(c::id)))))
             .order((c::solved_at, c::id))
             .select(c::id)
@@ -2162,6 +2165,18 @@ pub mod satisfaction {
                 ss::agent_id.eq(&row.agent_id),
             ))
             .execute_direct(conn)
+    }
+
+    /// Whether the case has a bad-rating alert nobody acknowledged yet.
+    pub fn open_bad_rating_alert(conn: &mut DbConn, case_id: &str) -> QueryResult<bool> {
+        use schema::alerts::dsl as al;
+        al::alerts
+            .filter(al::case_id.eq(case_id))
+            .filter(al::kind.eq("bad_rating"))
+            .filter(al::acknowledged_at.is_null())
+            .select(al::id)
+            .load_direct::<String>(conn)
+            .map(|v| !v.is_empty())
     }
 
     /// (rating, team, agent) of the answers given since `since`.

@@ -295,6 +295,7 @@ diesel::table! {
         case_id -> Text,
         token_hash -> Text,
         channel -> Text,
+        status -> Text,
         sent_at -> Timestamp,
         expires_at -> Timestamp,
         rating -> Nullable<Text>,

@@ -1,11 +1,14 @@
 -- Customer satisfaction (CSAT, ADR 0014): one survey per solved case, sent on the case's
 -- channel some time after it was solved, answered on a public page reached through a random
--- link (only its SHA-256 is stored). The rating and its comment are seen by agents and
+-- link (the survey row keeps only its SHA-256; the link itself is in the message sent). The rating and its comment are seen by agents and
 -- supervisors only, and count for the team and agent who had the case when it was rated.
 CREATE TABLE satisfaction_surveys (
     case_id TEXT PRIMARY KEY REFERENCES cases (id),
     token_hash TEXT NOT NULL,
     channel TEXT NOT NULL,
+    -- sent, or unreachable (no address to send it to: an anonymous chat that has ended);
+    -- either way the case is not looked at again.
+    status TEXT NOT NULL,
     sent_at TIMESTAMP NOT NULL,
     expires_at TIMESTAMP NOT NULL,
     -- good or bad; NULL until the customer answers (they may change it until it expires).
