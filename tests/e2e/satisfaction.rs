@@ -577,3 +577,41 @@ async fn a_bad_rating_shows_in_the_console_and_the_case_view() {
     browser.quit().await;
     app.stop().await;
 }
+
+/// Two nodes on one PostgreSQL database sweep the same due cases at the same time: every case
+/// gets exactly one survey (one message, one survey row), whichever node sent it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_sweeping_at_once_survey_each_case_once() {
+    let base = settings(
+        Db::Postgres,
+        &[("CASEFLOW__SATISFACTION__TICK_MS", "600000"), ("CASEFLOW__SATISFACTION__BATCH", "50")],
+    );
+    let clock = Arc::new(FixedClock::new(monday_nine()));
+    let mut one = spawn_with_clock(base.clone(), clock.clone()).await;
+    let two = spawn_node_with_clock(base, clock.clone()).await;
+    let mut cases = Vec::new();
+    for i in 0..12 {
+        let c = web_case(&one, &format!("c{i}@example.org"), &format!("Case {i}")).await;
+        answer_and_solve(&one, &c).await;
+        cases.push(c);
+    }
+    clock.advance(Duration::hours(25));
+    one.relogin().await;
+    let (a, b) = tokio::join!(one.app().satisfaction_tick(), two.app().satisfaction_tick());
+    let (a, b) = (a.expect("tick"), b.expect("tick"));
+    // What a node skipped because the other held it is picked up by the next round.
+    let (c, d) = tokio::join!(one.app().satisfaction_tick(), two.app().satisfaction_tick());
+    let sent = a.sent + b.sent + c.expect("tick").sent + d.expect("tick").sent;
+    assert_eq!(sent, cases.len(), "{a:?} {b:?}");
+    for case_id in &cases {
+        survey_of(&one, case_id).await.expect(200);
+        let n = messages(&one, case_id)
+            .await
+            .iter()
+            .filter(|m| m["body_text"].as_str().is_some_and(|b| b.contains("/satisfaction/")))
+            .count();
+        assert_eq!(n, 1, "case {case_id}");
+    }
+    two.stop().await;
+    one.stop().await;
+}

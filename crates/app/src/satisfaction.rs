@@ -197,7 +197,8 @@ fn reachable(conn: &mut DbConn, case: &caseflow_store::models::CaseRow) -> AppRe
 /// be reached (an anonymous chat that has ended) gets nothing: the survey is recorded as
 /// `unreachable`, so the case is not looked at again, and no delivery fails for it.
 fn survey_case(conn: &mut DbConn, r: &SendRules, case_id: &str, now: NaiveDateTime) -> AppResult<Outcome> {
-    let Some(case) = queries::cases::get_for_update(conn, case_id)? else { return Ok(Outcome::NotDue) };
+    // Another node's sender (or a writer) holds the case: it is looked at again next round.
+    let Some(case) = queries::cases::get_for_update_skip_locked(conn, case_id)? else { return Ok(Outcome::NotDue) };
     if case.status != CaseStatus::Solved.as_str() || case.solved_at.is_none_or(|t| t + r.delay > now) {
         return Ok(Outcome::NotDue);
     }

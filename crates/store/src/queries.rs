@@ -169,6 +169,16 @@ pub mod cases {
         }
     }
 
+    /// [`get_for_update`], but `None` when another transaction holds the case (PostgreSQL's
+    /// `SKIP LOCKED`): for background work that can come back to it, so nodes sweeping the
+    /// same cases do not queue on each other's locks.
+    pub fn get_for_update_skip_locked(conn: &mut DbConn, id: &str) -> QueryResult<Option<CaseRow>> {
+        match conn {
+            DbConn::Pg(c) => c::cases.find(id).select(cols::<CaseRow>()).for_update().skip_locked().load(c).map(first),
+            DbConn::Sqlite(_) => get(conn, id),
+        }
+    }
+
     /// A case with its customer's name and tier, in one query.
     pub fn get_with_customer(conn: &mut DbConn, id: &str) -> QueryResult<Option<(CaseRow, String, String)>> {
         use schema::customers::dsl as cu;
