@@ -97,11 +97,20 @@ impl Browser {
     }
 
     /// Clicks like a user: WebDriver refuses when another element would get the click (an
-    /// overlay, a toast), and that fails the test instead of passing unnoticed.
+    /// overlay, a toast), and that fails the test instead of passing unnoticed. An element a
+    /// live refresh replaced between finding and clicking ("stale element reference") is found
+    /// again by its selector, as a user would click the new one.
     pub async fn click(&self, css: &str) {
-        let id = self.find(css).await;
-        let v = self.cmd(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({}))).await;
-        assert!(v.get("error").is_none(), "click on {css} refused: {v}");
+        for _ in 0..5 {
+            let id = self.find(css).await;
+            let v = self.cmd(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({}))).await;
+            if v.get("error").and_then(Value::as_str) == Some("stale element reference") {
+                continue;
+            }
+            assert!(v.get("error").is_none(), "click on {css} refused: {v}");
+            return;
+        }
+        panic!("{css} was replaced five times in a row while clicking it");
     }
 
     pub async fn text(&self, css: &str) -> String {
