@@ -175,6 +175,19 @@ impl TestApp {
         r.expect(200)["access_token"].as_str().expect("token").to_owned()
     }
 
+    /// Waits until the server's IMAP session for `mailbox` is up (its `imap_connected` gauge):
+    /// on a loaded machine a first connection that failed is retried after a backoff, and a
+    /// test about live updates should not measure that.
+    pub async fn imap_connected(&self, mailbox: &str) {
+        let url = format!("http://{}/metrics", self.running.as_ref().expect("running").metrics_addr.expect("metrics"));
+        let line = format!("caseflow_imap_connected{{mailbox=\"{mailbox}\"}} 1");
+        eventually(60, &format!("the IMAP session of {mailbox}"), || async {
+            let text = self.client.get(&url).send().await.ok()?.text().await.ok()?;
+            text.contains(&line).then_some(())
+        })
+        .await;
+    }
+
     /// Logs the admin in again (after a test moved the clock past the session's lifetime).
     pub async fn relogin(&mut self) {
         self.admin = self.login(ADMIN_EMAIL, PASSWORD).await;

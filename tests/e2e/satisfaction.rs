@@ -615,3 +615,89 @@ async fn two_nodes_sweeping_at_once_survey_each_case_once() {
     two.stop().await;
     one.stop().await;
 }
+
+/// Complaints and suggestions come in through topics: a complaint opens at high priority and
+/// alerts the supervisors at once (the team's, when the topic names one; every supervisor
+/// otherwise), on the web form and in a chat; a suggestion opens at low priority, quietly.
+async fn a_complaint_alerts_supervisors_and_a_suggestion_does_not(db: Db) {
+    let mut s = settings(db, &[]);
+    s.web_form.topics.push(caseflow_app::settings::TopicSettings {
+        key: "billing_complaint".into(),
+        label: "A complaint about a bill".into(),
+        skills: vec![],
+        team: Some("billing".into()),
+        priority: Some(caseflow_core::Priority::Urgent),
+        alert_supervisors: true,
+    });
+    let app = spawn_settings(s).await;
+    let billing = app.post("/api/v1/teams", json!({"name": "Billing"})).await.expect(201);
+    app.post(
+        "/api/v1/agents",
+        json!({"email": "sue@example.com", "name": "Sue", "role": "supervisor", "password": PASSWORD, "team_id": id(&billing)}),
+    )
+    .await
+    .expect(201);
+    let sue = app.login("sue@example.com", PASSWORD).await;
+    let (_, otto) = app.agent("otto@example.com", "supervisor").await;
+    let (_, agent) = app.agent("ann@example.com", "agent").await;
+    let submit = |topic: &'static str, subject: &'static str| {
+        let app = &app;
+        async move {
+            let form = json!({"name": "Carla", "email": "carla@example.org", "subject": subject, "message": "Details.", "topic": topic});
+            let n = app.call(reqwest::Method::POST, "/api/v1/public/support", None, Some(form)).await.expect(201)
+                ["case_number"]
+                .as_i64()
+                .expect("number");
+            let cases = app.get("/api/v1/cases?limit=100").await.expect(200);
+            cases["items"].as_array().expect("cases").iter().find(|c| c["number"] == n).cloned().expect("case")
+        }
+    };
+    let topic_alerts = |token: String| {
+        let app = &app;
+        async move {
+            let r = app.call(reqwest::Method::GET, "/api/v1/alerts", Some(&token), None).await.expect(200);
+            r["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|a| a["kind"] == "topic")
+                .collect::<Vec<_>>()
+        }
+    };
+
+    let complaint = submit("complaint", "Rude on the phone").await;
+    assert_eq!((&complaint["priority"], &complaint["team_id"]), (&json!("high"), &Value::Null), "{complaint}");
+    for who in [&sue, &otto] {
+        let seen = topic_alerts(who.clone()).await;
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen[0]["case_id"], complaint["id"]);
+        let m = seen[0]["message"].as_str().unwrap_or_default();
+        assert!(m.contains("A complaint about our service") && m.contains("on the web form"), "{m}");
+    }
+    assert!(topic_alerts(agent.clone()).await.is_empty(), "agents do not get supervisors' alerts");
+
+    let bill = submit("billing_complaint", "Charged twice").await;
+    assert_eq!((&bill["priority"], &bill["team_id"]), (&json!("urgent"), &billing["id"]), "{bill}");
+    assert_eq!(topic_alerts(sue.clone()).await.len(), 2);
+    assert_eq!(topic_alerts(otto.clone()).await.len(), 1, "another team's complaint");
+
+    let idea = submit("suggestion", "Dark mode").await;
+    assert_eq!(idea["priority"], "low");
+    assert_eq!(topic_alerts(sue.clone()).await.len(), 2, "a suggestion raises no alert");
+
+    let mut visitor = crate::chat::Ws::visitor(&app).await;
+    visitor.send(json!({"type": "start", "name": "Vic", "topic": "complaint"})).await;
+    visitor.recv_type("session").await;
+    visitor.send(json!({"type": "message", "client_id": "v-1", "body": "Nobody calls me back."})).await;
+    let chat_case = visitor.recv_type("ack").await["case_id"].as_str().expect("case").to_owned();
+    let seen = topic_alerts(otto.clone()).await;
+    let chat_alert = seen.iter().find(|a| a["case_id"] == json!(chat_case)).expect("the chat's alert");
+    assert!(chat_alert["message"].as_str().unwrap_or_default().contains("in a chat"), "{chat_alert}");
+    let c = app.get(&format!("/api/v1/cases/{chat_case}")).await.expect(200);
+    assert_eq!(c["priority"], "high");
+    visitor.close().await;
+    app.stop().await;
+}
+
+both_backends!(db: a_complaint_alerts_supervisors_and_a_suggestion_does_not);

@@ -92,6 +92,7 @@ async fn an_agent_and_a_supervisor_work_in_chromium() {
 
     // A new email arrives through the real IMAP server and shows up without a reload.
     browser.script("window.__marker = 'same page'; return true;").await;
+    app.imap_connected("support").await;
     servers.append(&[hostile_email("Printer on fire")]).await;
     browser.wait_text("#cf-case-rows", "Printer on fire").await;
     browser.wait_true("two open cases counted", &open_count("2")).await;

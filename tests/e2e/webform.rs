@@ -187,7 +187,7 @@ async fn form_errors_are_shown_next_to_fields_and_nothing_is_stored(app: &TestAp
 async fn the_json_endpoint_answers_with_codes(app: &TestApp) {
     let topics = app.call(reqwest::Method::GET, "/api/v1/public/topics", None, None).await.expect(200);
     let keys: Vec<&str> = topics["items"].as_array().unwrap().iter().map(|t| t["key"].as_str().unwrap()).collect();
-    assert_eq!(keys, ["general", "billing", "technical"]);
+    assert_eq!(keys, ["general", "billing", "technical", "complaint", "suggestion"]);
 
     let body = json!({
         "name": "Cy", "email": "cy@example.org", "subject": "Login", "message": "Cannot log in",

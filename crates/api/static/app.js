@@ -340,6 +340,12 @@
     }, 300);
   }
 
+  // What an alert is, in words: SLA milestones by their name; a case opened on a topic that
+  // alerts supervisors (a complaint) is feedback.
+  function alertLabel(kind) {
+    return kind === 'topic' ? 'feedback' : label(kind);
+  }
+
   function onAlert(alert) {
     state.unseenAlerts += 1;
     document.title = '(' + state.unseenAlerts + ') Caseflow';
@@ -348,7 +354,7 @@
     badge.hidden = false;
     const banner = document.getElementById('cf-alert-banner');
     clear(banner).append(
-      el('strong', { text: label(alert.kind).toUpperCase() + ': ' }),
+      el('strong', { text: alertLabel(alert.kind).toUpperCase() + ': ' }),
       alert.message + ' ',
       el('a', { href: '#/case/' + alert.case_id, text: 'Open case' }));
     banner.hidden = false;
@@ -1010,7 +1016,7 @@
     main.append(el('div', { class: 'cf-super', 'data-team': state.superTeam },
       el('section', { class: 'cf-panel', 'aria-labelledby': 'cf-alerts-title' },
         el('h1', { id: 'cf-alerts-title', text: 'Live alerts' }),
-        el('p', { class: 'cf-muted', text: 'New SLA warnings, breaches, escalations and bad satisfaction ratings appear here as they happen.' }), log),
+        el('p', { class: 'cf-muted', text: 'New SLA warnings, breaches, escalations, bad satisfaction ratings and complaints appear here as they happen.' }), log),
       supervisorSections(breaching, overview)));
     // Oldest first from the server: prepending each leaves the newest on top.
     for (const a of alerts.items) prependAlert(a, false);
@@ -1219,7 +1225,7 @@
     if (none) none.remove();
     const ack = el('button', { type: 'button', class: 'cf-secondary', text: 'Acknowledge' });
     const item = el('li', { class: 'cf-alert cf-alert-' + a.kind + (fresh ? ' cf-flash' : ''), 'data-alert': a.id },
-      el('strong', { text: label(a.kind) }), ' ', a.message, ' ',
+      el('strong', { text: alertLabel(a.kind) }), ' ', a.message, ' ',
       el('a', { href: '#/case/' + a.case_id, text: 'Open case' }), ' ',
       el('time', { datetime: a.created_at, text: fmtTime(a.created_at) }), ' ', ack);
     ack.addEventListener('click', async () => {

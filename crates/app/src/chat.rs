@@ -487,26 +487,27 @@ impl App {
                 }
                 None => {
                     let subject: String = body.lines().next().unwrap_or_default().chars().take(80).collect();
-                    let skills =
-                        crate::routing::topic_skills(conn, session.topic.as_deref().and_then(|t| topics.topic(t)))?;
+                    let topic = session.topic.as_deref().and_then(|t| topics.topic(t));
+                    let route = crate::routing::topic_route(conn, topic)?;
                     let (case, first) = open_case(
                         conn,
                         Opening {
                             subject: if subject.trim().is_empty() { "Chat".into() } else { subject },
                             body: body.clone(),
                             channel: Channel::Chat,
-                            priority: Priority::Normal,
+                            priority: route.priority,
                             customer_id: &session.customer_id,
-                            team_id: None,
+                            team_id: route.team_id,
                             assignee_id: None,
                             topic: session.topic.clone(),
                             external_id: Some(external.clone()),
                             linked_case_id: linked.clone(),
-                            skills,
+                            skills: route.skills,
                         },
                         &actor,
                         now,
                     )?;
+                    crate::support::topic_alert(conn, &case, topic, Channel::Chat, now)?;
                     if !queries::chat::set_case_if(conn, &session.id, linked.as_deref(), &case.id)? {
                         // Another connection of this session opened the case first.
                         return Err(AppError::VersionConflict("chat session"));
@@ -549,6 +550,8 @@ impl App {
             self.metrics().messages_ingested.with_label_values(&[Channel::Chat.as_str()]).inc();
             if posted.opened {
                 self.metrics().cases_created.with_label_values(&[Channel::Chat.as_str()]).inc();
+                // Its topic may have alerted supervisors (a complaint): wake the alert streams.
+                self.notify_alerts();
             }
             if posted.lines.iter().any(|l| l.author == ChatAuthor::System) {
                 self.wake_outbox();

@@ -186,6 +186,34 @@ pub(crate) fn topic_skills(
     Ok(out)
 }
 
+/// What a topic gives a new case: the skills routing requires, its team and priority.
+pub(crate) struct TopicRoute {
+    pub skills: Vec<CaseSkill>,
+    pub team_id: Option<String>,
+    pub priority: Priority,
+}
+
+/// [`topic_skills`], and the topic's team (by name; a name no team has is logged and left out)
+/// and priority.
+pub(crate) fn topic_route(conn: &mut DbConn, topic: Option<&crate::settings::TopicSettings>) -> AppResult<TopicRoute> {
+    let skills = topic_skills(conn, topic)?;
+    let team_id = match topic.and_then(|t| t.team.as_deref()) {
+        None => None,
+        Some(name) => {
+            let found =
+                queries::teams::list(conn)?.into_iter().find(|t| t.name.eq_ignore_ascii_case(name)).map(|t| t.id);
+            if found.is_none() {
+                tracing::warn!(
+                    topic = topic.map(|t| t.key.as_str()).unwrap_or_default(),
+                    "a topic names a team that does not exist; no team set"
+                );
+            }
+            found
+        }
+    };
+    Ok(TopicRoute { skills, team_id, priority: topic.and_then(|t| t.priority).unwrap_or(Priority::Normal) })
+}
+
 fn decision_view(r: RoutingDecisionRow) -> AppResult<RoutingDecisionView> {
     let explanation = serde_json::from_str(&r.explanation)
         .map_err(|e| AppError::Internal(format!("routing_decisions.explanation: {e}")))?;

@@ -5,9 +5,9 @@
 
 use crate::cases::{append_message, event, Append, Appended, MessageKind, ReplyRules};
 use crate::error::{AppError, AppResult};
-use crate::{check_len, clean, new_id, utc, App, Principal};
+use crate::{check_len, clean, utc, App, Principal};
 use caseflow_core::*;
-use caseflow_store::models::{AlertRow, SatisfactionRow};
+use caseflow_store::models::SatisfactionRow;
 use caseflow_store::{queries, DbConn};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -416,23 +416,7 @@ impl App {
                         let more = if short.len() < c.len() { "…" } else { "" };
                         message.push_str(&format!(": \"{short}{more}\""));
                     }
-                    queries::sla::insert_alert(
-                        conn,
-                        &AlertRow {
-                            id: new_id(),
-                            case_id: case.id.clone(),
-                            team_id: case.team_id.clone(),
-                            agent_id: None,
-                            kind: "bad_rating".into(),
-                            metric: None,
-                            action: None,
-                            message,
-                            due_at: None,
-                            created_at: now,
-                            acknowledged_by: None,
-                            acknowledged_at: None,
-                        },
-                    )?;
+                    crate::sla::team_alert(conn, &case, "bad_rating", message, now)?;
                 }
                 Ok((page_of(&rated, &case), alert, true))
             })

@@ -147,6 +147,16 @@ pub struct TopicSettings {
     /// Skill names routing requires for cases on this topic.
     #[serde(default)]
     pub skills: Vec<String>,
+    /// The team (by name) cases on this topic go to; none: routing's default.
+    #[serde(default)]
+    pub team: Option<String>,
+    /// The priority cases on this topic open with (default normal).
+    #[serde(default)]
+    pub priority: Option<caseflow_core::Priority>,
+    /// Alert the team's supervisors (every supervisor for a topic without a team) when a case
+    /// opens on this topic: complaints reach someone who can act at once.
+    #[serde(default)]
+    pub alert_supervisors: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

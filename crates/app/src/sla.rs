@@ -376,6 +376,37 @@ fn acknowledge(
     Ok(1)
 }
 
+/// An alert about `case` for its team's supervisors (every supervisor when it has no team):
+/// not SLA milestones, but what else needs a supervisor at once (a bad satisfaction rating, a
+/// complaint). Streamed like every alert once the transaction commits (`App::notify_alerts`
+/// on this node, `NOTIFY` on the others).
+pub(crate) fn team_alert(
+    conn: &mut DbConn,
+    case: &CaseRow,
+    kind: &str,
+    message: String,
+    now: NaiveDateTime,
+) -> AppResult<()> {
+    queries::sla::insert_alert(
+        conn,
+        &AlertRow {
+            id: new_id(),
+            case_id: case.id.clone(),
+            team_id: case.team_id.clone(),
+            agent_id: None,
+            kind: kind.to_owned(),
+            metric: None,
+            action: None,
+            message,
+            due_at: None,
+            created_at: now,
+            acknowledged_by: None,
+            acknowledged_at: None,
+        },
+    )?;
+    Ok(())
+}
+
 /// Raises what a milestone calls for: the alert, the audit event, the ladder's action.
 /// Returns whether the case itself was changed.
 fn fire(
@@ -601,7 +632,7 @@ pub struct AlertView {
     pub team_id: Option<String>,
     /// The one agent the alert is for (notify the assignee).
     pub agent_id: Option<String>,
-    /// `warning`, `breach`, `escalation` (SLA) or `bad_rating` (a customer's bad satisfaction answer).
+    /// `warning`, `breach`, `escalation` (SLA), `bad_rating` (a customer's bad satisfaction answer) or `topic` (a case opened on a topic that alerts supervisors, e.g. a complaint).
     pub kind: String,
     pub metric: Option<String>,
     pub action: Option<String>,

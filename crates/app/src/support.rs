@@ -209,6 +209,7 @@ impl App {
         let template = self.settings().web_form.acknowledgement.clone();
         let now = self.now_naive();
         let topic = c.topic.as_deref().and_then(|t| self.settings().web_form.topic(t)).cloned();
+        let alerts = topic.as_ref().is_some_and(|t| t.alert_supervisors);
         let attachments = std::sync::Arc::new(request.attachments);
         let c = std::sync::Arc::new(c);
         // A second attempt after losing a race on the submission id (a double click sent
@@ -228,25 +229,26 @@ impl App {
             let who = CustomerRef { email: Some(c.email.clone()), name: Some(c.name.clone()), ..Default::default() };
             let (customer, _) = resolve_customer(conn, &who, &actor, now)?;
             let actor = (ActorKind::Customer, Some(customer.id.clone()));
-            let skills = crate::routing::topic_skills(conn, topic.as_ref())?;
+            let route = crate::routing::topic_route(conn, topic.as_ref())?;
             let (case, first) = open_case(
                 conn,
                 Opening {
                     subject: c.subject.clone(),
                     body: c.message.clone(),
                     channel: Channel::Web,
-                    priority: Priority::Normal,
+                    priority: route.priority,
                     customer_id: &customer.id,
-                    team_id: None,
+                    team_id: route.team_id,
                     assignee_id: None,
                     topic: c.topic.clone(),
                     external_id: c.submission_id.clone(),
                     linked_case_id: None,
-                    skills,
+                    skills: route.skills,
                 },
                 &actor,
                 now,
             )?;
+            crate::support::topic_alert(conn, &case, topic.as_ref(), Channel::Web, now)?;
             for a in attachments.iter() {
                 queries::messages::insert_attachment(
                     conn,
@@ -293,6 +295,9 @@ impl App {
             if receipt.acknowledgement_queued {
                 self.wake_outbox();
             }
+            if alerts {
+                self.notify_alerts();
+            }
         }
         Ok(receipt)
     }
@@ -306,6 +311,24 @@ impl App {
 
 /// A file name safe to store and show: the last path component, no control characters,
 /// at most 255 characters.
+/// Alerts supervisors about a case just opened on a topic that asks for it (a complaint): the
+/// case's team's supervisors, or every supervisor when the topic routes to no team.
+pub(crate) fn topic_alert(
+    conn: &mut caseflow_store::DbConn,
+    case: &CaseRow,
+    topic: Option<&crate::settings::TopicSettings>,
+    channel: Channel,
+    now: chrono::NaiveDateTime,
+) -> crate::AppResult<()> {
+    let Some(t) = topic.filter(|t| t.alert_supervisors) else { return Ok(()) };
+    let via = match channel {
+        Channel::Chat => "in a chat",
+        _ => "on the web form",
+    };
+    let message = format!("Case #{}: new \"{}\" {via}: {}", case.number, t.label, case.subject);
+    crate::sla::team_alert(conn, case, "topic", message, now)
+}
+
 pub fn display_name(raw: &str) -> String {
     let last = raw.rsplit(['/', '\\']).next().unwrap_or_default();
     let name: String = last.chars().filter(|c| !c.is_control()).take(255).collect();

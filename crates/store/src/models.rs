@@ -417,7 +417,8 @@ pub struct AlertRow {
     pub case_id: String,
     pub team_id: Option<String>,
     pub agent_id: Option<String>,
-    /// `warning`, `breach`, `escalation` (SLA) or `bad_rating` (customer satisfaction).
+    /// `warning`, `breach`, `escalation` (SLA), `bad_rating` (customer satisfaction) or
+    /// `topic` (a case on a topic that alerts supervisors).
     pub kind: String,
     pub metric: Option<String>,
     pub action: Option<String>,
