@@ -77,6 +77,12 @@ async fn answer_and_solve(app: &TestApp, case_id: &str) {
     .expect(201);
 }
 
+/// The alerts of `kind` the holder of `token` sees.
+async fn alerts_of_kind(app: &TestApp, token: String, kind: &str) -> Vec<Value> {
+    let r = app.call(reqwest::Method::GET, "/api/v1/alerts", Some(&token), None).await.expect(200);
+    r["items"].as_array().cloned().unwrap_or_default().into_iter().filter(|a| a["kind"] == kind).collect()
+}
+
 async fn survey_of(app: &TestApp, case_id: &str) -> Resp {
     app.get(&format!("/api/v1/cases/{case_id}/satisfaction")).await
 }
@@ -209,19 +215,7 @@ async fn a_solved_email_case_is_surveyed_once_and_rated_privately(db: Db) {
     assert!(events["items"].as_array().expect("events").iter().any(|e| e["kind"] == "satisfaction_survey_sent"));
 
     // A bad answer alerts the team's supervisor, not another team's, not the agent.
-    let alerts_of = |token: String| {
-        let app = &app;
-        async move {
-            let r = app.call(reqwest::Method::GET, "/api/v1/alerts", Some(&token), None).await.expect(200);
-            r["items"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|a| a["kind"] == "bad_rating")
-                .collect::<Vec<_>>()
-        }
-    };
+    let alerts_of = |token: String| alerts_of_kind(&app, token, "bad_rating");
     let seen = alerts_of(sue.clone()).await;
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert!(seen[0]["message"].as_str().unwrap_or_default().contains(&format!("Case #{number}")), "{seen:?}");
@@ -652,19 +646,7 @@ async fn a_complaint_alerts_supervisors_and_a_suggestion_does_not(db: Db) {
             cases["items"].as_array().expect("cases").iter().find(|c| c["number"] == n).cloned().expect("case")
         }
     };
-    let topic_alerts = |token: String| {
-        let app = &app;
-        async move {
-            let r = app.call(reqwest::Method::GET, "/api/v1/alerts", Some(&token), None).await.expect(200);
-            r["items"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|a| a["kind"] == "topic")
-                .collect::<Vec<_>>()
-        }
-    };
+    let topic_alerts = |token: String| alerts_of_kind(&app, token, "topic");
 
     let complaint = submit("complaint", "Rude on the phone").await;
     assert_eq!((&complaint["priority"], &complaint["team_id"]), (&json!("high"), &Value::Null), "{complaint}");
