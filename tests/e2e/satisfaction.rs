@@ -683,3 +683,46 @@ async fn a_complaint_alerts_supervisors_and_a_suggestion_does_not(db: Db) {
 }
 
 both_backends!(db: a_complaint_alerts_supervisors_and_a_suggestion_does_not);
+
+/// The worker on its own (not the test's ticks): after its first full sweep it reads only
+/// what became due since, page after page (a batch of 2 for 5 cases), and surveys each once.
+async fn the_worker_surveys_what_becomes_due_page_by_page(db: Db) {
+    let clock = Arc::new(FixedClock::new(monday_nine()));
+    let mut app = spawn_with_clock(
+        settings(db, &[("CASEFLOW__SATISFACTION__TICK_MS", "200"), ("CASEFLOW__SATISFACTION__BATCH", "2")]),
+        clock.clone(),
+    )
+    .await;
+    let mut cases = Vec::new();
+    for i in 0..5 {
+        let c = web_case(&app, &format!("w{i}@example.org"), &format!("Worker {i}")).await;
+        answer_and_solve(&app, &c).await;
+        cases.push(c);
+    }
+    // Rounds run meanwhile and find nothing due; then a day passes.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    for c in &cases {
+        survey_of(&app, c).await.expect_error(404, "not_found");
+    }
+    clock.advance(Duration::hours(25));
+    app.relogin().await;
+    for c in &cases {
+        let app = &app;
+        eventually(20, "the worker's survey", || async move {
+            (app.get(&format!("/api/v1/cases/{c}/satisfaction")).await.status == 200).then_some(())
+        })
+        .await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    for c in &cases {
+        let n = messages(&app, c)
+            .await
+            .iter()
+            .filter(|m| m["body_text"].as_str().is_some_and(|b| b.contains("/satisfaction/")))
+            .count();
+        assert_eq!(n, 1, "case {c}");
+    }
+    app.stop().await;
+}
+
+both_backends!(db: the_worker_surveys_what_becomes_due_page_by_page);

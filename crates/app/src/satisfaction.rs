@@ -106,6 +106,19 @@ impl SatisfactionView {
     }
 }
 
+/// Where a sweep of due cases goes on: the key (solved at, id) of the last case it read.
+type Cursor = (NaiveDateTime, String);
+
+/// After a page of the sweep: more may follow right after `Cursor`, or everything due up to
+/// now was read and the next round starts at `Cursor`.
+enum Sweep {
+    More(Cursor),
+    CaughtUp(Cursor),
+}
+
+/// How often the sender sweeps the whole window again.
+const FULL_SWEEP: Duration = Duration::from_secs(3600);
+
 /// What one round of the survey sender did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SurveyReport {
@@ -113,6 +126,14 @@ pub struct SurveyReport {
     pub sent: usize,
     /// Recorded without sending: nobody to send it to.
     pub unreachable: usize,
+}
+
+impl SurveyReport {
+    fn add(&mut self, o: &SurveyReport) {
+        self.considered += o.considered;
+        self.sent += o.sent;
+        self.unreachable += o.unreachable;
+    }
 }
 
 /// The survey text with its placeholders filled.
@@ -245,25 +266,50 @@ fn survey_case(conn: &mut DbConn, r: &SendRules, case_id: &str, now: NaiveDateTi
 }
 
 impl App {
-    /// Sends the surveys that are due (tests and the worker): cases solved at least
-    /// `satisfaction.delay_secs` ago (and not longer than the window before that), still
-    /// solved, of the email, web-form and chat channels, with no survey yet; each in its own
-    /// transaction.
+    /// Sends every survey that is due now (tests, and the worker's hourly full sweep): cases
+    /// solved at least `satisfaction.delay_secs` ago (and not longer than the window before
+    /// that), still solved, of the email, web-form and chat channels, answered, with no survey
+    /// yet; each in its own transaction, page after page.
     pub async fn satisfaction_tick(&self) -> AppResult<SurveyReport> {
+        let mut report = SurveyReport::default();
+        let mut from = None;
+        loop {
+            let (r, next) = self.satisfaction_pass(from).await?;
+            report.add(&r);
+            match next {
+                Sweep::More(c) => from = Some(c),
+                Sweep::CaughtUp(_) => return Ok(report),
+            }
+        }
+    }
+
+    /// One page of the sweep from `from` (the start of the window when `None`, or when `from`
+    /// is older): what it did, and where the next page starts.
+    async fn satisfaction_pass(&self, from: Option<Cursor>) -> AppResult<(SurveyReport, Sweep)> {
         let s = &self.settings().satisfaction;
         let mut report = SurveyReport::default();
-        if !s.enabled {
-            return Ok(report);
-        }
         let rules = std::sync::Arc::new(self.send_rules());
         let now = self.now_naive();
         let until = now - rules.delay;
-        let after = until - chrono::Duration::seconds(i64::try_from(s.window_secs).unwrap_or(i64::MAX / 1000));
+        let window_start = until - chrono::Duration::seconds(i64::try_from(s.window_secs).unwrap_or(i64::MAX / 1000));
+        if !s.enabled {
+            return Ok((report, Sweep::CaughtUp((until, String::new()))));
+        }
+        let from = from.filter(|(at, _)| *at > window_start).unwrap_or((window_start, String::new()));
         let limit = i64::from(s.batch);
-        let ids = self.read(move |conn| Ok(queries::satisfaction::due(conn, after, until, &CHANNELS, limit)?)).await?;
-        report.considered = ids.len();
+        let page = self
+            .read(move |conn| Ok(queries::satisfaction::due(conn, (from.0, &from.1), until, &CHANNELS, limit)?))
+            .await?;
+        let next = match page.last() {
+            Some((id, at, _)) if i64::try_from(page.len()).unwrap_or(i64::MAX) >= limit => {
+                Sweep::More((*at, id.clone()))
+            }
+            _ => Sweep::CaughtUp((until, String::new())),
+        };
+        report.considered = page.len();
         let mut lines = Vec::new();
-        for id in ids {
+        // Closed cases keep their solving time but take no messages: passed over.
+        for (id, _, _) in page.into_iter().filter(|(_, _, status)| status == CaseStatus::Solved.as_str()) {
             let (app, rules, case_id) = (self.clone(), rules.clone(), id.clone());
             match self.write(move |conn| survey_case(conn, &rules, &case_id, app.now_naive())).await {
                 Ok(Outcome::Sent(done, _)) => {
@@ -274,7 +320,9 @@ impl App {
                 }
                 Ok(Outcome::Unreachable) => report.unreachable += 1,
                 Ok(Outcome::NotDue) => {}
-                Err(e) => tracing::warn!(case.id = %id, error = %e, "satisfaction survey failed; retried next round"),
+                Err(e) => {
+                    tracing::warn!(case.id = %id, error = %e, "satisfaction survey failed; retried by the next full sweep")
+                }
             }
         }
         if report.sent > 0 {
@@ -284,7 +332,7 @@ impl App {
         for line in lines {
             self.chat_hub().publish(crate::chat::ChatEvent::Message(line));
         }
-        Ok(report)
+        Ok((report, next))
     }
 
     fn send_rules(&self) -> SendRules {
@@ -310,22 +358,33 @@ impl App {
         Ok(())
     }
 
-    /// The survey sender: a round every `satisfaction.tick_ms`, more at once while a round
-    /// was full. Every node runs it; the survey's primary key keeps each case to one survey.
+    /// The survey sender. Every node runs it; the survey's primary key keeps each case to one
+    /// survey. Each round (every `satisfaction.tick_ms`) reads only the cases that became due
+    /// since the last one (a cursor over `(solved_at, id)`), page after page while pages are
+    /// full; once an hour, and at start, it sweeps the whole window again, which catches a case
+    /// another node was holding (skipped) or whose survey failed.
     pub async fn run_satisfaction(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         if !self.settings().satisfaction.enabled {
             return;
         }
         let pause = Duration::from_millis(self.settings().satisfaction.tick_ms);
-        let batch = usize::try_from(self.settings().satisfaction.batch).unwrap_or(usize::MAX);
+        let mut cursor: Option<Cursor> = None;
+        let mut full_sweep_at = tokio::time::Instant::now();
         loop {
             loop {
                 if *shutdown.borrow() {
                     return;
                 }
-                match self.satisfaction_tick().await {
-                    Ok(r) if r.considered >= batch && r.sent + r.unreachable > 0 => continue,
-                    Ok(_) => break,
+                if tokio::time::Instant::now() >= full_sweep_at {
+                    cursor = None;
+                    full_sweep_at = tokio::time::Instant::now() + FULL_SWEEP;
+                }
+                match self.satisfaction_pass(cursor.take()).await {
+                    Ok((_, Sweep::More(c))) => cursor = Some(c),
+                    Ok((_, Sweep::CaughtUp(c))) => {
+                        cursor = Some(c);
+                        break;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "satisfaction survey round failed");
                         break;

@@ -2113,26 +2113,33 @@ pub mod satisfaction {
     use schema::cases::dsl as c;
     use schema::satisfaction_surveys::dsl as ss;
 
-    /// Cases to survey now: solved within `(solved_after, solved_until]`, still solved, that
-    /// came by one of `channels`, and have no survey yet; oldest first, at most `limit`.
+    /// A case that may be due for its survey: (id, solved at, status).
+    pub type Due = (String, NaiveDateTime, String);
+
+    /// Cases solved after the key `after` (solved at, id) and at the latest `solved_until`,
+    /// that came by one of `channels`, were answered (`first_response_at`), and have no survey
+    /// yet; in (solved at, id) order, at most `limit`. The status is returned rather than
+    /// filtered: with it in the query SQLite walks the whole status index (every solved case
+    /// ever) instead of the `solved_at` range (155 ms against 0.3 ms with 100,000 solved cases);
+    /// the caller skips closed ones.
     pub fn due(
         conn: &mut DbConn,
-        solved_after: NaiveDateTime,
+        after: (NaiveDateTime, &str),
         solved_until: NaiveDateTime,
         channels: &[&str],
         limit: i64,
-    ) -> QueryResult<Vec<String>> {
+    ) -> QueryResult<Vec<Due>> {
+        let (at, id) = after;
         c::cases
-            .filter(c::solved_at.gt(solved_after))
+            .filter(c::solved_at.gt(at).or(c::solved_at.eq(at).and(c::id.gt(id))))
             .filter(c::solved_at.le(solved_until))
-            .filter(c::status.eq("solved"))
             .filter(c::channel.eq_any(channels))
             // Only cases someone answered: a case solved without a word to the customer
             // (spam, a duplicate) is not surveyed.
             .filter(c::first_response_at.is_not_null())
             .filter(diesel::dsl::not(diesel::dsl::exists(ss::satisfaction_surveys.filter(ss::case_id.eq(c::id)))))
             .order((c::solved_at, c::id))
-            .select(c::id)
+            .select((c::id, c::solved_at.assume_not_null(), c::status))
             .limit(limit)
             .load_direct(conn)
     }
