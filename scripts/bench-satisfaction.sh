@@ -6,5 +6,8 @@ cd "$(dirname "$0")/.."
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 cargo build --locked --bin caseflow 2>/dev/null
-CASEFLOW__DATABASE__URL="sqlite://$dir/bench.db" target/debug/caseflow migrate >/dev/null 2>&1
+if ! CASEFLOW__DATABASE__URL="sqlite://$dir/bench.db" target/debug/caseflow migrate >"$dir/migrate.log" 2>&1; then
+    cat "$dir/migrate.log" >&2
+    exit 1
+fi
 python3 bench/satisfaction_sweep.py "$dir/bench.db" "${1:-100000}"

@@ -220,6 +220,8 @@ pub struct Posted {
     pub lines: Vec<ChatLine>,
     /// The case was opened by this message.
     pub opened: bool,
+    /// Its topic alerted supervisors (a complaint).
+    pub alerted: bool,
 }
 
 fn token_hash(token: &str) -> String {
@@ -483,7 +485,15 @@ impl App {
                         case_number: done.case.number,
                         seq: line.seq,
                     };
-                    Ok((Posted { ack, lines: if done.new { vec![line] } else { Vec::new() }, opened: false }, done.new))
+                    Ok((
+                        Posted {
+                            ack,
+                            lines: if done.new { vec![line] } else { Vec::new() },
+                            opened: false,
+                            alerted: false,
+                        },
+                        done.new,
+                    ))
                 }
                 None => {
                     let subject: String = body.lines().next().unwrap_or_default().chars().take(80).collect();
@@ -507,7 +517,10 @@ impl App {
                         &actor,
                         now,
                     )?;
-                    crate::support::topic_alert(conn, &case, topic, Channel::Chat, now)?;
+                    // A chat that continues after its case was closed is the same conversation:
+                    // its topic alerted supervisors when it began.
+                    let alerted =
+                        linked.is_none() && crate::support::topic_alert(conn, &case, topic, Channel::Chat, now)?;
                     if !queries::chat::set_case_if(conn, &session.id, linked.as_deref(), &case.id)? {
                         // Another connection of this session opened the case first.
                         return Err(AppError::VersionConflict("chat session"));
@@ -540,7 +553,7 @@ impl App {
                         case_number: case.number,
                         seq: 1,
                     };
-                    Ok((Posted { ack, lines, opened: true }, true))
+                    Ok((Posted { ack, lines, opened: true, alerted }, true))
                 }
             }
         })
@@ -550,7 +563,8 @@ impl App {
             self.metrics().messages_ingested.with_label_values(&[Channel::Chat.as_str()]).inc();
             if posted.opened {
                 self.metrics().cases_created.with_label_values(&[Channel::Chat.as_str()]).inc();
-                // Its topic may have alerted supervisors (a complaint): wake the alert streams.
+            }
+            if posted.alerted {
                 self.notify_alerts();
             }
             if posted.lines.iter().any(|l| l.author == ChatAuthor::System) {

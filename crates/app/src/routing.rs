@@ -200,8 +200,12 @@ pub(crate) fn topic_route(conn: &mut DbConn, topic: Option<&crate::settings::Top
     let team_id = match topic.and_then(|t| t.team.as_deref()) {
         None => None,
         Some(name) => {
-            let found =
-                queries::teams::list(conn)?.into_iter().find(|t| t.name.eq_ignore_ascii_case(name)).map(|t| t.id);
+            let teams = queries::teams::list(conn)?;
+            let found = teams
+                .iter()
+                .find(|t| t.name == name)
+                .or_else(|| teams.iter().find(|t| t.name.eq_ignore_ascii_case(name)))
+                .map(|t| t.id.clone());
             if found.is_none() {
                 tracing::warn!(
                     topic = topic.map(|t| t.key.as_str()).unwrap_or_default(),

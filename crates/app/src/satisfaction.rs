@@ -116,8 +116,12 @@ enum Sweep {
     CaughtUp(Cursor),
 }
 
-/// How often the sender sweeps the whole window again.
+/// How often the sender sweeps the whole window again (at most; half the window when that is
+/// shorter, so a case a round missed is found while it is still in the window).
 const FULL_SWEEP: Duration = Duration::from_secs(3600);
+
+/// How far behind what it read a caught-up round's successor starts.
+const RE_READ: chrono::Duration = chrono::Duration::minutes(5);
 
 /// What one round of the survey sender did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -218,7 +222,8 @@ fn reachable(conn: &mut DbConn, case: &caseflow_store::models::CaseRow) -> AppRe
 /// be reached (an anonymous chat that has ended) gets nothing: the survey is recorded as
 /// `unreachable`, so the case is not looked at again, and no delivery fails for it.
 fn survey_case(conn: &mut DbConn, r: &SendRules, case_id: &str, now: NaiveDateTime) -> AppResult<Outcome> {
-    // Another node's sender (or a writer) holds the case: it is looked at again next round.
+    // Another node's sender (or a writer) holds the case: a later round reads it again (within
+    // five minutes of its due time), or the next full sweep.
     let Some(case) = queries::cases::get_for_update_skip_locked(conn, case_id)? else { return Ok(Outcome::NotDue) };
     if case.status != CaseStatus::Solved.as_str() || case.solved_at.is_none_or(|t| t + r.delay > now) {
         return Ok(Outcome::NotDue);
@@ -266,7 +271,8 @@ fn survey_case(conn: &mut DbConn, r: &SendRules, case_id: &str, now: NaiveDateTi
 }
 
 impl App {
-    /// Sends every survey that is due now (tests, and the worker's hourly full sweep): cases
+    /// Sends every survey that is due now, sweeping the whole window (tests; the worker goes
+    /// page by page with `satisfaction_pass`): cases
     /// solved at least `satisfaction.delay_secs` ago (and not longer than the window before
     /// that), still solved, of the email, web-form and chat channels, answered, with no survey
     /// yet; each in its own transaction, page after page.
@@ -295,7 +301,7 @@ impl App {
         if !s.enabled {
             return Ok((report, Sweep::CaughtUp((until, String::new()))));
         }
-        let from = from.filter(|(at, _)| *at > window_start).unwrap_or((window_start, String::new()));
+        let from = from.filter(|(at, _)| *at >= window_start).unwrap_or((window_start, String::new()));
         let limit = i64::from(s.batch);
         let page = self
             .read(move |conn| Ok(queries::satisfaction::due(conn, (from.0, &from.1), until, &CHANNELS, limit)?))
@@ -304,7 +310,10 @@ impl App {
             Some((id, at, _)) if i64::try_from(page.len()).unwrap_or(i64::MAX) >= limit => {
                 Sweep::More((*at, id.clone()))
             }
-            _ => Sweep::CaughtUp((until, String::new())),
+            // Caught up: the next round starts a little behind what this one read, so a case
+            // whose solving committed late (its time is stamped before its transaction waits
+            // for a lock, or on a node whose clock lags) or that was skipped is read again.
+            _ => Sweep::CaughtUp((until - RE_READ, String::new())),
         };
         report.considered = page.len();
         let mut lines = Vec::new();
@@ -360,14 +369,15 @@ impl App {
 
     /// The survey sender. Every node runs it; the survey's primary key keeps each case to one
     /// survey. Each round (every `satisfaction.tick_ms`) reads only the cases that became due
-    /// since the last one (a cursor over `(solved_at, id)`), page after page while pages are
-    /// full; once an hour, and at start, it sweeps the whole window again, which catches a case
-    /// another node was holding (skipped) or whose survey failed.
+    /// since the last one, less five minutes (a cursor over `(solved_at, id)`), page after page
+    /// while pages are full; at start and once an hour (half the window if shorter) it sweeps
+    /// the whole window again, which catches a case skipped or failed further back.
     pub async fn run_satisfaction(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         if !self.settings().satisfaction.enabled {
             return;
         }
         let pause = Duration::from_millis(self.settings().satisfaction.tick_ms);
+        let full_sweep = FULL_SWEEP.min(Duration::from_secs(self.settings().satisfaction.window_secs / 2));
         let mut cursor: Option<Cursor> = None;
         let mut full_sweep_at = tokio::time::Instant::now();
         loop {
@@ -377,7 +387,7 @@ impl App {
                 }
                 if tokio::time::Instant::now() >= full_sweep_at {
                     cursor = None;
-                    full_sweep_at = tokio::time::Instant::now() + FULL_SWEEP;
+                    full_sweep_at = tokio::time::Instant::now() + full_sweep;
                 }
                 match self.satisfaction_pass(cursor.take()).await {
                     Ok((_, Sweep::More(c))) => cursor = Some(c),

@@ -616,6 +616,9 @@ impl Settings {
             if t.label.trim().is_empty() {
                 return Err(invalid("web_form.topics", format!("topic {:?} needs a label", t.key)));
             }
+            if t.team.as_deref().is_some_and(|n| n.trim().is_empty()) {
+                return Err(invalid("web_form.topics", format!("topic {:?}: team must name a team", t.key)));
+            }
         }
         if w.per_ip_per_minute == 0 || w.per_ip_burst == 0 {
             return Err(invalid("web_form.per_ip_per_minute", "limits must be at least 1"));

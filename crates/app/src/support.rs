@@ -248,7 +248,7 @@ impl App {
                 &actor,
                 now,
             )?;
-            crate::support::topic_alert(conn, &case, topic.as_ref(), Channel::Web, now)?;
+            topic_alert(conn, &case, topic.as_ref(), Channel::Web, now)?;
             for a in attachments.iter() {
                 queries::messages::insert_attachment(
                     conn,
@@ -309,8 +309,6 @@ impl App {
     }
 }
 
-/// A file name safe to store and show: the last path component, no control characters,
-/// at most 255 characters.
 /// Alerts supervisors about a case just opened on a topic that asks for it (a complaint): the
 /// case's team's supervisors, or every supervisor when the topic routes to no team.
 pub(crate) fn topic_alert(
@@ -319,16 +317,19 @@ pub(crate) fn topic_alert(
     topic: Option<&crate::settings::TopicSettings>,
     channel: Channel,
     now: chrono::NaiveDateTime,
-) -> crate::AppResult<()> {
-    let Some(t) = topic.filter(|t| t.alert_supervisors) else { return Ok(()) };
+) -> crate::AppResult<bool> {
+    let Some(t) = topic.filter(|t| t.alert_supervisors) else { return Ok(false) };
     let via = match channel {
         Channel::Chat => "in a chat",
         _ => "on the web form",
     };
     let message = format!("Case #{}: new \"{}\" {via}: {}", case.number, t.label, case.subject);
-    crate::sla::team_alert(conn, case, "topic", message, now)
+    crate::sla::team_alert(conn, case, "topic", message, now)?;
+    Ok(true)
 }
 
+/// A file name safe to store and show: the last path component, no control characters,
+/// at most 255 characters.
 pub fn display_name(raw: &str) -> String {
     let last = raw.rsplit(['/', '\\']).next().unwrap_or_default();
     let name: String = last.chars().filter(|c| !c.is_control()).take(255).collect();

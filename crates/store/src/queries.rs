@@ -169,12 +169,17 @@ pub mod cases {
         }
     }
 
-    /// [`get_for_update`], but `None` when another transaction holds the case (PostgreSQL's
-    /// `SKIP LOCKED`): for background work that can come back to it, so nodes sweeping the
-    /// same cases do not queue on each other's locks.
+    /// A case locked like [`get_for_update`], or `None` when another transaction holds it
+    /// (PostgreSQL's `SKIP LOCKED`): for background work that comes back to it later, so nodes
+    /// sweeping the same cases do not queue on each other's locks.
     pub fn get_for_update_skip_locked(conn: &mut DbConn, id: &str) -> QueryResult<Option<CaseRow>> {
         match conn {
-            DbConn::Pg(c) => c::cases.find(id).select(cols::<CaseRow>()).for_update().skip_locked().load(c).map(first),
+            // FOR NO KEY UPDATE: still exclusive against writers of the case (they take FOR
+            // UPDATE), but not against rows that merely reference it being inserted (messages,
+            // events), which take KEY SHARE.
+            DbConn::Pg(c) => {
+                c::cases.find(id).select(cols::<CaseRow>()).for_no_key_update().skip_locked().load(c).map(first)
+            }
             DbConn::Sqlite(_) => get(conn, id),
         }
     }
@@ -2120,7 +2125,7 @@ pub mod satisfaction {
     /// that came by one of `channels`, were answered (`first_response_at`), and have no survey
     /// yet; in (solved at, id) order, at most `limit`. The status is returned rather than
     /// filtered: with it in the query SQLite walks the whole status index (every solved case
-    /// ever) instead of the `solved_at` range (155 ms against 0.3 ms with 100,000 solved cases);
+    /// ever) instead of the `solved_at` range (155 ms against 0.08 ms with 100,000 solved cases);
     /// the caller skips closed ones.
     pub fn due(
         conn: &mut DbConn,
@@ -2131,6 +2136,9 @@ pub mod satisfaction {
     ) -> QueryResult<Vec<Due>> {
         let (at, id) = after;
         c::cases
+            // The plain lower bound beside the keyset condition gives both databases an index
+            // range instead of a filter over every earlier solved case.
+            .filter(c::solved_at.ge(at))
             .filter(c::solved_at.gt(at).or(c::solved_at.eq(at).and(c::id.gt(id))))
             .filter(c::solved_at.le(solved_until))
             .filter(c::channel.eq_any(channels))
