@@ -33,14 +33,14 @@ c.executemany("INSERT INTO cases (id, number, subject, status, priority, channel
 c.executemany("INSERT INTO satisfaction_surveys (case_id, token_hash, channel, status, sent_at, expires_at) "
               "VALUES (?,?,?,?,?,?)", surveys)
 db.commit()
-query = ("SELECT id, solved_at, status FROM cases WHERE (solved_at > ? OR (solved_at = ? AND id > ?)) "
+query = ("SELECT id, solved_at, status FROM cases WHERE solved_at >= ? AND (solved_at > ? OR (solved_at = ? AND id > ?)) "
          "AND solved_at <= ? AND channel IN ('email', 'web', 'chat') AND first_response_at IS NOT NULL "
          "AND NOT EXISTS (SELECT 1 FROM satisfaction_surveys WHERE satisfaction_surveys.case_id = cases.id) "
          "ORDER BY solved_at, id LIMIT 200")
 until = now - datetime.timedelta(seconds=86_400)
 for name, after in [("a round (last 10 minutes)", until - datetime.timedelta(minutes=10)),
                     ("full sweep (7-day window)", until - datetime.timedelta(seconds=604_800))]:
-    args = (fmt(after), fmt(after), "", fmt(until))
+    args = (fmt(after), fmt(after), fmt(after), "", fmt(until))
     plan = [p[3] for p in c.execute("EXPLAIN QUERY PLAN " + query, args).fetchall()]
     times = []
     for _ in range(5):
