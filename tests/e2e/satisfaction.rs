@@ -6,36 +6,10 @@
 
 use crate::both_backends;
 use crate::helpers::*;
-use actix_web::{web, App as Actix, HttpResponse, HttpServer};
 use caseflow_core::FixedClock;
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
-
-type Bodies = Arc<Mutex<Vec<Value>>>;
-
-/// A webhook receiver on loopback that keeps every body and answers 200.
-async fn receiver() -> (String, Bodies, actix_web::dev::ServerHandle) {
-    let bodies: Bodies = Arc::new(Mutex::new(Vec::new()));
-    let data = web::Data::new(bodies.clone());
-    let server = HttpServer::new(move || {
-        Actix::new().app_data(data.clone()).route(
-            "/hook",
-            web::post().to(|body: String, bodies: web::Data<Bodies>| async move {
-                bodies.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::Null));
-                HttpResponse::Ok().finish()
-            }),
-        )
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    tokio::spawn(server);
-    (format!("http://{addr}/hook"), bodies, handle)
-}
+use std::sync::Arc;
 
 fn monday_nine() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 7, 9, 0, 0).unwrap()
@@ -96,7 +70,7 @@ async fn a_solved_email_case_is_surveyed_once_and_rated_privately(db: Db) {
     s.webhooks.poll_ms = 100;
     let clock = Arc::new(FixedClock::new(monday_nine()));
     let mut app = spawn_with_clock(s, clock.clone()).await;
-    let (url, hooks, hook_server) = receiver().await;
+    let (url, hooks, hook_server) = crate::webhooks::receiver_with(false).await;
     app.post("/api/v1/webhooks", json!({"url": url, "events": ["case.rated"]})).await.expect(201);
     let billing = app.post("/api/v1/teams", json!({"name": "Billing"})).await.expect(201);
     let team = id(&billing);
@@ -224,7 +198,8 @@ async fn a_solved_email_case_is_surveyed_once_and_rated_privately(db: Db) {
 
     // The webhook.
     let delivered = eventually(30, "case.rated at the receiver", || async {
-        let all = hooks.lock().unwrap().clone();
+        let all: Vec<Value> =
+            hooks.lock().unwrap().iter().map(|r| serde_json::from_str(&r.body).unwrap_or(Value::Null)).collect();
         (!all.is_empty()).then_some(all)
     })
     .await;

@@ -12,24 +12,25 @@ use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone)]
-struct Received {
-    event: String,
-    delivery: String,
-    timestamp: String,
-    signature: String,
-    body: String,
+pub struct Received {
+    pub event: String,
+    pub delivery: String,
+    pub timestamp: String,
+    pub signature: String,
+    pub body: String,
 }
 
-type Inbox = Arc<Mutex<Vec<Received>>>;
+pub type Inbox = Arc<Mutex<Vec<Received>>>;
 
-/// A receiver on loopback that answers 500 to the first request and 200 to the others.
-async fn receiver() -> (String, Inbox, actix_web::dev::ServerHandle) {
+/// A receiver on loopback that keeps every request; it answers 200, or 500 to the first
+/// request and 200 to the others when `fail_first`.
+pub async fn receiver_with(fail_first: bool) -> (String, Inbox, actix_web::dev::ServerHandle) {
     let inbox: Inbox = Arc::new(Mutex::new(Vec::new()));
     let data = web::Data::new(inbox.clone());
     let server = HttpServer::new(move || {
         Actix::new().app_data(data.clone()).route(
             "/hook",
-            web::post().to(|req: HttpRequest, body: String, inbox: web::Data<Inbox>| async move {
+            web::post().to(move |req: HttpRequest, body: String, inbox: web::Data<Inbox>| async move {
                 let h = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
                 let mut all = inbox.lock().unwrap();
                 all.push(Received {
@@ -39,7 +40,7 @@ async fn receiver() -> (String, Inbox, actix_web::dev::ServerHandle) {
                     signature: h("Caseflow-Signature"),
                     body,
                 });
-                if all.len() == 1 {
+                if fail_first && all.len() == 1 {
                     HttpResponse::InternalServerError().finish()
                 } else {
                     HttpResponse::Ok().finish()
@@ -58,6 +59,11 @@ async fn receiver() -> (String, Inbox, actix_web::dev::ServerHandle) {
 }
 
 /// Checks `t=…,v1=…` against the secret, the timestamp header and the body.
+/// [`receiver_with`] failing the first request (to see the retry).
+async fn receiver() -> (String, Inbox, actix_web::dev::ServerHandle) {
+    receiver_with(true).await
+}
+
 fn verify(secret: &str, r: &Received) {
     let (t, v1) = r.signature.split_once(",v1=").expect("t=…,v1=…");
     let t = t.strip_prefix("t=").expect("t=");
