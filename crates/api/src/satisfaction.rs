@@ -103,7 +103,7 @@ fn form(s: &SurveyPage, chosen: Option<Rating>, comment: &str, error: Option<&st
     out.push_str(
         "<form class=\"cf-form\" method=\"post\">\n<fieldset class=\"cf-field\">\n<legend>Your rating</legend>\n",
     );
-    for r in [Rating::Good, Rating::Bad] {
+    for &r in Rating::ALL {
         let checked = if chosen == Some(r) { " checked" } else { "" };
         out.push_str(&format!(
             "<label><input type=\"radio\" name=\"rating\" value=\"{v}\" required{checked}> {l}</label>\n",
@@ -139,7 +139,7 @@ fn broken_link(e: &AppError) -> Option<HttpResponse> {
 pub async fn survey_page(app: web::Data<App>, token: web::Path<String>, q: web::Query<Preselect>) -> Res {
     match app.survey(token.into_inner()).await {
         Ok(s) => {
-            let chosen = q.rating.as_deref().and_then(Rating::parse).or(s.rating);
+            let chosen = q.rating.as_deref().and_then(|r| r.parse().ok()).or(s.rating);
             let body = form(&s, chosen, s.comment.as_deref().unwrap_or_default(), None, None);
             Ok(html(StatusCode::OK, page("How did we do?", &body)))
         }
@@ -162,7 +162,7 @@ pub async fn survey_submit(
     };
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let field = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let rating = field("rating").and_then(Rating::parse);
+    let rating = field("rating").and_then(|r| r.parse().ok());
     let comment = field("comment").unwrap_or_default().to_owned();
     let again = |status: StatusCode, error: &str| {
         html(status, page("How did we do?", &form(&survey, rating, &comment, Some(error), None)))

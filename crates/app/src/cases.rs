@@ -147,6 +147,16 @@ pub(crate) fn event(
     Ok(())
 }
 
+/// An automatic message's text for a case: `{name}` (the customer's name, "there" when
+/// unknown), `{number}` and `{subject}` filled in. The email acknowledgement and the
+/// satisfaction survey use it.
+pub(crate) fn fill_case_text(template: &str, name: &str, number: i64, subject: &str) -> String {
+    template
+        .replace("{name}", if name.is_empty() { "there" } else { name })
+        .replace("{number}", &number.to_string())
+        .replace("{subject}", subject)
+}
+
 /// A case audit-log row.
 pub(crate) fn event_row(
     case_id: &str,

@@ -25,30 +25,8 @@ const TOKEN_HEX: usize = 64;
 /// Longest comment kept, in bytes.
 pub const MAX_COMMENT_BYTES: usize = 4000;
 
-/// The customer's answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Rating {
-    Good,
-    Bad,
-}
-
-impl Rating {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Rating::Good => "good",
-            Rating::Bad => "bad",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "good" => Some(Rating::Good),
-            "bad" => Some(Rating::Bad),
-            _ => None,
-        }
-    }
-}
+/// The customer's answer (`caseflow_core::Rating`, stored as its text).
+pub use caseflow_core::Rating;
 
 /// What the rating page shows the customer (through its link; nothing about the desk).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -97,7 +75,7 @@ impl SatisfactionView {
             status: r.status,
             sent_at: utc(r.sent_at),
             expires_at: utc(r.expires_at),
-            rating: r.rating.as_deref().and_then(Rating::parse),
+            rating: r.rating.as_deref().and_then(|r| r.parse().ok()),
             comment: r.comment,
             rated_at: r.rated_at.map(utc),
             team_id: r.team_id.map(TeamId::new),
@@ -142,10 +120,7 @@ impl SurveyReport {
 
 /// The survey text with its placeholders filled.
 fn survey_text(template: &str, name: &str, number: i64, subject: &str, link: &str) -> String {
-    template
-        .replace("{name}", if name.is_empty() { "there" } else { name })
-        .replace("{number}", &number.to_string())
-        .replace("{subject}", subject)
+    crate::cases::fill_case_text(template, name, number, subject)
         .replace("{good_link}", &format!("{link}?rating=good"))
         .replace("{bad_link}", &format!("{link}?rating=bad"))
         .replace("{link}", link)
@@ -183,6 +158,22 @@ fn token_hash(token: &str) -> String {
 /// A token is 64 lower-case hex digits; anything else is not looked up.
 fn well_formed(token: &str) -> bool {
     token.len() == TOKEN_HEX && token.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The survey a link's token opens: one that was sent (an unreachable survey's token never
+/// left the server), looked up by the token's hash.
+fn sent_survey(conn: &mut DbConn, token: &str) -> AppResult<SatisfactionRow> {
+    queries::satisfaction::by_token_hash(conn, &token_hash(token))?
+        .filter(|r| r.status == "sent")
+        .ok_or(AppError::NotFound("survey"))
+}
+
+/// Refuses an answer (or the page) after the survey's link expired.
+fn still_open(row: &SatisfactionRow, now: NaiveDateTime) -> AppResult<()> {
+    if row.expires_at < now {
+        return Err(AppError::Expired("survey"));
+    }
+    Ok(())
 }
 
 /// What the sender needs from the settings, copied out for the blocking closure.
@@ -415,12 +406,9 @@ impl App {
         }
         let now = self.now_naive();
         self.read(move |conn| {
-            let row =
-                queries::satisfaction::by_token_hash(conn, &token_hash(&token))?.ok_or(AppError::NotFound("survey"))?;
+            let row = sent_survey(conn, &token)?;
             let case = queries::cases::get(conn, &row.case_id)?.ok_or(AppError::NotFound("survey"))?;
-            if row.expires_at < now {
-                return Err(AppError::Expired("survey"));
-            }
+            still_open(&row, now)?;
             Ok(page_of(&row, &case))
         })
         .await
@@ -441,16 +429,12 @@ impl App {
         let (page, alerted, changed) = self
             .write(move |conn| {
                 let now = app.now_naive();
-                let row = queries::satisfaction::by_token_hash(conn, &token_hash(&token))?
-                    .filter(|r| r.status == "sent")
-                    .ok_or(AppError::NotFound("survey"))?;
+                let row = sent_survey(conn, &token)?;
                 // Lock the case: two answers at once are applied one after the other, so the
                 // "previous" of each event and the alert on a new bad rating are exact.
                 let case = queries::cases::get_for_update(conn, &row.case_id)?.ok_or(AppError::NotFound("survey"))?;
                 let row = queries::satisfaction::get(conn, &row.case_id)?.ok_or(AppError::NotFound("survey"))?;
-                if row.expires_at < now {
-                    return Err(AppError::Expired("survey"));
-                }
+                still_open(&row, now)?;
                 let previous = row.rating.clone();
                 if previous.as_deref() == Some(answer.rating.as_str()) && row.comment == comment {
                     return Ok((page_of(&row, &case), false, false));
@@ -517,7 +501,7 @@ fn page_of(row: &SatisfactionRow, case: &caseflow_store::models::CaseRow) -> Sur
     SurveyPage {
         case_number: case.number,
         subject: case.subject.clone(),
-        rating: row.rating.as_deref().and_then(Rating::parse),
+        rating: row.rating.as_deref().and_then(|r| r.parse().ok()),
         comment: row.comment.clone(),
         rated_at: row.rated_at.map(utc),
         expires_at: utc(row.expires_at),
@@ -560,13 +544,5 @@ mod tests {
         assert!(!well_formed(&TOKEN[1..]));
         assert!(!well_formed(&format!("{}g", &TOKEN[1..])));
         assert!(!well_formed("../../etc/passwd"));
-    }
-
-    #[test]
-    fn ratings_read_back() {
-        for r in [Rating::Good, Rating::Bad] {
-            assert_eq!(Rating::parse(r.as_str()), Some(r));
-        }
-        assert_eq!(Rating::parse("meh"), None);
     }
 }

@@ -358,12 +358,8 @@ fn acknowledge(
     }
     let expected = expected_text(setup, spec, clocks);
     let name = queries::customers::get(conn, &case.customer_id)?.map(|c| c.name).unwrap_or_default();
-    let body = ack
-        .template
-        .replace("{name}", if name.is_empty() { "there" } else { &name })
-        .replace("{number}", &case.number.to_string())
-        .replace("{subject}", &case.subject)
-        .replace("{expected}", &expected);
+    let body =
+        crate::cases::fill_case_text(&ack.template, &name, case.number, &case.subject).replace("{expected}", &expected);
     let a = crate::cases::Append {
         kind: crate::cases::MessageKind::Reply,
         body: crate::clean(&body),

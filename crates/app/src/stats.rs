@@ -92,11 +92,15 @@ pub struct Ratings {
     pub score: Option<f64>,
 }
 
+/// Good answers in percent of all answers, to one decimal; none without answers.
+fn score(good: i64, bad: i64) -> Option<f64> {
+    let total = good + bad;
+    (total > 0).then(|| (good as f64 * 1000.0 / total as f64).round() / 10.0)
+}
+
 impl Ratings {
     fn new(id: Option<String>, name: String, good: i64, bad: i64) -> Self {
-        let total = good + bad;
-        let score = (total > 0).then(|| (good as f64 * 1000.0 / total as f64).round() / 10.0);
-        Self { id, name, good, bad, score }
+        Self { id, name, good, bad, score: score(good, bad) }
     }
 }
 
@@ -260,7 +264,6 @@ impl App {
 
             let mut by_team: BTreeMap<Option<String>, (i64, i64)> = BTreeMap::new();
             let mut by_agent: BTreeMap<Option<String>, (i64, i64)> = BTreeMap::new();
-            let (mut good, mut bad) = (0, 0);
             for (rating, team, agent) in queries::satisfaction::rated_since(conn, since)? {
                 if !keep(&team) {
                     continue;
@@ -276,12 +279,9 @@ impl App {
                 };
                 add(&mut by_team, team);
                 add(&mut by_agent, agent);
-                if is_good {
-                    good += 1;
-                } else {
-                    bad += 1;
-                }
             }
+            // Every kept answer is under exactly one team (or none): the totals.
+            let (good, bad) = by_team.values().fold((0, 0), |(g, b), (tg, tb)| (g + tg, b + tb));
             let agent_name = |id: &Option<String>| match id {
                 None => "Unassigned".to_owned(),
                 Some(a) => agents.iter().find(|x| &x.id == a).map(|x| x.name.clone()).unwrap_or_else(|| a.clone()),
@@ -295,8 +295,7 @@ impl App {
                 by_agent.into_iter().map(|(id, (g, b))| Ratings::new(id.clone(), agent_name(&id), g, b)).collect();
             rank(&mut per_team);
             rank(&mut per_agent);
-            let total = Ratings::new(None, String::new(), good, bad);
-            let satisfaction = Satisfaction { good, bad, score: total.score, per_team, per_agent };
+            let satisfaction = Satisfaction { good, bad, score: score(good, bad), per_team, per_agent };
             Ok(Overview {
                 as_of: utc(now),
                 agents: agent_loads,

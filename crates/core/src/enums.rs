@@ -129,6 +129,14 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// A customer's answer to a satisfaction survey.
+    Rating, "rating" {
+        Good => "good",
+        Bad => "bad",
+    }
+);
+
 impl Role {
     /// Supervisors and admins oversee other agents' work.
     pub fn is_supervisor_or_admin(self) -> bool {
@@ -145,6 +153,9 @@ mod tests {
     fn every_variant_round_trips_through_text() {
         for p in Priority::ALL {
             assert_eq!(Priority::from_str(p.as_str()), Ok(*p));
+        }
+        for r in Rating::ALL {
+            assert_eq!(Rating::from_str(r.as_str()), Ok(*r));
         }
         for c in Channel::ALL {
             assert_eq!(Channel::from_str(c.as_str()), Ok(*c));

@@ -14,7 +14,7 @@ pub mod status;
 
 pub use clock::{Clock, FixedClock};
 pub use email::{EmailAddress, EmailError};
-pub use enums::{ActorKind, Channel, MessageDirection, ParseEnumError, Presence, Priority, Role, Tier};
+pub use enums::{ActorKind, Channel, MessageDirection, ParseEnumError, Presence, Priority, Rating, Role, Tier};
 pub use identity::{normalize_identity, IdentityError, IdentityKind};
 pub use ids::*;
 pub use status::{CaseStatus, TransitionError};
